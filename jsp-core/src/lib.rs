@@ -1,0 +1,45 @@
+//! # jsp-core — the JetStreamProto protocol core
+//!
+//! A pure sans-IO state machine: it consumes datagrams and timestamps and emits datagrams and
+//! events. It opens no sockets, reads no clock, starts no threads and needs no async runtime, so
+//! the same code runs under tokio, in a hand-written event loop, in a browser, in the deterministic
+//! simulator and in a fuzzer.
+//!
+//! A driver calls four things (DESIGN rule 2): [`endpoint::Endpoint::handle_datagram`],
+//! `poll_transmit`, `poll_timeout` and `handle_timeout`; the application drains events and uses
+//! stream and datagram handles. Time is [`time::Instant`], supplied by the driver; randomness is a
+//! [`rand::Rng`] the driver seeds.
+//!
+//! Rooms, one per protocol concept:
+//! - [`coding`]: byte cursors and variable-length integers;
+//! - [`cid`]: connection IDs;
+//! - [`packet`]: headers, packet numbers, protection, coalescing, version negotiation;
+//! - [`frame`]: the frame codec;
+//! - [`crypto`]: cipher suites, key schedule, hybrid key exchange, identity signatures;
+//! - [`handshake`]: handshake messages, transport parameters, session tickets and replay filter;
+//! - [`config`]: validated configuration with documented defaults;
+//! - [`error`]: wire error codes.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cid;
+pub mod coding;
+pub mod crypto;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod packet;
+pub mod rand;
+pub mod range_set;
+pub mod time;
+
+pub use cid::ConnectionId;
+pub use crypto::CipherSuite;
+pub use error::{TransportError, TransportErrorCode};
+pub use time::{Duration, Instant};
+
+/// The protocol version this implementation speaks: "JSP" and version 1.
+pub const VERSION_1: u32 = 0x4a53_5001;
+
+/// Every version this implementation speaks, most preferred first.
+pub const SUPPORTED_VERSIONS: &[u32] = &[VERSION_1];

@@ -1,0 +1,1 @@
+//! Placeholder: a set of disjoint integer ranges.

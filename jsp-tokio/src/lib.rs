@@ -1,0 +1,7 @@
+//! JetStreamProto driver for tokio (and smol).
+//!
+//! Not built yet: this crate is a placeholder in the workspace layout of `DESIGN.md`
+//! so that the layout compiles from the first commit.
+#![forbid(unsafe_code)]
+
+pub use jsp_core;
