@@ -24,6 +24,38 @@ pub use header::{
 use crate::coding::put_varint_at;
 use crate::crypto::{CryptoError, HeaderKey, PacketKey, SAMPLE_LEN, TAG_LEN};
 
+/// A packet-number space. Each has its own packet numbers, acknowledgements and loss recovery, so
+/// that packets under keys that are later discarded never acknowledge or hide others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SpaceId {
+    /// Initial packets (ClientHello, ServerHello).
+    Initial = 0,
+    /// Handshake packets (the rest of the handshake).
+    Handshake = 1,
+    /// 0-RTT and 1-RTT packets (application data).
+    Data = 2,
+}
+
+impl SpaceId {
+    /// All three spaces, in handshake order.
+    pub const ALL: [Self; 3] = [Self::Initial, Self::Handshake, Self::Data];
+
+    /// The space a packet kind belongs to (`None` for Retry).
+    pub const fn of(kind: PacketKind) -> Option<Self> {
+        match kind {
+            PacketKind::Initial => Some(Self::Initial),
+            PacketKind::Handshake => Some(Self::Handshake),
+            PacketKind::ZeroRtt | PacketKind::Short => Some(Self::Data),
+            PacketKind::Retry => None,
+        }
+    }
+
+    /// The index of the space, for arrays of per-space state.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Bytes from the start of the packet number to the header-protection sample.
 pub const SAMPLE_OFFSET: usize = 4;
 
