@@ -31,11 +31,13 @@ pub mod handshake;
 pub mod packet;
 pub mod rand;
 pub mod range_set;
+pub mod side;
 pub mod time;
 
 pub use cid::ConnectionId;
 pub use crypto::CipherSuite;
 pub use error::{TransportError, TransportErrorCode};
+pub use side::Side;
 pub use time::{Duration, Instant};
 
 /// The protocol version this implementation speaks: "JSP" and version 1.
