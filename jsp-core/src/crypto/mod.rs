@@ -143,3 +143,6 @@ pub fn nonce_for(iv: &[u8; IV_LEN], packet_number: u64) -> [u8; IV_LEN] {
     }
     nonce
 }
+
+#[cfg(test)]
+mod tests;

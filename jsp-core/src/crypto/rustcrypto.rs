@@ -3,7 +3,9 @@
 
 use aes::cipher::{BlockEncrypt, KeyInit};
 use aes_gcm::aead::AeadInPlace;
-use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use chacha20::cipher::{consts::U10, KeyIvInit, StreamCipherCore, StreamCipherSeekCore};
+
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{
     nonce_for, CipherSuite, CryptoError, HeaderKey, PacketKey, HP_KEY_LEN, IV_LEN, KEY_LEN,
@@ -97,7 +99,7 @@ impl PacketKey for Key {
 
 enum Hp {
     Aes(Box<aes::Aes256>),
-    ChaCha([u8; HP_KEY_LEN]),
+    ChaCha(Zeroizing<[u8; HP_KEY_LEN]>),
 }
 
 impl HeaderKey for Hp {
@@ -111,12 +113,18 @@ impl HeaderKey for Hp {
             }
             Self::ChaCha(key) => {
                 // RFC 9001 §5.4.4: counter = first 4 sample bytes (little-endian), nonce = the rest.
+                // The sample is ciphertext a peer chooses, so the counter may be u32::MAX, the last
+                // block of the keystream. The buffered `ChaCha20` wrapper panics there ("end of
+                // keystream"); the core writes one block at any position without that check.
                 let counter = u32::from_le_bytes([sample[0], sample[1], sample[2], sample[3]]);
                 let mut nonce = [0u8; 12];
                 nonce.copy_from_slice(&sample[4..]);
-                let mut c = chacha20::ChaCha20::new(key.into(), (&nonce).into());
-                c.seek(u64::from(counter) * 64);
-                c.apply_keystream(&mut out);
+                let mut core = chacha20::ChaChaCore::<U10>::new((&**key).into(), (&nonce).into());
+                core.set_block_pos(counter);
+                let mut block = chacha20::cipher::Block::<chacha20::ChaChaCore<U10>>::default();
+                core.write_keystream_block(&mut block);
+                out.copy_from_slice(&block[..5]);
+                block.zeroize();
             }
         }
         out
@@ -125,7 +133,7 @@ impl HeaderKey for Hp {
 
 pub(super) fn header_key(suite: CipherSuite, key: &[u8; HP_KEY_LEN]) -> Box<dyn HeaderKey> {
     match suite {
-        CipherSuite::ChaCha20Poly1305 => Box::new(Hp::ChaCha(*key)),
+        CipherSuite::ChaCha20Poly1305 => Box::new(Hp::ChaCha(Zeroizing::new(*key))),
         CipherSuite::Aes256Gcm | CipherSuite::Aes256GcmSiv => {
             Box::new(Hp::Aes(Box::new(aes::Aes256::new(key.into()))))
         }
