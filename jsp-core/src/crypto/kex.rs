@@ -261,6 +261,27 @@ impl ClientKeyShare {
     }
 }
 
+impl ClientKeyShare {
+    /// Like [`Self::finish`], for the group the server chose. A hybrid share carries an X25519
+    /// share in its last 32 bytes, so a server that may only use classical X25519 (both configs
+    /// allow it) can answer a hybrid share with an X25519 share; the ML-KEM secret is then
+    /// discarded unused. Any other mismatch is an error.
+    pub fn finish_as(mut self, chosen: KeyExchange, server_share: &[u8]) -> Result<SharedSecret, KexError> {
+        if chosen == self.kex {
+            return self.finish(server_share);
+        }
+        if chosen == KeyExchange::X25519 && self.kex == KeyExchange::X25519MlKem768 {
+            self.mlkem = None;
+            self.kex = KeyExchange::X25519;
+            return self.finish(server_share);
+        }
+        Err(KexError::WrongShareLength {
+            expected: self.kex.server_share_len(),
+            got: server_share.len(),
+        })
+    }
+}
+
 /// The server's side: checks the client's share, answers with its own share and returns the
 /// shared secret. Returns `(server_share, secret)`.
 pub fn server_respond(
@@ -440,6 +461,17 @@ mod tests {
         let b = client_b.finish(&bad).unwrap();
         assert_eq!(b.as_bytes()[..32], server_secret.as_bytes()[..32]);
         assert_ne!(b.as_bytes()[32..], server_secret.as_bytes()[32..]);
+    }
+
+    #[test]
+    fn a_hybrid_share_can_finish_as_classical_x25519() {
+        let mut rng = Rng::from_seed([5; 32]);
+        let client = ClientKeyShare::generate(KeyExchange::X25519MlKem768, &mut rng);
+        let x_part = &client.public()[HYBRID_CLIENT_SHARE_LEN - X25519_SHARE_LEN..];
+        let (server_share, server_secret) = server_respond(KeyExchange::X25519, x_part, &mut rng).unwrap();
+        let client_secret = client.finish_as(KeyExchange::X25519, &server_share).unwrap();
+        assert_eq!(client_secret.as_bytes(), server_secret.as_bytes());
+        assert_eq!(client_secret.as_bytes().len(), 32);
     }
 
     #[test]
