@@ -45,9 +45,16 @@ mod cbor;
 
 pub mod messages;
 pub mod params;
+pub mod replay;
+pub mod ticket;
 
 pub use messages::{
     ClientHello, EncryptedExtensions, Finished, HandshakeMessage, Identity, IdentityVerify,
     MessageError, NewSessionTicket, PskOffer, ServerHello, MAX_MESSAGE_LEN,
 };
 pub use params::TransportParameters;
+pub use replay::{ReplayFilter, DEFAULT_REPLAY_CAPACITY};
+pub use ticket::{
+    check_ticket_age, ClientTicket, TicketContents, TicketKeys, TicketRejection,
+    DEFAULT_FRESHNESS_WINDOW, DEFAULT_TICKET_KEY_ROTATION, MAX_TICKET_LIFETIME,
+};
