@@ -43,11 +43,13 @@
 
 mod cbor;
 
+pub mod assembler;
 pub mod messages;
 pub mod params;
 pub mod replay;
 pub mod ticket;
 
+pub use assembler::{CryptoAssembler, DEFAULT_MAX_CRYPTO_BUFFER};
 pub use messages::{
     ClientHello, EncryptedExtensions, Finished, HandshakeMessage, Identity, IdentityVerify,
     MessageError, NewSessionTicket, PskOffer, ServerHello, MAX_MESSAGE_LEN,
