@@ -57,7 +57,7 @@ impl CryptoAssembler {
             return Err(exceeded());
         }
         let contiguous_end = self.read_offset + self.contiguous as u64;
-        if end <= contiguous_end {
+        if data.is_empty() || end <= contiguous_end {
             return Ok(()); // nothing new
         }
         // Skip the part already delivered or ready; indices below are relative to `buf`.
@@ -156,6 +156,15 @@ mod tests {
         assert_eq!(a.contiguous().len(), 16);
         assert!(a.insert(24, &[0; 1]).is_err());
         assert!(a.buffered() <= 16);
+    }
+
+    #[test]
+    fn empty_data_buffers_nothing() {
+        let mut a = CryptoAssembler::new(16);
+        a.insert(10, &[]).unwrap();
+        assert_eq!(a.buffered(), 0);
+        assert!(!a.has_gaps());
+        assert!(a.insert(17, &[]).is_err());
     }
 
     proptest! {
