@@ -24,6 +24,7 @@
 
 pub mod cid;
 pub mod coding;
+pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod frame;
@@ -31,6 +32,7 @@ pub mod handshake;
 pub mod packet;
 pub mod rand;
 pub mod range_set;
+pub mod session;
 pub mod side;
 pub mod time;
 
