@@ -266,7 +266,11 @@ impl ClientKeyShare {
     /// share in its last 32 bytes, so a server that may only use classical X25519 (both configs
     /// allow it) can answer a hybrid share with an X25519 share; the ML-KEM secret is then
     /// discarded unused. Any other mismatch is an error.
-    pub fn finish_as(mut self, chosen: KeyExchange, server_share: &[u8]) -> Result<SharedSecret, KexError> {
+    pub fn finish_as(
+        mut self,
+        chosen: KeyExchange,
+        server_share: &[u8],
+    ) -> Result<SharedSecret, KexError> {
         if chosen == self.kex {
             return self.finish(server_share);
         }
@@ -468,8 +472,11 @@ mod tests {
         let mut rng = Rng::from_seed([5; 32]);
         let client = ClientKeyShare::generate(KeyExchange::X25519MlKem768, &mut rng);
         let x_part = &client.public()[HYBRID_CLIENT_SHARE_LEN - X25519_SHARE_LEN..];
-        let (server_share, server_secret) = server_respond(KeyExchange::X25519, x_part, &mut rng).unwrap();
-        let client_secret = client.finish_as(KeyExchange::X25519, &server_share).unwrap();
+        let (server_share, server_secret) =
+            server_respond(KeyExchange::X25519, x_part, &mut rng).unwrap();
+        let client_secret = client
+            .finish_as(KeyExchange::X25519, &server_share)
+            .unwrap();
         assert_eq!(client_secret.as_bytes(), server_secret.as_bytes());
         assert_eq!(client_secret.as_bytes().len(), 32);
     }
