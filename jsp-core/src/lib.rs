@@ -31,6 +31,7 @@ pub mod handshake;
 pub mod packet;
 pub mod rand;
 pub mod range_set;
+pub mod recovery;
 pub mod time;
 
 pub use cid::ConnectionId;
