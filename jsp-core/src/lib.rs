@@ -24,6 +24,7 @@
 
 pub mod cid;
 pub mod coding;
+pub mod congestion;
 pub mod crypto;
 pub mod error;
 pub mod frame;
