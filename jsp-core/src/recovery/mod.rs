@@ -14,18 +14,22 @@
 //! - [`rtt`]: the RTT estimator;
 //! - [`sent`]: the per-space record of sent packets;
 //! - [`loss`]: [`Recovery`], the per-connection state over the three spaces;
+//! - `space`: per-space state, key discard and 0-RTT rejection;
 //! - `timer`: the loss-detection timer and probe timeout.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
 pub mod loss;
 pub mod rtt;
 pub mod sent;
+mod space;
 mod timer;
 
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timer_tests;
 
 use crate::packet::SpaceId;
 use crate::time::{Duration, Instant};
