@@ -3,8 +3,8 @@
 //! Owns every packet of a space that is neither acknowledged nor declared lost, plus a bounded
 //! history of recently lost packet numbers (for spurious-loss detection). Invariant: the per-space
 //! counters `in_flight_bytes` and `ack_eliciting_in_flight` always equal the sums over the
-//! outstanding packets, because every packet enters through [`SentPackets::push`] and leaves
-//! through [`SentPackets::ack`], [`SentPackets::mark_lost`] or [`SentPackets::drain_outstanding`].
+//! outstanding packets, because every packet enters through `SentPackets::push` and leaves
+//! through `SentPackets::ack`, `SentPackets::mark_lost` or `SentPackets::drain_outstanding`.
 //!
 //! Storage choice: a `VecDeque` of slots indexed by `pn - base`. Packet numbers are dense and
 //! increasing, and packets mostly leave in send order, so the front is popped as soon as it is
