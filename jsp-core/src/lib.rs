@@ -17,6 +17,11 @@
 //! - [`frame`]: the frame codec;
 //! - [`crypto`]: cipher suites, key schedule, hybrid key exchange, identity signatures;
 //! - [`handshake`]: handshake messages, transport parameters, session tickets and replay filter;
+//! - [`recovery`]: RTT estimation, loss detection, probe timeouts (RFC 9002);
+//! - [`congestion`]: the congestion-controller trait and NewReno;
+//! - [`session`]: the client and server handshake state machines;
+//! - [`connection`]: one connection, coordinating the rooms above;
+//! - [`endpoint`]: routing, acceptance, rate limits, stateless replies;
 //! - [`config`]: validated configuration with documented defaults;
 //! - [`error`]: wire error codes.
 #![forbid(unsafe_code)]
@@ -25,13 +30,17 @@
 pub mod cid;
 pub mod coding;
 pub mod config;
+pub mod congestion;
+pub mod connection;
 pub mod crypto;
+pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod packet;
 pub mod rand;
 pub mod range_set;
+pub mod recovery;
 pub mod session;
 pub mod side;
 pub mod time;
