@@ -333,6 +333,12 @@ impl<T> Recovery<T> {
     }
 
     /// The configuration in force.
+    /// Sets the peer's `max_ack_delay` once its transport parameters are known.
+    pub fn set_max_ack_delay(&mut self, max_ack_delay: Duration) {
+        self.config.max_ack_delay = max_ack_delay;
+    }
+
+    /// The parameters in use.
     pub fn config(&self) -> &RecoveryConfig {
         &self.config
     }

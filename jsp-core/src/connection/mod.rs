@@ -1,0 +1,957 @@
+//! A connection: one secure session with one peer, as a pure state machine.
+//!
+//! The connection is a thin coordinator over rooms that own their state: the handshake
+//! ([`crate::session`]), packet-number spaces ([`spaces`]), 1-RTT keys ([`keys`]), loss recovery
+//! ([`crate::recovery`]), congestion control ([`crate::congestion`]) and timers ([`timers`]).
+//! Packets are received in [`recv`] and assembled in [`send`].
+//!
+//! The driver contract (DESIGN rule 2): [`Connection::handle_datagram`],
+//! [`Connection::poll_transmit`], [`Connection::poll_timeout`], [`Connection::handle_timeout`];
+//! the application drains [`Connection::poll_event`] and uses the datagram API. Nothing else
+//! advances the state machine.
+
+mod keys;
+mod recv;
+mod send;
+mod spaces;
+mod streams_glue;
+mod timers;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use self::keys::OneRttKeys;
+use self::spaces::PacketSpace;
+use self::timers::{Timer, TimerTable};
+use crate::cid::ConnectionId;
+use crate::config::{ClientConfig, ServerConfig, TransportConfig};
+use crate::congestion::{Controller, ControllerFactory, NewRenoConfig, NewRenoFactory};
+use crate::crypto::schedule::{directional_keys, initial_secrets, INITIAL_SUITE};
+use crate::crypto::{HeaderKey, PacketKey};
+use crate::error::{TransportError, TransportErrorCode};
+use crate::handshake::{ClientTicket, TransportParameters};
+use crate::packet::{PartialDecode, SpaceId};
+use crate::rand::Rng;
+use crate::recovery::{AckOutcome, Recovery, RecoveryConfig};
+use crate::session::{
+    ClientSession, EarlyData, HandshakeInfo, ServerSession, Session, SessionOutput,
+};
+use crate::side::Side;
+use crate::time::{Duration, Instant};
+
+/// A datagram for the driver to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a transmit must be sent"]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// How many bytes of the caller's buffer it occupies.
+    pub size: usize,
+    /// Segment size for GSO batches (`None`: one datagram).
+    pub segment_size: Option<usize>,
+}
+
+/// Why a connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// This endpoint closed the connection because the peer violated the protocol.
+    TransportError(TransportError),
+    /// The peer closed the connection with a transport error code.
+    ConnectionClosed {
+        /// The peer's error code.
+        code: TransportErrorCode,
+        /// The frame type that triggered it, if the peer said.
+        frame_type: Option<u64>,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// The peer's application closed the connection.
+    ApplicationClosed {
+        /// The application's error code.
+        code: u64,
+        /// The application's reason.
+        reason: String,
+    },
+    /// This side's application closed the connection.
+    LocallyClosed,
+    /// Nothing was received for the idle timeout.
+    TimedOut,
+    /// The peer sent a stateless reset: it lost the connection's state.
+    Reset,
+    /// The server speaks no version this client offers.
+    VersionMismatch,
+}
+
+impl core::fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::TransportError(e) => write!(f, "closed by us: {e}"),
+            Self::ConnectionClosed { code, reason, .. } => {
+                write!(f, "closed by peer: {code}: {reason}")
+            }
+            Self::ApplicationClosed { code, reason } => {
+                write!(f, "closed by peer application: code {code}: {reason}")
+            }
+            Self::LocallyClosed => f.write_str("closed locally"),
+            Self::TimedOut => f.write_str("timed out: nothing received for the idle timeout"),
+            Self::Reset => f.write_str("reset by peer (stateless reset)"),
+            Self::VersionMismatch => f.write_str("no protocol version in common with the server"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectionError {}
+
+/// Something the application should know about.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The handshake completed; what was negotiated.
+    Connected(HandshakeInfo),
+    /// The server refused 0-RTT; data sent early is being resent under 1-RTT keys.
+    ZeroRttRejected,
+    /// A session ticket arrived: store it and pass it to the next connect for 0-RTT resumption.
+    NewTicket(Box<ClientTicket>),
+    /// One or more datagrams can be read with [`Connection::recv_datagram`].
+    DatagramReceived,
+    /// The 1-RTT keys moved to a new generation.
+    KeyUpdated {
+        /// The generation now used for sending.
+        generation: u64,
+    },
+    /// The connection ended. Final: no other event follows.
+    ConnectionLost(ConnectionError),
+}
+
+/// Counters a connection keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// UDP datagrams sent.
+    pub datagrams_sent: u64,
+    /// UDP datagrams received.
+    pub datagrams_received: u64,
+    /// Bytes sent (UDP payloads).
+    pub bytes_sent: u64,
+    /// Bytes received (UDP payloads).
+    pub bytes_received: u64,
+    /// Packets sent.
+    pub packets_sent: u64,
+    /// Packets received and authenticated.
+    pub packets_received: u64,
+    /// Packets dropped: undecryptable, duplicate, or malformed.
+    pub packets_dropped: u64,
+    /// Packets declared lost.
+    pub packets_lost: u64,
+    /// Key updates completed.
+    pub key_updates: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Handshake,
+    Established,
+    /// We sent CLOSE; repeat it to incoming packets until `Timer::Close`.
+    Closing,
+    /// The peer sent CLOSE; stay silent until `Timer::Close`.
+    Draining,
+    /// Gone: the endpoint may forget the connection.
+    Drained,
+}
+
+/// The CLOSE frame we send while closing.
+#[derive(Debug, Clone)]
+struct CloseFrame {
+    application: bool,
+    code: u64,
+    frame_type: u64,
+    reason: Vec<u8>,
+}
+
+/// What a sent packet carried, so that its loss can requeue exactly those frames.
+#[derive(Debug, Default)]
+pub(crate) struct SentFrames {
+    /// A CRYPTO frame: stream offset and length.
+    crypto: Option<(u64, usize)>,
+    /// The largest packet number our ACK in this packet covered.
+    largest_ack: Option<u64>,
+    handshake_done: bool,
+    tickets: Vec<Bytes>,
+    key_update: Option<u64>,
+}
+
+/// Datagram queues, both bounded in bytes.
+#[derive(Debug, Default)]
+struct Datagrams {
+    incoming: VecDeque<Bytes>,
+    incoming_bytes: usize,
+    outgoing: VecDeque<(Bytes, bool)>,
+    outgoing_bytes: usize,
+    dropped_incoming: u64,
+}
+
+/// Why a datagram could not be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendDatagramError {
+    /// The peer does not accept datagrams (or the handshake has not told us yet).
+    Disabled,
+    /// The datagram exceeds the size the peer accepts; `max` is the limit.
+    TooLarge {
+        /// The largest payload accepted.
+        max: usize,
+    },
+    /// The connection is closed.
+    ConnectionLost,
+}
+
+impl core::fmt::Display for SendDatagramError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Disabled => f.write_str("the peer does not accept datagrams"),
+            Self::TooLarge { max } => {
+                write!(f, "datagram larger than the peer's limit of {max} bytes")
+            }
+            Self::ConnectionLost => f.write_str("the connection is closed"),
+        }
+    }
+}
+
+impl std::error::Error for SendDatagramError {}
+
+/// Events the endpoint must see (connection-ID routing, freeing the table entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointEvent {
+    /// The connection is gone; forget its IDs.
+    Drained,
+    /// The peer's stateless-reset token: a datagram for an unknown ID ending in it belongs to
+    /// this connection (which then learns that the peer lost its state).
+    ResetToken([u8; 16]),
+}
+
+/// One connection.
+pub struct Connection {
+    side: Side,
+    transport: Arc<TransportConfig>,
+    session: Session,
+    rng: Rng,
+    state: State,
+    spaces: [PacketSpace; 3],
+    zero_rtt: Option<(Box<dyn PacketKey>, Box<dyn HeaderKey>)>,
+    one_rtt: Option<OneRttKeys>,
+    handshake_confirmed: bool,
+    local_cid: ConnectionId,
+    remote_cid: ConnectionId,
+    /// Client: whether `remote_cid` was replaced by the server's chosen ID.
+    remote_cid_from_peer: bool,
+    original_dcid: ConnectionId,
+    remote: SocketAddr,
+    recovery: Recovery<SentFrames>,
+    cc: Box<dyn Controller>,
+    timers: TimerTable,
+    events: VecDeque<Event>,
+    endpoint_events: VecDeque<EndpointEvent>,
+    datagrams: Datagrams,
+    stats: ConnectionStats,
+    idle_timeout: Option<Duration>,
+    close: Option<CloseFrame>,
+    close_pending: bool,
+    error: Option<ConnectionError>,
+    address_validated: bool,
+    amplification_received: u64,
+    amplification_sent: u64,
+    peer_params: Option<TransportParameters>,
+    handshake_done_pending: bool,
+    tickets_pending: Vec<Bytes>,
+    key_update_frame_pending: Option<u64>,
+    path_responses: VecDeque<[u8; 8]>,
+    session_out: SessionOutput,
+    ack_outcome: AckOutcome<SentFrames>,
+    early_data_sent: u64,
+    early_data_received: u64,
+    max_early_data: u64,
+    peer_reset_token: Option<[u8; 16]>,
+    /// 0-RTT packets that arrived before the ClientHello completed (bounded), retried once the
+    /// early keys exist.
+    early_buffer: Vec<(PartialDecode, BytesMut)>,
+    decrypt_failures: u64,
+    mtu: u16,
+    last_ack_eliciting_sent: Option<Instant>,
+}
+
+impl core::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Connection")
+            .field("side", &self.side)
+            .field("state", &self.state)
+            .field("local_cid", &self.local_cid)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The addresses and IDs a connection starts with.
+struct Ids {
+    local_cid: ConnectionId,
+    remote_cid: ConnectionId,
+    original_dcid: ConnectionId,
+    remote: SocketAddr,
+}
+
+/// What the endpoint decided about a client's first Initial packet, to create the server side.
+#[derive(Clone, Copy, Debug)]
+pub struct Incoming {
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// The connection ID the server chose for itself.
+    pub local_cid: ConnectionId,
+    /// The client's source connection ID.
+    pub client_scid: ConnectionId,
+    /// The destination ID of the client's first packet (keys the Initial packets).
+    pub original_dcid: ConnectionId,
+    /// The stateless-reset token for `local_cid`.
+    pub reset_token: [u8; 16],
+}
+
+/// Reuse-friendly default for recovery and congestion.
+fn congestion_factory() -> NewRenoFactory {
+    NewRenoFactory(NewRenoConfig::default())
+}
+
+impl Connection {
+    fn base(
+        side: Side,
+        transport: Arc<TransportConfig>,
+        session: Session,
+        rng: Rng,
+        ids: Ids,
+        now: Instant,
+    ) -> Self {
+        let Ids {
+            local_cid,
+            remote_cid,
+            original_dcid,
+            remote,
+        } = ids;
+        let mtu = crate::config::MIN_UDP_PAYLOAD;
+        let recovery = Recovery::new(RecoveryConfig {
+            initial_rtt: transport.initial_rtt,
+            ..RecoveryConfig::default()
+        });
+        let cc = congestion_factory().build(now, mtu);
+        let spaces = [
+            PacketSpace::new(transport.max_handshake_buffer),
+            PacketSpace::new(transport.max_handshake_buffer),
+            PacketSpace::new(transport.max_handshake_buffer),
+        ];
+        let mut conn = Self {
+            side,
+            session,
+            rng,
+            state: State::Handshake,
+            spaces,
+            zero_rtt: None,
+            one_rtt: None,
+            handshake_confirmed: false,
+            local_cid,
+            remote_cid,
+            remote_cid_from_peer: false,
+            original_dcid,
+            remote,
+            recovery,
+            cc,
+            timers: TimerTable::default(),
+            events: VecDeque::new(),
+            endpoint_events: VecDeque::new(),
+            datagrams: Datagrams::default(),
+            stats: ConnectionStats::default(),
+            idle_timeout: (!transport.idle_timeout.is_zero()).then_some(transport.idle_timeout),
+            transport,
+            close: None,
+            close_pending: false,
+            error: None,
+            address_validated: side.is_client(),
+            amplification_received: 0,
+            amplification_sent: 0,
+            peer_params: None,
+            handshake_done_pending: false,
+            tickets_pending: Vec::new(),
+            key_update_frame_pending: None,
+            path_responses: VecDeque::new(),
+            session_out: SessionOutput::default(),
+            ack_outcome: AckOutcome::default(),
+            early_data_sent: 0,
+            early_data_received: 0,
+            max_early_data: 0,
+            peer_reset_token: None,
+            early_buffer: Vec::new(),
+            decrypt_failures: 0,
+            mtu,
+            last_ack_eliciting_sent: None,
+        };
+        let (client, server) = initial_secrets(crate::VERSION_1, &conn.original_dcid);
+        let backend = conn.transport.crypto_backend;
+        let (rx, tx) = match side {
+            Side::Client => (server, client),
+            Side::Server => (client, server),
+        };
+        let initial = &mut conn.spaces[SpaceId::Initial.index()];
+        initial.rx = Some(directional_keys(backend, INITIAL_SUITE, &rx));
+        initial.tx = Some(directional_keys(backend, INITIAL_SUITE, &tx));
+        if side.is_client() {
+            // Anti-deadlock (RFC 9002 §6.2.2.1): the client keeps probing until the handshake is
+            // confirmed, even with nothing in flight, or a lost server flight would stall both.
+            conn.recovery.set_anti_deadlock(Some(SpaceId::Initial));
+        }
+        conn.reset_idle_timer(now);
+        conn
+    }
+
+    /// Transport parameters this side announces, from its config and connection IDs.
+    fn local_params(transport: &TransportConfig, scid: &ConnectionId) -> TransportParameters {
+        TransportParameters {
+            max_idle_timeout_ms: transport.idle_timeout.as_millis() as u64,
+            max_udp_payload_size: u64::from(transport.max_udp_payload_size),
+            initial_max_data: transport.receive_window,
+            initial_max_stream_data_bidi_local: transport.stream_receive_window,
+            initial_max_stream_data_bidi_remote: transport.stream_receive_window,
+            initial_max_stream_data_uni: transport.stream_receive_window,
+            initial_max_streams_bidi: transport.max_concurrent_bidi_streams,
+            initial_max_streams_uni: transport.max_concurrent_uni_streams,
+            ack_delay_exponent: transport.ack_delay_exponent,
+            max_ack_delay_ms: transport.max_ack_delay.as_millis() as u64,
+            max_datagram_frame_size: transport.max_datagram_frame_size,
+            initial_source_connection_id: scid.to_vec(),
+            ..TransportParameters::default()
+        }
+    }
+
+    /// Starts a client connection to `remote`. `ticket`, from an earlier connection's
+    /// [`Event::NewTicket`], resumes the session and enables 0-RTT.
+    pub fn new_client(
+        config: Arc<ClientConfig>,
+        remote: SocketAddr,
+        local_cid: ConnectionId,
+        mut rng: Rng,
+        ticket: Option<ClientTicket>,
+        now: Instant,
+    ) -> Result<Self, crate::config::ConfigError> {
+        config.validate()?;
+        let original_dcid = ConnectionId::random(&mut rng, 16);
+        let params = Self::local_params(&config.transport, &local_cid);
+        let mut out = SessionOutput::default();
+        let early_limit = ticket.as_ref().map_or(0, |t| u64::from(t.max_early_data));
+        let session = ClientSession::new(
+            config.clone(),
+            params.clone(),
+            ticket,
+            &mut rng,
+            now,
+            &mut out,
+        );
+        let mut conn = Self::base(
+            Side::Client,
+            config.transport.clone(),
+            Session::Client(Box::new(session)),
+            rng,
+            Ids {
+                local_cid,
+                remote_cid: original_dcid,
+                original_dcid,
+                remote,
+            },
+            now,
+        );
+        conn.max_early_data = early_limit;
+        conn.apply_session_output(out, now);
+        Ok(conn)
+    }
+
+    /// Creates the server side of a connection for a client's first Initial packet. Called by
+    /// the endpoint, which chose `local_cid` and checked limits.
+    pub fn new_server(
+        config: Arc<ServerConfig>,
+        incoming: Incoming,
+        rng: Rng,
+        now: Instant,
+    ) -> Self {
+        let Incoming {
+            remote,
+            local_cid,
+            client_scid,
+            original_dcid,
+            reset_token,
+        } = incoming;
+        let mut params = Self::local_params(&config.transport, &local_cid);
+        params.original_destination_connection_id = Some(original_dcid.to_vec());
+        params.stateless_reset_token = Some(reset_token);
+        let session = ServerSession::new(config.clone(), params.clone());
+        Self::base(
+            Side::Server,
+            config.transport.clone(),
+            Session::Server(Box::new(session)),
+            rng,
+            Ids {
+                local_cid,
+                remote_cid: client_scid,
+                original_dcid,
+                remote,
+            },
+            now,
+        )
+    }
+
+    /// Which side this is.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The peer's address.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// The connection ID this side issued (what the peer puts in its packets).
+    pub fn local_cid(&self) -> ConnectionId {
+        self.local_cid
+    }
+
+    /// The destination ID of the client's first packets (the server's routing key for them).
+    pub fn original_dcid(&self) -> ConnectionId {
+        self.original_dcid
+    }
+
+    /// Whether the handshake has completed on this side.
+    pub fn is_handshake_complete(&self) -> bool {
+        self.session.is_complete()
+    }
+
+    /// What the handshake negotiated, once complete.
+    pub fn handshake_info(&self) -> Option<&HandshakeInfo> {
+        self.session.info()
+    }
+
+    /// Whether the connection is closed or closing.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self.state,
+            State::Closing | State::Draining | State::Drained
+        )
+    }
+
+    /// Whether the connection is gone and can be dropped.
+    pub fn is_drained(&self) -> bool {
+        self.state == State::Drained
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ConnectionStats {
+        let mut s = self.stats;
+        s.packets_lost = self.recovery.stats().packets_lost;
+        s
+    }
+
+    /// The smoothed round-trip time.
+    pub fn rtt(&self) -> Duration {
+        self.recovery.rtt().smoothed()
+    }
+
+    /// The congestion window, in bytes.
+    pub fn congestion_window(&self) -> u64 {
+        self.cc.window()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next event for the endpoint.
+    pub fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
+        self.endpoint_events.pop_front()
+    }
+
+    /// When the driver must call [`Self::handle_timeout`] next (an absolute deadline).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// The largest datagram payload the peer accepts now (0 when datagrams are off).
+    pub fn max_datagram_size(&self) -> usize {
+        let peer = self
+            .peer_params
+            .as_ref()
+            .map_or(0, |p| p.max_datagram_frame_size);
+        let room =
+            usize::from(self.mtu).saturating_sub(1 + 20 + 4 + crate::crypto::TAG_LEN + 1 + 2);
+        usize::try_from(peer).unwrap_or(usize::MAX).min(room)
+    }
+
+    /// Queues an unreliable datagram. It is sent once, when the congestion window allows, and
+    /// never retransmitted. The oldest queued datagrams are dropped beyond the send buffer.
+    pub fn send_datagram(&mut self, data: Bytes) -> Result<(), SendDatagramError> {
+        self.queue_datagram(data, false)
+    }
+
+    /// Queues a datagram that may travel as 0-RTT data before the handshake completes. Only for
+    /// data that is safe to be replayed by an attacker (idempotent requests): 0-RTT has no
+    /// protection against replay beyond the server's single-use ticket check.
+    pub fn send_datagram_early(&mut self, data: Bytes) -> Result<(), SendDatagramError> {
+        self.queue_datagram(data, true)
+    }
+
+    fn queue_datagram(&mut self, data: Bytes, replay_safe: bool) -> Result<(), SendDatagramError> {
+        if self.is_closed() {
+            return Err(SendDatagramError::ConnectionLost);
+        }
+        let max = if self.peer_params.is_some() {
+            self.max_datagram_size()
+        } else if replay_safe {
+            // Before the handshake, the limit from the resumed session's parameters applies.
+            usize::from(self.mtu).saturating_sub(64)
+        } else {
+            usize::from(self.mtu).saturating_sub(64)
+        };
+        if self
+            .peer_params
+            .as_ref()
+            .is_some_and(|p| p.max_datagram_frame_size == 0)
+        {
+            return Err(SendDatagramError::Disabled);
+        }
+        if data.len() > max {
+            return Err(SendDatagramError::TooLarge { max });
+        }
+        self.datagrams.outgoing_bytes += data.len();
+        self.datagrams.outgoing.push_back((data, replay_safe));
+        while self.datagrams.outgoing_bytes > self.transport.datagram_send_buffer {
+            match self.datagrams.outgoing.pop_front() {
+                Some((d, _)) => self.datagrams.outgoing_bytes -= d.len(),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The next received datagram.
+    pub fn recv_datagram(&mut self) -> Option<Bytes> {
+        let d = self.datagrams.incoming.pop_front()?;
+        self.datagrams.incoming_bytes -= d.len();
+        Some(d)
+    }
+
+    /// Starts a key update (after the handshake is confirmed and the previous update answered).
+    /// Returns whether one was started.
+    pub fn initiate_key_update(&mut self) -> bool {
+        if !self.handshake_confirmed {
+            return false;
+        }
+        match &mut self.one_rtt {
+            Some(keys) if keys.can_initiate_update() => {
+                keys.initiate_update();
+                let generation = keys.tx_generation();
+                self.key_update_frame_pending = Some(generation);
+                self.stats.key_updates += 1;
+                self.events.push_back(Event::KeyUpdated { generation });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Closes the connection with an application error code and reason, as seen by the peer.
+    pub fn close(&mut self, now: Instant, code: u64, reason: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.start_closing(
+            now,
+            CloseFrame {
+                application: true,
+                code,
+                frame_type: 0,
+                reason: reason.to_vec(),
+            },
+            ConnectionError::LocallyClosed,
+        );
+    }
+
+    /// Ends the connection because of a transport error we detected.
+    fn fail(&mut self, now: Instant, error: TransportError) {
+        if self.is_closed() {
+            return;
+        }
+        tracing::debug!(side = ?self.side, %error, "closing on error");
+        self.start_closing(
+            now,
+            CloseFrame {
+                application: false,
+                code: error.code.0,
+                frame_type: error.frame_type.unwrap_or(0),
+                reason: error.reason.clone().into_bytes(),
+            },
+            ConnectionError::TransportError(error),
+        );
+    }
+
+    fn start_closing(&mut self, now: Instant, frame: CloseFrame, error: ConnectionError) {
+        self.close = Some(frame);
+        self.close_pending = true;
+        self.state = State::Closing;
+        self.timers.stop_all();
+        self.timers.set(Timer::Close, now + self.pto() * 3);
+        self.lose(error);
+    }
+
+    /// Records the connection's end and tells the application, once.
+    fn lose(&mut self, error: ConnectionError) {
+        if self.error.is_none() {
+            self.error = Some(error.clone());
+            self.events.push_back(Event::ConnectionLost(error));
+        }
+    }
+
+    fn drain(&mut self) {
+        self.state = State::Drained;
+        self.timers.stop_all();
+        self.endpoint_events.push_back(EndpointEvent::Drained);
+    }
+
+    /// The probe timeout without backoff.
+    fn pto(&self) -> Duration {
+        let rtt = self.recovery.rtt();
+        rtt.pto_base() + self.transport.max_ack_delay
+    }
+
+    fn reset_idle_timer(&mut self, now: Instant) {
+        if let Some(t) = self.idle_timeout {
+            let t = t.max(self.pto() * 3);
+            self.timers.set(Timer::Idle, now + t);
+        }
+    }
+
+    fn reset_keep_alive(&mut self, now: Instant) {
+        match self.transport.keep_alive_interval {
+            Some(k) if self.state == State::Established => {
+                self.timers.set(Timer::KeepAlive, now + k)
+            }
+            _ => self.timers.stop(Timer::KeepAlive),
+        }
+    }
+
+    /// Fires expired timers. Call at (or after) the deadline from [`Self::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let fired: Vec<Timer> = self.timers.expired(now).collect();
+        for timer in fired {
+            match timer {
+                Timer::Idle => {
+                    tracing::debug!(side = ?self.side, "idle timeout");
+                    self.lose(ConnectionError::TimedOut);
+                    self.drain();
+                    return;
+                }
+                Timer::Close => {
+                    self.drain();
+                    return;
+                }
+                Timer::KeepAlive => {
+                    if self.state == State::Established {
+                        self.spaces[SpaceId::Data.index()].ping_pending = 1;
+                    }
+                }
+                Timer::Ack => {
+                    self.spaces[SpaceId::Data.index()].ack_now = true;
+                }
+                Timer::KeyDiscard => {
+                    if let Some(keys) = &mut self.one_rtt {
+                        keys.discard_previous();
+                    }
+                }
+                Timer::LossDetection => self.on_loss_timeout(now),
+            }
+        }
+        self.update_loss_timer(now);
+    }
+
+    fn update_loss_timer(&mut self, now: Instant) {
+        if self.is_closed() {
+            self.timers.stop(Timer::LossDetection);
+            return;
+        }
+        let deadline = self.recovery.loss_timer(self.handshake_confirmed, now);
+        self.timers.set_or_stop(Timer::LossDetection, deadline);
+    }
+
+    fn on_loss_timeout(&mut self, now: Instant) {
+        let mut out = core::mem::take(&mut self.ack_outcome);
+        out.clear();
+        let probe = self
+            .recovery
+            .on_loss_timeout(self.handshake_confirmed, now, &mut out);
+        self.process_lost(&mut out, now);
+        self.ack_outcome = out;
+        if let Some(space) = probe {
+            let s = &mut self.spaces[space.index()];
+            if !s.discarded {
+                s.ping_pending = 2;
+                s.crypto_out.requeue_unacked();
+            }
+        }
+    }
+
+    /// Requeues the frames of lost packets and tells congestion control.
+    fn process_lost(&mut self, out: &mut AckOutcome<SentFrames>, now: Instant) {
+        let mut lost_bytes = 0u64;
+        let mut largest_sent: Option<Instant> = None;
+        for (space, _pn, packet) in out.lost.drain(..) {
+            if packet.in_flight {
+                lost_bytes += u64::from(packet.size);
+                largest_sent = largest_sent.max(Some(packet.time_sent));
+            }
+            self.requeue(space, packet.frames);
+        }
+        if let Some(sent) = largest_sent {
+            self.cc
+                .on_congestion_event(now, sent, out.persistent_congestion, lost_bytes);
+        }
+    }
+
+    fn requeue(&mut self, space: SpaceId, frames: SentFrames) {
+        let s = &mut self.spaces[space.index()];
+        if let Some((offset, len)) = frames.crypto {
+            s.crypto_out.on_lost(offset, len);
+        }
+        if frames.handshake_done {
+            self.handshake_done_pending = true;
+        }
+        self.tickets_pending.extend(frames.tickets);
+        if let Some(g) = frames.key_update {
+            if self
+                .one_rtt
+                .as_ref()
+                .is_some_and(|k| k.tx_generation() == g)
+            {
+                self.key_update_frame_pending = Some(g);
+            }
+        }
+    }
+
+    /// Applies what the handshake produced: bytes to send, keys, completion, tickets.
+    fn apply_session_output(&mut self, mut out: SessionOutput, now: Instant) {
+        let backend = self.transport.crypto_backend;
+        for (space, bytes) in SpaceId::ALL.iter().zip(out.crypto.iter_mut()) {
+            if !bytes.is_empty() {
+                self.spaces[space.index()].crypto_out.push(bytes);
+                bytes.clear();
+            }
+        }
+        for install in out.keys.drain(..) {
+            match install {
+                crate::session::KeyInstall::ZeroRtt { suite, secret } => {
+                    let keys = directional_keys(backend, suite, &secret);
+                    self.zero_rtt = Some((keys.packet, keys.header));
+                }
+                crate::session::KeyInstall::Handshake { suite, rx, tx } => {
+                    let s = &mut self.spaces[SpaceId::Handshake.index()];
+                    s.rx = Some(directional_keys(backend, suite, &rx));
+                    s.tx = Some(directional_keys(backend, suite, &tx));
+                    if self.side.is_client() {
+                        self.recovery.set_anti_deadlock(Some(SpaceId::Handshake));
+                    }
+                }
+                crate::session::KeyInstall::OneRtt { suite, rx, tx } => {
+                    self.one_rtt = Some(OneRttKeys::new(backend, suite, rx, tx));
+                }
+            }
+        }
+        if let Some(early) = out.early_data {
+            match (self.side, early) {
+                (Side::Client, EarlyData::Rejected) => self.on_zero_rtt_rejected(),
+                (Side::Server, EarlyData::Accepted) => {
+                    if let Session::Server(s) = &self.session {
+                        self.max_early_data = u64::from(s.max_early_data());
+                    }
+                }
+                _ => {}
+            }
+        }
+        for t in out.tickets.drain(..) {
+            self.tickets_pending.push(Bytes::from(t));
+        }
+        for t in out.received_tickets.drain(..) {
+            self.events.push_back(Event::NewTicket(Box::new(t)));
+        }
+        if out.completed {
+            self.on_handshake_complete(now);
+        }
+        self.session_out = out;
+    }
+
+    fn on_zero_rtt_rejected(&mut self) {
+        self.zero_rtt = None;
+        // Every Data-space packet so far was 0-RTT: take them back and resend their frames.
+        let mut taken = Vec::new();
+        self.recovery.take_all(SpaceId::Data, &mut taken);
+        for (_, packet) in taken {
+            self.requeue(SpaceId::Data, packet.frames);
+        }
+        self.events.push_back(Event::ZeroRttRejected);
+    }
+
+    fn on_handshake_complete(&mut self, now: Instant) {
+        self.state = State::Established;
+        if let Some(params) = self.session.peer_params().cloned() {
+            self.apply_peer_params(params);
+            // The negotiated idle timeout may be shorter than the one armed so far.
+            self.reset_idle_timer(now);
+        }
+        if self.side.is_server() {
+            // The server confirms the handshake when it completes (RFC 9001 §4.1.2).
+            self.handshake_confirmed = true;
+            self.handshake_done_pending = true;
+            self.discard_space(SpaceId::Handshake, now);
+        }
+        if let Some(info) = self.session.info() {
+            self.events.push_back(Event::Connected(info.clone()));
+        }
+        self.reset_keep_alive(now);
+    }
+
+    fn apply_peer_params(&mut self, params: TransportParameters) {
+        if params.max_idle_timeout_ms > 0 {
+            let peer = Duration::from_millis(params.max_idle_timeout_ms);
+            self.idle_timeout = Some(self.idle_timeout.map_or(peer, |t| t.min(peer)));
+        }
+        if self.side.is_client() {
+            self.peer_reset_token = params.stateless_reset_token;
+            if let Some(token) = params.stateless_reset_token {
+                self.endpoint_events
+                    .push_back(EndpointEvent::ResetToken(token));
+            }
+        }
+        self.recovery
+            .set_max_ack_delay(Duration::from_millis(params.max_ack_delay_ms));
+        self.peer_params = Some(params);
+    }
+
+    fn discard_space(&mut self, space: SpaceId, now: Instant) {
+        let s = &mut self.spaces[space.index()];
+        if s.discarded {
+            return;
+        }
+        s.discarded = true;
+        s.rx = None;
+        s.tx = None;
+        s.ping_pending = 0;
+        s.ack_now = false;
+        let mut dropped = Vec::new();
+        self.recovery.discard_space(space, &mut dropped);
+        self.update_loss_timer(now);
+    }
+}
+
+#[cfg(test)]
+mod tests;

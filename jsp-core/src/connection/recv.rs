@@ -1,0 +1,511 @@
+//! Receiving: datagram → packets → frames → state changes.
+//!
+//! Each packet is parsed, its header protection removed, its packet number checked against the
+//! space's duplicate window, its payload opened in place, and only then are its frames processed.
+//! A packet that fails any step is dropped and counted; it never changes state. A frame that
+//! breaks the protocol closes this connection with a typed error and affects no other.
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+
+use super::keys::RxChoice;
+use super::timers::Timer;
+use super::{Connection, ConnectionError, Event, State};
+use crate::error::{TransportError, TransportErrorCode};
+use crate::frame::{self, Ack, Close, CloseKind, Frame};
+use crate::handshake::HandshakeMessage;
+use crate::packet::{self, header, Header, PacketKind, PartialDecode, ProtectError, SpaceId};
+use crate::session::SessionOutput;
+use crate::time::{Duration, Instant};
+
+/// Most PATH_CHALLENGE responses queued at once; further challenges are ignored until sent.
+const MAX_PATH_RESPONSES: usize = 4;
+/// Most 0-RTT packets held while the ClientHello is still incomplete.
+const MAX_EARLY_BUFFER: usize = 8;
+
+impl Connection {
+    /// Feeds a datagram received from `remote` at `now`. The buffer is decrypted in place and
+    /// received stream and datagram data are handed to the application as slices of it.
+    pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, mut data: BytesMut) {
+        if matches!(self.state, State::Drained | State::Draining) {
+            return;
+        }
+        let len = data.len() as u64;
+        self.stats.datagrams_received += 1;
+        self.stats.bytes_received += len;
+        if !self.address_validated {
+            self.amplification_received += len;
+        }
+        // The last 16 bytes, kept before in-place decryption, for stateless-reset detection.
+        let mut tail = [0u8; 16];
+        let reset_candidate = data.len() >= 21
+            && data.get(data.len() - 16..).is_some_and(|t| {
+                tail.copy_from_slice(t);
+                true
+            });
+        let mut processed = false;
+        while !data.is_empty() {
+            let partial = match packet::decode(&data, self.local_cid.len()) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::trace!(error = %e, "undecodable packet dropped");
+                    self.stats.packets_dropped += 1;
+                    break;
+                }
+            };
+            let packet = data.split_to(partial.len.min(data.len()));
+            match self.handle_packet(now, remote, partial, packet) {
+                Ok(true) => processed = true,
+                Ok(false) => self.stats.packets_dropped += 1,
+                Err(error) => {
+                    self.fail(now, error);
+                    return;
+                }
+            }
+            if matches!(self.state, State::Drained | State::Draining) {
+                return;
+            }
+        }
+        if self.zero_rtt.is_some() && !self.early_buffer.is_empty() {
+            for (partial, packet) in core::mem::take(&mut self.early_buffer) {
+                match self.handle_packet(now, remote, partial, packet) {
+                    Ok(true) => processed = true,
+                    Ok(false) => self.stats.packets_dropped += 1,
+                    Err(error) => {
+                        self.fail(now, error);
+                        return;
+                    }
+                }
+            }
+        }
+        if !processed {
+            if reset_candidate && self.is_stateless_reset(&tail) {
+                tracing::debug!("stateless reset received");
+                self.lose(ConnectionError::Reset);
+                self.drain();
+            }
+            return;
+        }
+        if self.state == State::Closing {
+            // Answer the peer's packets with our CLOSE again (its copy may have been lost).
+            self.close_pending = true;
+        }
+        self.update_loss_timer(now);
+    }
+
+    fn is_stateless_reset(&self, tail: &[u8; 16]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.peer_reset_token
+            .is_some_and(|t| bool::from(t.ct_eq(tail)))
+    }
+
+    /// Handles one packet. `Ok(false)`: dropped without effect.
+    fn handle_packet(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        partial: PartialDecode,
+        mut packet: BytesMut,
+    ) -> Result<bool, TransportError> {
+        let kind = match &partial.header {
+            Header::VersionNegotiation { versions, .. } => {
+                self.on_version_negotiation(&packet, versions.clone());
+                return Ok(false);
+            }
+            Header::Long { version, .. } if *version != crate::VERSION_1 => return Ok(false),
+            Header::Long {
+                kind: PacketKind::Retry,
+                ..
+            } => return Ok(false),
+            Header::Long { kind, .. } => *kind,
+            Header::Short { .. } => PacketKind::Short,
+        };
+        let Some(space) = SpaceId::of(kind) else {
+            return Ok(false);
+        };
+        if kind == PacketKind::ZeroRtt
+            && self.side.is_server()
+            && self.zero_rtt.is_none()
+            && self.spaces[SpaceId::Handshake.index()].rx.is_none()
+        {
+            // The rest of the ClientHello may still be on its way: keep the packet briefly.
+            if self.early_buffer.len() < MAX_EARLY_BUFFER {
+                self.early_buffer.push((partial, packet));
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        if self.spaces[space.index()].discarded {
+            return Ok(false);
+        }
+        let largest = self.spaces[space.index()]
+            .largest_received
+            .map(|(pn, _)| pn);
+        // Remove header protection with the space's (or 0-RTT/1-RTT) header key.
+        let unprotected = {
+            let hp = match kind {
+                PacketKind::Initial | PacketKind::Handshake => {
+                    self.spaces[space.index()].rx.as_ref().map(|k| &*k.header)
+                }
+                PacketKind::ZeroRtt if self.side.is_server() => {
+                    self.zero_rtt.as_ref().map(|(_, h)| &**h)
+                }
+                PacketKind::Short => self.one_rtt.as_ref().map(|k| &*k.header_rx),
+                _ => None,
+            };
+            let Some(hp) = hp else {
+                return Ok(false);
+            };
+            match packet::unprotect_header(&mut packet, &partial, hp, largest) {
+                Ok(u) => u,
+                Err(_) => return Ok(false),
+            }
+        };
+        if self.spaces[space.index()].is_duplicate(unprotected.pn) {
+            return Ok(false);
+        }
+        let mut choice = RxChoice::Current;
+        let opened = match kind {
+            PacketKind::Initial | PacketKind::Handshake => match &self.spaces[space.index()].rx {
+                Some(keys) => packet::open(&mut packet, &unprotected, &*keys.packet),
+                None => return Ok(false),
+            },
+            PacketKind::ZeroRtt => match &self.zero_rtt {
+                Some((key, _)) => packet::open(&mut packet, &unprotected, &**key),
+                None => return Ok(false),
+            },
+            _ => match &self.one_rtt {
+                Some(keys) => {
+                    choice = keys.choose_rx(unprotected.key_phase, unprotected.pn);
+                    match keys.rx_key(&choice) {
+                        Some(key) => packet::open(&mut packet, &unprotected, key),
+                        None => return Ok(false),
+                    }
+                }
+                None => return Ok(false),
+            },
+        };
+        let range = match opened {
+            Ok(r) => r,
+            Err(ProtectError::ReservedBitsSet) => {
+                return Err(TransportError::protocol("reserved header bits set"));
+            }
+            Err(_) => {
+                self.decrypt_failures += 1;
+                let limit = self
+                    .one_rtt
+                    .as_ref()
+                    .map_or(u64::MAX, |k| k.suite().integrity_limit());
+                if self.decrypt_failures >= limit {
+                    return Err(TransportError::new(
+                        TransportErrorCode::AEAD_LIMIT_REACHED,
+                        "too many packets failed authentication",
+                    ));
+                }
+                return Ok(false);
+            }
+        };
+        let pn = unprotected.pn;
+        self.stats.packets_received += 1;
+        if kind == PacketKind::Short {
+            let discard_at = now + self.pto() * 3;
+            if let Some(keys) = &mut self.one_rtt {
+                let tx_before = keys.tx_generation();
+                if keys.on_rx_success(&choice, pn, discard_at) {
+                    self.timers.set(Timer::KeyDiscard, discard_at);
+                    let generation = keys.tx_generation();
+                    if generation != tx_before {
+                        // The peer started this update; we answered by updating ours.
+                        self.stats.key_updates += 1;
+                        self.events.push_back(Event::KeyUpdated { generation });
+                    }
+                }
+            }
+        }
+        if let Header::Long { scid, .. } = &partial.header {
+            if self.side.is_client() && !self.remote_cid_from_peer && kind == PacketKind::Initial {
+                // The server picked its own ID: use it from now on.
+                self.remote_cid = *scid;
+                self.remote_cid_from_peer = true;
+            }
+        }
+        if self.side.is_server() && kind == PacketKind::Handshake && !self.address_validated {
+            // Only the client that received our Initial can send this: its address is proven.
+            self.address_validated = true;
+            self.discard_space(SpaceId::Initial, now);
+        }
+        if remote != self.remote {
+            tracing::debug!(old = %self.remote, new = %remote, "peer address changed");
+            self.remote = remote;
+        }
+        self.reset_idle_timer(now);
+        let payload = packet.freeze().slice(range);
+        let ack_eliciting = self.process_frames(now, space, kind, &payload)?;
+        if matches!(self.state, State::Draining | State::Drained) {
+            return Ok(true);
+        }
+        let s = &mut self.spaces[space.index()];
+        if s.discarded {
+            return Ok(true);
+        }
+        s.on_packet_received(pn, ack_eliciting, now);
+        if ack_eliciting {
+            if space != SpaceId::Data || s.unacked_eliciting >= 2 {
+                s.ack_now = true;
+            } else if self.timers.get(Timer::Ack).is_none() {
+                self.timers
+                    .set(Timer::Ack, now + self.transport.max_ack_delay);
+            }
+        }
+        Ok(true)
+    }
+
+    fn on_version_negotiation(&mut self, packet: &[u8], versions: core::ops::Range<usize>) {
+        if self.side.is_server()
+            || self.stats.packets_received > 0
+            || self.state != State::Handshake
+        {
+            return;
+        }
+        let offered: Vec<u32> = header::versions(packet, versions).collect();
+        if offered.contains(&crate::VERSION_1) {
+            // A version-negotiation packet listing our own version is forged or confused.
+            return;
+        }
+        tracing::debug!(?offered, "server speaks no common version");
+        self.lose(ConnectionError::VersionMismatch);
+        self.drain();
+    }
+
+    /// Processes a packet's frames; returns whether any was ack-eliciting.
+    fn process_frames(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        kind: PacketKind,
+        payload: &Bytes,
+    ) -> Result<bool, TransportError> {
+        let mut ack_eliciting = false;
+        for frame in frame::iter(payload) {
+            let frame = frame.map_err(TransportError::from)?;
+            let allowed = match kind {
+                PacketKind::Initial | PacketKind::Handshake => frame.allowed_in_handshake(),
+                PacketKind::ZeroRtt => frame.allowed_in_0rtt(),
+                _ => true,
+            };
+            if !allowed {
+                return Err(TransportError::protocol(format!(
+                    "frame type {:#x} not allowed in {kind:?} packets",
+                    frame.ty()
+                ))
+                .with_frame(frame.ty()));
+            }
+            ack_eliciting |= frame.is_ack_eliciting();
+            match frame {
+                Frame::Padding { .. } | Frame::Ping => {}
+                Frame::Ack(ack) => self.on_ack_frame(now, space, &ack)?,
+                Frame::Crypto { offset, data } => {
+                    self.spaces[space.index()].crypto_in.insert(offset, data)?;
+                    self.drain_crypto(now, space)?;
+                }
+                Frame::Close(close) => {
+                    self.on_close_frame(now, &close);
+                    return Ok(ack_eliciting);
+                }
+                Frame::HandshakeDone => {
+                    if self.side.is_server() {
+                        return Err(TransportError::protocol("client sent HANDSHAKE_DONE")
+                            .with_frame(frame::ty::HANDSHAKE_DONE));
+                    }
+                    if !self.handshake_confirmed {
+                        self.handshake_confirmed = true;
+                        self.recovery.set_anti_deadlock(None);
+                        self.discard_space(SpaceId::Handshake, now);
+                    }
+                }
+                Frame::SessionTicket { data } => {
+                    let mut out = core::mem::take(&mut self.session_out);
+                    self.session.handle_ticket(data, now, &mut out)?;
+                    self.apply_session_output(out, now);
+                }
+                Frame::KeyUpdate { generation } => {
+                    let current = self.one_rtt.as_ref().map_or(0, |k| k.rx_generation());
+                    if generation != current {
+                        return Err(TransportError::new(
+                            TransportErrorCode::KEY_UPDATE_ERROR,
+                            format!("KEY_UPDATE announces generation {generation}, packet was under {current}"),
+                        ));
+                    }
+                }
+                Frame::Datagram { data } => {
+                    if kind == PacketKind::ZeroRtt {
+                        self.count_early_data(data.len())?;
+                    }
+                    self.on_datagram_frame(payload.slice_ref(data))?;
+                }
+                Frame::PathChallenge(token) => {
+                    if self.path_responses.len() < MAX_PATH_RESPONSES {
+                        self.path_responses.push_back(token);
+                    }
+                }
+                Frame::NewToken { .. } if self.side.is_server() => {
+                    return Err(TransportError::protocol("client sent NEW_TOKEN")
+                        .with_frame(frame::ty::NEW_TOKEN));
+                }
+                Frame::PathResponse(_)
+                | Frame::NewToken { .. }
+                | Frame::NewConnectionId { .. }
+                | Frame::RetireConnectionId { .. }
+                | Frame::FecRepair { .. } => {
+                    // Migration, address tokens and FEC arrive with later work; these frames are
+                    // valid and safely ignored until then.
+                }
+                Frame::Stream { .. }
+                | Frame::ResetStream { .. }
+                | Frame::StopSending { .. }
+                | Frame::MaxData(_)
+                | Frame::MaxStreamData { .. }
+                | Frame::MaxStreams { .. }
+                | Frame::DataBlocked { .. }
+                | Frame::StreamDataBlocked { .. }
+                | Frame::StreamsBlocked { .. } => {
+                    if let Frame::Stream { data, .. } = &frame {
+                        if kind == PacketKind::ZeroRtt {
+                            self.count_early_data(data.len())?;
+                        }
+                    }
+                    self.on_stream_frame(now, &frame, payload, kind == PacketKind::ZeroRtt)?;
+                }
+            }
+        }
+        Ok(ack_eliciting)
+    }
+
+    fn count_early_data(&mut self, len: usize) -> Result<(), TransportError> {
+        self.early_data_received += len as u64;
+        if self.early_data_received > self.max_early_data {
+            return Err(TransportError::protocol(
+                "0-RTT data beyond the ticket's limit",
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_datagram_frame(&mut self, data: Bytes) -> Result<(), TransportError> {
+        let limit = self.transport.max_datagram_frame_size;
+        if limit == 0 || data.len() as u64 > limit {
+            return Err(TransportError::protocol(format!(
+                "DATAGRAM of {} bytes exceeds our limit of {limit}",
+                data.len()
+            ))
+            .with_frame(frame::ty::DATAGRAM));
+        }
+        let d = &mut self.datagrams;
+        d.incoming_bytes += data.len();
+        d.incoming.push_back(data);
+        while d.incoming_bytes > self.transport.datagram_receive_buffer {
+            match d.incoming.pop_front() {
+                Some(old) => {
+                    d.incoming_bytes -= old.len();
+                    d.dropped_incoming += 1;
+                }
+                None => break,
+            }
+        }
+        if !matches!(self.events.back(), Some(Event::DatagramReceived)) {
+            self.events.push_back(Event::DatagramReceived);
+        }
+        Ok(())
+    }
+
+    /// Feeds every complete handshake message of `space` to the session.
+    fn drain_crypto(&mut self, now: Instant, space: SpaceId) -> Result<(), TransportError> {
+        loop {
+            let contiguous = self.spaces[space.index()].crypto_in.contiguous();
+            let Some((msg, n)) = HandshakeMessage::decode(contiguous)? else {
+                return Ok(());
+            };
+            let raw = contiguous.get(..n).unwrap_or_default().to_vec();
+            self.spaces[space.index()].crypto_in.consume(n);
+            let mut out: SessionOutput = core::mem::take(&mut self.session_out);
+            self.session
+                .handle(space, msg, &raw, now, &mut self.rng, &mut out)?;
+            self.apply_session_output(out, now);
+        }
+    }
+
+    fn on_ack_frame(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        ack: &Ack<'_>,
+    ) -> Result<(), TransportError> {
+        let exponent = self
+            .peer_params
+            .as_ref()
+            .map_or(3, |p| u32::from(p.ack_delay_exponent.min(20)));
+        let delay = Duration::from_micros(
+            ack.delay.checked_shl(exponent).unwrap_or(u64::MAX) & ((1 << 62) - 1),
+        );
+        let mut out = core::mem::take(&mut self.ack_outcome);
+        out.clear();
+        let result = self.recovery.on_ack_received(
+            space,
+            ack.largest,
+            delay,
+            ack.iter(),
+            self.handshake_confirmed,
+            now,
+            &mut out,
+        );
+        if let Err(e) = result {
+            self.ack_outcome = out;
+            return Err(
+                TransportError::protocol(format!("invalid ACK: {e:?}")).with_frame(frame::ty::ACK)
+            );
+        }
+        for (space, _pn, packet) in out.acked.drain(..) {
+            if packet.in_flight {
+                self.cc.on_ack(
+                    now,
+                    packet.time_sent,
+                    u64::from(packet.size),
+                    self.recovery.rtt(),
+                    false,
+                );
+            }
+            let s = &mut self.spaces[space.index()];
+            if let Some((offset, len)) = packet.frames.crypto {
+                s.crypto_out.on_acked(offset, len);
+            }
+            if let Some(largest) = packet.frames.largest_ack {
+                s.on_ack_acked(largest);
+            }
+        }
+        self.process_lost(&mut out, now);
+        self.ack_outcome = out;
+        Ok(())
+    }
+
+    fn on_close_frame(&mut self, now: Instant, close: &Close<'_>) {
+        let reason = String::from_utf8_lossy(close.reason).into_owned();
+        let error = match close.kind {
+            CloseKind::Transport { frame_type } => ConnectionError::ConnectionClosed {
+                code: TransportErrorCode(close.code),
+                frame_type: (frame_type != 0).then_some(frame_type),
+                reason,
+            },
+            CloseKind::Application => ConnectionError::ApplicationClosed {
+                code: close.code,
+                reason,
+            },
+        };
+        tracing::debug!(side = ?self.side, %error, "peer closed");
+        self.lose(error);
+        self.state = State::Draining;
+        self.close_pending = false;
+        self.timers.stop_all();
+        self.timers.set(Timer::Close, now + self.pto() * 3);
+    }
+}

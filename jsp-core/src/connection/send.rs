@@ -1,0 +1,432 @@
+//! Sending: assembling packets into the caller's buffer.
+//!
+//! One call to [`Connection::poll_transmit`] fills one datagram, coalescing a packet per space
+//! that has something to send (Initial, then Handshake, then 0-RTT/1-RTT). Frames are chosen in
+//! a fixed order: ACK, CLOSE, PING, CRYPTO, then the application space's control frames,
+//! session tickets, stream data and datagrams. What each packet carried is recorded for loss
+//! recovery, so a loss requeues exactly those frames (never whole packets).
+
+use super::timers::Timer;
+use super::{Connection, SentFrames, State, Transmit};
+use crate::coding::Writer;
+use crate::config::MIN_UDP_PAYLOAD;
+use crate::crypto::{HeaderKey, PacketKey, TAG_LEN};
+use crate::frame::{self, Close, CloseKind, Frame};
+use crate::packet::{self, header, number, HeaderSpec, PacketKind, SpaceId};
+use crate::recovery::SentPacket;
+use crate::time::Instant;
+
+/// A packet needs at least this much room to be worth starting.
+const MIN_PACKET_ROOM: usize = 64;
+
+/// How a packet pads the datagram it ends.
+#[derive(Clone, Copy)]
+struct Padding {
+    /// Pad the packet to this length if it is the datagram's last (0: no padding).
+    to: usize,
+    /// A later space has something to send and may follow in the same datagram.
+    later_wants: bool,
+}
+
+impl Connection {
+    /// Writes the next datagram to send into `buf` and says where it goes, or `None` when there
+    /// is nothing to send now. `buf` should hold at least 1500 bytes.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        match self.state {
+            State::Drained | State::Draining => return None,
+            State::Closing if !self.close_pending => return None,
+            _ => {}
+        }
+        let mut max = usize::from(self.mtu).min(buf.len());
+        if !self.address_validated {
+            // Anti-amplification: at most three times what the unvalidated peer sent us.
+            let budget = self
+                .amplification_received
+                .saturating_mul(3)
+                .saturating_sub(self.amplification_sent);
+            max = max.min(usize::try_from(budget).unwrap_or(usize::MAX));
+        }
+        let cwnd_open = self.recovery.bytes_in_flight() + u64::from(self.mtu) <= self.cc.window();
+        let mut len = 0usize;
+        let mut has_initial = false;
+        for space in SpaceId::ALL {
+            if !self.wants_to_send(space, cwnd_open) {
+                continue;
+            }
+            if max.saturating_sub(len) < MIN_PACKET_ROOM {
+                break;
+            }
+            has_initial |= space == SpaceId::Initial;
+            let later_wants = SpaceId::ALL
+                .iter()
+                .filter(|s| **s > space)
+                .any(|s| self.wants_to_send(*s, cwnd_open));
+            // Datagrams carrying Initial packets are padded to 1200 bytes so that a path that
+            // cannot carry full-size packets fails during the handshake, not later. The last
+            // packet of the datagram carries the padding.
+            let pad = Padding {
+                to: if has_initial {
+                    usize::from(MIN_UDP_PAYLOAD).min(max).saturating_sub(len)
+                } else {
+                    0
+                },
+                later_wants,
+            };
+            let out = buf.get_mut(len..max)?;
+            if let Some(n) = self.write_packet(now, space, out, pad, cwnd_open) {
+                len += n;
+            }
+        }
+        if has_initial && len > 0 && len < usize::from(MIN_UDP_PAYLOAD).min(max) {
+            // A later packet we expected did not materialize: fill with zeros, which the
+            // receiver discards as an unparsable remainder after the long-header packets.
+            let target = usize::from(MIN_UDP_PAYLOAD).min(max);
+            buf.get_mut(len..target)?.fill(0);
+            len = target;
+        }
+        if len == 0 {
+            return None;
+        }
+        if self.state == State::Closing {
+            self.close_pending = false;
+        }
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += len as u64;
+        if !self.address_validated {
+            self.amplification_sent += len as u64;
+        }
+        self.update_loss_timer(now);
+        Some(Transmit {
+            destination: self.remote,
+            size: len,
+            segment_size: None,
+        })
+    }
+
+    /// Whether `space` has keys and something to send.
+    fn wants_to_send(&self, space: SpaceId, cwnd_open: bool) -> bool {
+        let s = &self.spaces[space.index()];
+        if s.discarded {
+            return false;
+        }
+        let has_keys = match space {
+            SpaceId::Data => {
+                self.one_rtt.is_some() || (self.side.is_client() && self.zero_rtt.is_some())
+            }
+            _ => s.tx.is_some(),
+        };
+        if !has_keys {
+            return false;
+        }
+        if self.state == State::Closing {
+            return self.close_space() == Some(space);
+        }
+        if s.ack_now || (space != SpaceId::Data && s.unacked_eliciting > 0) {
+            return true;
+        }
+        if s.ping_pending > 0 {
+            return true;
+        }
+        if !cwnd_open {
+            return false;
+        }
+        if s.crypto_out.has_pending() {
+            return true;
+        }
+        if space != SpaceId::Data {
+            return false;
+        }
+        if self.one_rtt.is_none() {
+            // 0-RTT: only replay-safe data.
+            return self.datagrams.outgoing.iter().any(|(_, safe)| *safe)
+                || self.streams_want_to_send(true);
+        }
+        self.handshake_done_pending
+            || !self.tickets_pending.is_empty()
+            || self.key_update_frame_pending.is_some()
+            || !self.path_responses.is_empty()
+            || !self.datagrams.outgoing.is_empty()
+            || self.streams_want_to_send(false)
+    }
+
+    /// The space a CLOSE goes in: the highest one we can send in.
+    fn close_space(&self) -> Option<SpaceId> {
+        if self.one_rtt.is_some() {
+            return Some(SpaceId::Data);
+        }
+        [SpaceId::Handshake, SpaceId::Initial]
+            .into_iter()
+            .find(|s| !self.spaces[s.index()].discarded && self.spaces[s.index()].tx.is_some())
+    }
+
+    /// Builds and seals one packet of `space` at the start of `out`; returns its length.
+    fn write_packet(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        out: &mut [u8],
+        pad: Padding,
+        cwnd_open: bool,
+    ) -> Option<usize> {
+        let (kind, key_phase) = match space {
+            SpaceId::Initial => (PacketKind::Initial, false),
+            SpaceId::Handshake => (PacketKind::Handshake, false),
+            SpaceId::Data => match &self.one_rtt {
+                Some(keys) => (PacketKind::Short, keys.tx_phase()),
+                None => (PacketKind::ZeroRtt, false),
+            },
+        };
+        let pn = self.spaces[space.index()].next_pn;
+        let pn_len = number::encoded_len(pn, self.recovery.largest_acked(space));
+        let spec = HeaderSpec {
+            kind,
+            version: crate::VERSION_1,
+            dcid: self.remote_cid,
+            scid: self.local_cid,
+            token: &[],
+            pn,
+            pn_len,
+            key_phase,
+            spin: false,
+        };
+        let mut w = Writer::new(&mut *out);
+        let hdr = header::write(&mut w, &spec).ok()?;
+        let header_len = hdr.len();
+        let frames_end = out.len().checked_sub(TAG_LEN)?;
+        if frames_end <= header_len + 8 {
+            return None;
+        }
+        let mut sent = SentFrames::default();
+        let (payload_len, ack_eliciting) = {
+            let body = out.get_mut(header_len..frames_end)?;
+            let mut w = Writer::new(body);
+            let eliciting = self.write_frames(now, space, kind, &mut w, &mut sent, cwnd_open);
+            (w.position(), eliciting)
+        };
+        if payload_len == 0 {
+            return None;
+        }
+        // Pad: to the header-protection sample minimum, and to the datagram minimum when this
+        // packet ends the datagram (nothing follows, or nothing more would fit).
+        let mut total = header_len + payload_len + TAG_LEN;
+        let ends_datagram = !pad.later_wants || out.len().saturating_sub(total) < MIN_PACKET_ROOM;
+        let pad_to = if ends_datagram { pad.to } else { 0 };
+        let min_total = (header_len + packet::min_payload_len(pn_len) + TAG_LEN).max(pad_to);
+        if total < min_total && min_total <= out.len() {
+            out.get_mut(header_len + payload_len..min_total - TAG_LEN)?
+                .fill(0);
+            total = min_total;
+        }
+        let sealed = {
+            let (key, hp): (&dyn PacketKey, &dyn HeaderKey) = match kind {
+                PacketKind::Initial | PacketKind::Handshake => {
+                    let keys = self.spaces[space.index()].tx.as_ref()?;
+                    (&*keys.packet, &*keys.header)
+                }
+                PacketKind::ZeroRtt => {
+                    let (k, h) = self.zero_rtt.as_ref()?;
+                    (&**k, &**h)
+                }
+                _ => {
+                    let keys = self.one_rtt.as_ref()?;
+                    (keys.tx_key(), &*keys.header_tx)
+                }
+            };
+            packet::seal(out.get_mut(..total)?, &hdr, pn, key, hp)
+        };
+        if let Err(e) = sealed {
+            tracing::error!(error = %e, "failed to seal a packet");
+            return None;
+        }
+        self.spaces[space.index()].next_pn += 1;
+        self.stats.packets_sent += 1;
+        if kind == PacketKind::Short {
+            if let Some(keys) = &mut self.one_rtt {
+                keys.tx_packets += 1;
+            }
+        }
+        let size = u16::try_from(total).unwrap_or(u16::MAX);
+        if ack_eliciting {
+            self.cc
+                .on_sent(now, u64::from(size), self.recovery.bytes_in_flight());
+            if self.last_ack_eliciting_sent.is_none() {
+                self.reset_idle_timer(now);
+            }
+            self.last_ack_eliciting_sent = Some(now);
+            self.reset_keep_alive(now);
+        }
+        self.recovery.on_packet_sent(
+            space,
+            pn,
+            SentPacket {
+                time_sent: now,
+                size,
+                ack_eliciting,
+                in_flight: ack_eliciting,
+                frames: sent,
+            },
+            now,
+        );
+        if self.side.is_client() && space == SpaceId::Handshake {
+            // The client stops using Initial keys once it sends a Handshake packet (RFC 9001 §4.9.1).
+            self.discard_space(SpaceId::Initial, now);
+        }
+        self.maybe_update_keys_for_limit();
+        Some(total)
+    }
+
+    /// Writes the frames of one packet; returns whether any is ack-eliciting.
+    fn write_frames(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        kind: PacketKind,
+        w: &mut Writer<'_>,
+        sent: &mut SentFrames,
+        cwnd_open: bool,
+    ) -> bool {
+        let ack_exponent = u32::from(self.transport.ack_delay_exponent);
+        let s = &mut self.spaces[space.index()];
+        // ACK: always when there is something to acknowledge, piggybacked on whatever we send.
+        if kind != PacketKind::ZeroRtt
+            && !s.ack_ranges.is_empty()
+            && (s.ack_now || s.unacked_eliciting > 0 || self.state != State::Closing)
+        {
+            let delay = s.largest_received.map_or(0, |(_, at)| {
+                (now.saturating_duration_since(at).as_micros() as u64) >> ack_exponent
+            });
+            if frame::encode_ack(w, &s.ack_ranges, delay, None, super::spaces::MAX_ACK_RANGES)
+                .is_ok()
+                && w.position() > 0
+            {
+                sent.largest_ack = s.ack_ranges.max();
+                s.ack_now = false;
+                s.unacked_eliciting = 0;
+                if space == SpaceId::Data {
+                    self.timers.stop(Timer::Ack);
+                }
+            }
+        }
+        if self.state == State::Closing {
+            self.write_close(space, w);
+            return false;
+        }
+        let mut eliciting = false;
+        let s = &mut self.spaces[space.index()];
+        if s.ping_pending > 0 && Frame::Ping.encode(w).is_ok() {
+            s.ping_pending -= 1;
+            eliciting = true;
+        }
+        if !cwnd_open && !eliciting {
+            return false;
+        }
+        if let Some((offset, data)) = s.crypto_out.next(w.remaining().saturating_sub(16)) {
+            let len = data.len();
+            if len > 0
+                && frame::encode_crypto_header(w, offset, len).is_ok()
+                && w.bytes(data).is_ok()
+            {
+                s.crypto_out.mark_sent(offset, len);
+                sent.crypto = Some((offset, len));
+                eliciting = true;
+            }
+        }
+        if space != SpaceId::Data {
+            return eliciting;
+        }
+        let early = kind == PacketKind::ZeroRtt;
+        if !early {
+            if self.handshake_done_pending && Frame::HandshakeDone.encode(w).is_ok() {
+                self.handshake_done_pending = false;
+                sent.handshake_done = true;
+                eliciting = true;
+            }
+            if let Some(generation) = self.key_update_frame_pending {
+                if (Frame::KeyUpdate { generation }).encode(w).is_ok() {
+                    self.key_update_frame_pending = None;
+                    sent.key_update = Some(generation);
+                    eliciting = true;
+                }
+            }
+            while let Some(token) = self.path_responses.front().copied() {
+                if Frame::PathResponse(token).encode(w).is_err() {
+                    break;
+                }
+                self.path_responses.pop_front();
+                eliciting = true;
+            }
+            while let Some(ticket) = self.tickets_pending.last() {
+                if (Frame::SessionTicket { data: ticket }).encode(w).is_err() {
+                    break;
+                }
+                if let Some(t) = self.tickets_pending.pop() {
+                    sent.tickets.push(t);
+                }
+                eliciting = true;
+            }
+        }
+        eliciting |= self.write_stream_frames(w, sent, early);
+        // Datagrams: in order; in 0-RTT only those marked replay-safe.
+        let mut i = 0;
+        while i < self.datagrams.outgoing.len() {
+            let Some((data, safe)) = self.datagrams.outgoing.get(i) else {
+                break;
+            };
+            if early && !safe {
+                i += 1;
+                continue;
+            }
+            if frame::datagram_header_len(data.len()) + data.len() > w.remaining() {
+                break;
+            }
+            let frame = Frame::Datagram { data };
+            if frame.encode(w).is_err() {
+                break;
+            }
+            if let Some((d, _)) = self.datagrams.outgoing.remove(i) {
+                self.datagrams.outgoing_bytes -= d.len();
+                if early {
+                    self.early_data_sent += d.len() as u64;
+                }
+            }
+            eliciting = true;
+        }
+        eliciting
+    }
+
+    fn write_close(&mut self, space: SpaceId, w: &mut Writer<'_>) {
+        let Some(close) = &self.close else { return };
+        // An application close before 1-RTT keys travels as a transport APPLICATION_ERROR
+        // without its reason, which Initial and Handshake packets must not reveal.
+        let (kind, code, reason): (CloseKind, u64, &[u8]) =
+            if close.application && space != SpaceId::Data {
+                (
+                    CloseKind::Transport { frame_type: 0 },
+                    crate::error::TransportErrorCode::APPLICATION_ERROR.0,
+                    &[],
+                )
+            } else if close.application {
+                (CloseKind::Application, close.code, &close.reason)
+            } else {
+                (
+                    CloseKind::Transport {
+                        frame_type: close.frame_type,
+                    },
+                    close.code,
+                    &close.reason,
+                )
+            };
+        let room = w.remaining().saturating_sub(24);
+        let reason = reason.get(..reason.len().min(room)).unwrap_or_default();
+        let _ = Frame::Close(Close { kind, code, reason }).encode(w);
+    }
+
+    /// Starts a key update before the suite's confidentiality limit is reached.
+    fn maybe_update_keys_for_limit(&mut self) {
+        let Some(keys) = &self.one_rtt else { return };
+        let limit = keys.suite().confidentiality_limit();
+        if keys.tx_packets >= limit.saturating_sub(limit / 16) && keys.can_initiate_update() {
+            self.initiate_key_update();
+        }
+    }
+}

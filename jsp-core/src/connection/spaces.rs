@@ -1,0 +1,155 @@
+//! Per packet-number-space state: packet numbers, what to acknowledge, and the CRYPTO stream.
+//!
+//! Invariants: packet numbers sent in a space strictly increase and are never reused; a received
+//! packet number is processed at most once (the `received` set doubles as the duplicate filter);
+//! handshake bytes are kept until acknowledged so lost CRYPTO frames can be sent again.
+
+use crate::crypto::schedule::DirectionalKeys;
+use crate::handshake::CryptoAssembler;
+use crate::range_set::RangeSet;
+use crate::time::Instant;
+
+/// Most ACK ranges remembered per space. Older ranges are forgotten and packets below the oldest
+/// tracked one are treated as duplicates (a sliding replay window).
+pub(crate) const MAX_ACK_RANGES: usize = 64;
+
+/// Outgoing handshake bytes of one space, with what still needs (re)sending.
+#[derive(Debug, Default)]
+pub(crate) struct CryptoSend {
+    /// All bytes queued so far, from stream offset 0 (handshake flights are small and bounded).
+    data: Vec<u8>,
+    /// Offsets not yet sent, or lost and due again.
+    pending: RangeSet,
+    /// Offsets acknowledged by the peer.
+    acked: RangeSet,
+}
+
+impl CryptoSend {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        let start = self.data.len() as u64;
+        self.data.extend_from_slice(bytes);
+        self.pending.insert(start..self.data.len() as u64);
+    }
+
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The next chunk to send: its offset and up to `max` bytes.
+    pub(crate) fn next(&self, max: usize) -> Option<(u64, &[u8])> {
+        let range = self.pending.iter().next()?;
+        let len = ((range.end - range.start) as usize).min(max);
+        let start = usize::try_from(range.start).ok()?;
+        Some((range.start, self.data.get(start..start + len)?))
+    }
+
+    pub(crate) fn mark_sent(&mut self, offset: u64, len: usize) {
+        self.pending.remove(offset..offset + len as u64);
+    }
+
+    pub(crate) fn on_lost(&mut self, offset: u64, len: usize) {
+        let mut range = RangeSet::new();
+        range.insert(offset..offset + len as u64);
+        range.subtract(&self.acked);
+        for r in range.iter() {
+            self.pending.insert(r);
+        }
+    }
+
+    pub(crate) fn on_acked(&mut self, offset: u64, len: usize) {
+        self.acked.insert(offset..offset + len as u64);
+    }
+
+    /// Requeues everything not yet acknowledged (a probe timeout during the handshake).
+    pub(crate) fn requeue_unacked(&mut self) {
+        if self.data.is_empty() {
+            return;
+        }
+        let mut all = RangeSet::new();
+        all.insert(0..self.data.len() as u64);
+        all.subtract(&self.acked);
+        for r in all.iter() {
+            self.pending.insert(r);
+        }
+    }
+}
+
+/// One packet-number space.
+pub(crate) struct PacketSpace {
+    /// Keys for packets we receive (Initial and Handshake spaces; 1-RTT keys live elsewhere).
+    pub(crate) rx: Option<DirectionalKeys>,
+    /// Keys for packets we send.
+    pub(crate) tx: Option<DirectionalKeys>,
+    /// The next packet number to send.
+    pub(crate) next_pn: u64,
+    /// Packet numbers processed (the duplicate filter, a sliding window).
+    pub(crate) received: RangeSet,
+    /// Packet numbers to acknowledge: received and not yet known to be acknowledged by the peer.
+    pub(crate) ack_ranges: RangeSet,
+    /// The largest packet number received, and when.
+    pub(crate) largest_received: Option<(u64, Instant)>,
+    /// Everything below this was forgotten: treated as already received.
+    pub(crate) receive_floor: u64,
+    /// Ack-eliciting packets received since we last sent an ACK.
+    pub(crate) unacked_eliciting: u32,
+    /// An ACK should go out in the next packet of this space.
+    pub(crate) ack_now: bool,
+    /// Incoming CRYPTO stream.
+    pub(crate) crypto_in: CryptoAssembler,
+    /// Outgoing CRYPTO stream.
+    pub(crate) crypto_out: CryptoSend,
+    /// Send a PING (an ack-eliciting probe) in the next packet of this space.
+    pub(crate) ping_pending: u8,
+    /// The space's keys were discarded: nothing more is sent or accepted.
+    pub(crate) discarded: bool,
+}
+
+impl PacketSpace {
+    pub(crate) fn new(max_crypto_buffer: usize) -> Self {
+        Self {
+            rx: None,
+            tx: None,
+            next_pn: 0,
+            received: RangeSet::new(),
+            ack_ranges: RangeSet::new(),
+            largest_received: None,
+            receive_floor: 0,
+            unacked_eliciting: 0,
+            ack_now: false,
+            crypto_in: CryptoAssembler::new(max_crypto_buffer),
+            crypto_out: CryptoSend::default(),
+            ping_pending: 0,
+            discarded: false,
+        }
+    }
+
+    /// Whether `pn` was already processed (or lies below the replay window).
+    pub(crate) fn is_duplicate(&self, pn: u64) -> bool {
+        pn < self.receive_floor || self.received.contains(pn)
+    }
+
+    /// Records a processed packet.
+    pub(crate) fn on_packet_received(&mut self, pn: u64, ack_eliciting: bool, now: Instant) {
+        self.received.insert_one(pn);
+        while self.received.len() > MAX_ACK_RANGES {
+            if let Some(oldest) = self.received.pop_min() {
+                self.receive_floor = self.receive_floor.max(oldest.end);
+            }
+        }
+        self.ack_ranges.insert_one(pn);
+        while self.ack_ranges.len() > MAX_ACK_RANGES {
+            self.ack_ranges.pop_min();
+        }
+        if self.largest_received.is_none_or(|(l, _)| pn > l) {
+            self.largest_received = Some((pn, now));
+        }
+        if ack_eliciting {
+            self.unacked_eliciting += 1;
+        }
+    }
+
+    /// The peer has seen our ACK covering everything up to `largest`: stop repeating those ranges.
+    pub(crate) fn on_ack_acked(&mut self, largest: u64) {
+        self.ack_ranges.remove(0..largest.saturating_add(1));
+    }
+}

@@ -1,0 +1,626 @@
+//! Pair tests: a client and a server endpoint wired through an in-memory link with virtual time.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::*;
+use crate::config::{ClientConfig, EndpointConfig, ServerConfig, ServerTrust};
+use crate::crypto::kex::KeyExchange;
+use crate::crypto::sign::{IdentityKey, SignatureScheme};
+use crate::crypto::CipherSuite;
+use crate::endpoint::{ConnectionHandle, DatagramEvent, Endpoint};
+use crate::session::ServerResumption;
+
+const ONE_WAY: Duration = Duration::from_millis(10);
+
+fn client_addr() -> SocketAddr {
+    "10.0.0.1:4000".parse().unwrap()
+}
+
+fn server_addr() -> SocketAddr {
+    "10.0.0.2:443".parse().unwrap()
+}
+
+/// The server endpoint's config: a fixed stateless-reset key, as a restartable server would have.
+fn server_endpoint_config() -> EndpointConfig {
+    EndpointConfig {
+        stateless_reset_key: Some([9; 32]),
+        ..EndpointConfig::default()
+    }
+}
+
+/// A datagram on the wire.
+#[derive(Clone)]
+struct InFlight {
+    at: Instant,
+    from: SocketAddr,
+    to: SocketAddr,
+    data: Vec<u8>,
+}
+
+/// Two endpoints, their connections, and a link with a fixed delay.
+pub(crate) struct Pair {
+    pub(crate) now: Instant,
+    pub(crate) client_ep: Endpoint,
+    pub(crate) server_ep: Endpoint,
+    pub(crate) client: Option<(ConnectionHandle, Connection)>,
+    pub(crate) server: Option<(ConnectionHandle, Connection)>,
+    /// Extra server connections (replays, second clients), kept so they run too.
+    pub(crate) extra_servers: Vec<(ConnectionHandle, Connection)>,
+    link: VecDeque<InFlight>,
+    /// Every datagram the client sent, for replay attacks.
+    pub(crate) client_sent: Vec<Vec<u8>>,
+    /// Drop datagrams in this direction while set.
+    pub(crate) cut: bool,
+    pub(crate) server_config: Arc<ServerConfig>,
+}
+
+pub(crate) struct Setup {
+    pub(crate) server_identity: Arc<IdentityKey>,
+    pub(crate) server_config: ServerConfig,
+    pub(crate) client_config: ClientConfig,
+}
+
+impl Setup {
+    pub(crate) fn new(seed: u8) -> Self {
+        let mut rng = Rng::from_seed([seed; 32]);
+        let identity = Arc::new(IdentityKey::generate(SignatureScheme::Ed25519, &mut rng));
+        let resumption = Arc::new(ServerResumption::new(&mut rng, Instant::ZERO));
+        let server_config = ServerConfig::new(identity.clone(), resumption);
+        let client_config = ClientConfig::pinned(identity.public());
+        Self {
+            server_identity: identity,
+            server_config,
+            client_config,
+        }
+    }
+}
+
+impl Pair {
+    pub(crate) fn new(setup: &Setup) -> Self {
+        Self::with_ticket(setup, None)
+    }
+
+    pub(crate) fn with_ticket(setup: &Setup, ticket: Option<ClientTicket>) -> Self {
+        let now = Instant::from_millis(1);
+        let server_config = Arc::new(setup.server_config.clone());
+        let server_ep = Endpoint::new(
+            Arc::new(server_endpoint_config()),
+            Some(server_config.clone()),
+            Rng::from_seed([1; 32]),
+            now,
+        )
+        .unwrap();
+        let mut client_ep = Endpoint::new(
+            Arc::new(EndpointConfig::default()),
+            None,
+            Rng::from_seed([2; 32]),
+            now,
+        )
+        .unwrap();
+        let client = client_ep
+            .connect(
+                now,
+                Arc::new(setup.client_config.clone()),
+                server_addr(),
+                ticket,
+            )
+            .unwrap();
+        Self {
+            now,
+            client_ep,
+            server_ep,
+            client: Some(client),
+            server: None,
+            extra_servers: Vec::new(),
+            link: VecDeque::new(),
+            client_sent: Vec::new(),
+            cut: false,
+            server_config,
+        }
+    }
+
+    pub(crate) fn client(&mut self) -> &mut Connection {
+        &mut self.client.as_mut().unwrap().1
+    }
+
+    pub(crate) fn server(&mut self) -> &mut Connection {
+        &mut self.server.as_mut().unwrap().1
+    }
+
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        if from == client_addr() {
+            self.client_sent.push(data.clone());
+        }
+        if !self.cut {
+            self.link.push_back(InFlight {
+                at: self.now + ONE_WAY,
+                from,
+                to,
+                data,
+            });
+        }
+    }
+
+    /// Injects a datagram from `from` to the server, as an attacker on the path would.
+    pub(crate) fn inject(&mut self, from: SocketAddr, data: Vec<u8>) {
+        let to = server_addr();
+        self.link.push_back(InFlight {
+            at: self.now + ONE_WAY,
+            from,
+            to,
+            data,
+        });
+    }
+
+    /// Collects everything both sides want to send now.
+    fn flush(&mut self) {
+        let mut buf = vec![0u8; 1500];
+        loop {
+            let mut sent = false;
+            if let Some((_, c)) = &mut self.client {
+                if let Some(t) = c.poll_transmit(self.now, &mut buf) {
+                    let d = buf[..t.size].to_vec();
+                    self.send(client_addr(), t.destination, d);
+                    sent = true;
+                }
+            }
+            let mut server_out = Vec::new();
+            for (_, s) in self.server.iter_mut().chain(self.extra_servers.iter_mut()) {
+                if let Some(t) = s.poll_transmit(self.now, &mut buf) {
+                    server_out.push((t.destination, buf[..t.size].to_vec()));
+                }
+            }
+            while let Some(t) = self.server_ep.poll_transmit(&mut buf) {
+                server_out.push((t.destination, buf[..t.size].to_vec()));
+            }
+            for (to, d) in server_out {
+                self.send(server_addr(), to, d);
+                sent = true;
+            }
+            if !sent {
+                break;
+            }
+        }
+    }
+
+    fn deliver(&mut self, d: InFlight) {
+        let data = BytesMut::from(&d.data[..]);
+        if d.to == server_addr() {
+            match self.server_ep.handle_datagram(self.now, d.from, data) {
+                Some(DatagramEvent::NewConnection(h, mut conn, data)) => {
+                    conn.handle_datagram(self.now, d.from, data);
+                    if self.server.is_none() {
+                        self.server = Some((h, *conn));
+                    } else {
+                        self.extra_servers.push((h, *conn));
+                    }
+                }
+                Some(DatagramEvent::Route(h, data)) => {
+                    for (handle, conn) in
+                        self.server.iter_mut().chain(self.extra_servers.iter_mut())
+                    {
+                        if *handle == h {
+                            conn.handle_datagram(self.now, d.from, data);
+                            break;
+                        }
+                    }
+                }
+                None => {}
+            }
+        } else if let Some(Some(DatagramEvent::Route(_, data))) = self
+            .client
+            .as_ref()
+            .map(|_| self.client_ep.handle_datagram(self.now, d.from, data))
+        {
+            if let Some((_, c)) = &mut self.client {
+                c.handle_datagram(self.now, d.from, data);
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let conns = self
+            .client
+            .iter()
+            .chain(self.server.iter())
+            .chain(self.extra_servers.iter())
+            .filter_map(|(_, c)| c.poll_timeout());
+        conns.chain(self.link.front().map(|d| d.at)).min()
+    }
+
+    fn endpoint_events(&mut self) {
+        if let Some((h, c)) = &mut self.client {
+            while let Some(e) = c.poll_endpoint_event() {
+                self.client_ep.handle_event(*h, e);
+            }
+        }
+        for (h, s) in self.server.iter_mut().chain(self.extra_servers.iter_mut()) {
+            while let Some(e) = s.poll_endpoint_event() {
+                self.server_ep.handle_event(*h, e);
+            }
+        }
+    }
+
+    /// Advances one step: send, then deliver or fire timers at the next event. Returns false
+    /// when nothing is left to happen.
+    pub(crate) fn step(&mut self) -> bool {
+        self.endpoint_events();
+        self.flush();
+        let Some(next) = self.next_deadline() else {
+            return false;
+        };
+        self.now = self.now.max(next);
+        while self.link.front().is_some_and(|d| d.at <= self.now) {
+            let d = self.link.pop_front().unwrap();
+            self.deliver(d);
+        }
+        let now = self.now;
+        for (_, c) in self
+            .client
+            .iter_mut()
+            .chain(self.server.iter_mut())
+            .chain(self.extra_servers.iter_mut())
+        {
+            if c.poll_timeout().is_some_and(|t| t <= now) {
+                c.handle_timeout(now);
+            }
+        }
+        true
+    }
+
+    /// Steps until `done` holds, failing after `max` steps (a hang is a failure).
+    pub(crate) fn drive_until(&mut self, max: usize, mut done: impl FnMut(&mut Self) -> bool) {
+        for _ in 0..max {
+            if done(self) {
+                return;
+            }
+            if !self.step() {
+                break;
+            }
+        }
+        assert!(
+            done(self),
+            "condition not reached after {max} steps at {:?}",
+            self.now
+        );
+    }
+
+    /// Drives until the handshake completes on both sides.
+    pub(crate) fn handshake(&mut self) {
+        self.drive_until(200, |p| {
+            p.client
+                .as_ref()
+                .is_some_and(|(_, c)| c.is_handshake_complete())
+                && p.server
+                    .as_ref()
+                    .is_some_and(|(_, s)| s.is_handshake_complete() && s.handshake_confirmed)
+        });
+    }
+
+    pub(crate) fn events(conn: &mut Connection) -> Vec<Event> {
+        std::iter::from_fn(|| conn.poll_event()).collect()
+    }
+}
+
+fn lost(events: &[Event]) -> Option<&ConnectionError> {
+    events.iter().find_map(|e| match e {
+        Event::ConnectionLost(err) => Some(err),
+        _ => None,
+    })
+}
+
+fn exchange_datagrams(pair: &mut Pair) {
+    pair.client()
+        .send_datagram(Bytes::from_static(b"ping from client"))
+        .unwrap();
+    pair.server()
+        .send_datagram(Bytes::from_static(b"pong from server"))
+        .unwrap();
+    pair.drive_until(50, |p| {
+        p.server
+            .as_ref()
+            .is_some_and(|(_, s)| !s.datagrams.incoming.is_empty())
+            && p.client
+                .as_ref()
+                .is_some_and(|(_, c)| !c.datagrams.incoming.is_empty())
+    });
+    assert_eq!(
+        pair.server().recv_datagram().unwrap(),
+        &b"ping from client"[..]
+    );
+    assert_eq!(
+        pair.client().recv_datagram().unwrap(),
+        &b"pong from server"[..]
+    );
+}
+
+#[test]
+fn hybrid_handshake_completes_and_data_flows_both_ways_for_each_suite() {
+    for suite in CipherSuite::ALL {
+        let mut setup = Setup::new(3);
+        setup.server_config.cipher_suites = vec![suite];
+        let mut pair = Pair::new(&setup);
+        pair.handshake();
+        exchange_datagrams(&mut pair);
+        let infos = [
+            pair.client().handshake_info().unwrap().clone(),
+            pair.server().handshake_info().unwrap().clone(),
+        ];
+        for info in infos {
+            assert_eq!(info.suite, suite);
+            assert_eq!(info.key_exchange, KeyExchange::X25519MlKem768);
+            assert!(!info.resumed);
+        }
+        let events = Pair::events(pair.client());
+        let connected = events.iter().find_map(|e| match e {
+            Event::Connected(info) => Some(info),
+            _ => None,
+        });
+        assert_eq!(
+            connected.and_then(|i| i.peer_identity.clone()),
+            Some(setup.server_identity.public()),
+            "the client reports the server's identity"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_pinned_key_fails_the_handshake_with_a_clear_error() {
+    let mut setup = Setup::new(4);
+    let other = IdentityKey::generate(SignatureScheme::Ed25519, &mut Rng::from_seed([99; 32]));
+    setup.client_config.trust = ServerTrust::Pinned(vec![other.public()]);
+    let mut pair = Pair::new(&setup);
+    pair.drive_until(200, |p| {
+        p.client.as_ref().is_some_and(|(_, c)| c.is_closed())
+    });
+    let events = Pair::events(pair.client());
+    match lost(&events) {
+        Some(ConnectionError::TransportError(e)) => {
+            assert_eq!(e.code, TransportErrorCode::HANDSHAKE_FAILED);
+            assert!(
+                e.reason.contains("does not match the pinned key"),
+                "{}",
+                e.reason
+            );
+        }
+        other => panic!("expected a handshake failure, got {other:?}"),
+    }
+    // The server learns why, too.
+    pair.drive_until(200, |p| {
+        p.server.as_ref().is_some_and(|(_, s)| s.is_closed())
+    });
+    let events = Pair::events(pair.server());
+    assert!(matches!(
+        lost(&events),
+        Some(ConnectionError::ConnectionClosed {
+            code: TransportErrorCode::HANDSHAKE_FAILED,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn classical_key_exchange_is_used_only_when_both_sides_allow_it() {
+    // Client allows both, server prefers classical: X25519 is negotiated and reported.
+    let mut setup = Setup::new(5);
+    setup.client_config.key_exchanges = vec![KeyExchange::X25519MlKem768, KeyExchange::X25519];
+    setup.server_config.key_exchanges = vec![KeyExchange::X25519];
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    assert_eq!(
+        pair.client().handshake_info().unwrap().key_exchange,
+        KeyExchange::X25519
+    );
+    // Client requires post-quantum, server only classical: no connection.
+    let mut setup = Setup::new(6);
+    setup.server_config.key_exchanges = vec![KeyExchange::X25519];
+    let mut pair = Pair::new(&setup);
+    pair.drive_until(200, |p| {
+        p.client.as_ref().is_some_and(|(_, c)| c.is_closed())
+    });
+    let events = Pair::events(pair.client());
+    assert!(
+        matches!(lost(&events), Some(ConnectionError::ConnectionClosed { code: TransportErrorCode::HANDSHAKE_FAILED, reason, .. }) if reason.contains("no key exchange in common")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn key_update_mid_connection_keeps_data_flowing() {
+    let setup = Setup::new(7);
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    exchange_datagrams(&mut pair);
+    assert!(pair.client().initiate_key_update());
+    assert!(!pair.client().initiate_key_update(), "one update at a time");
+    exchange_datagrams(&mut pair);
+    exchange_datagrams(&mut pair);
+    assert_eq!(pair.server().one_rtt.as_ref().unwrap().rx_generation(), 1);
+    assert_eq!(pair.server().one_rtt.as_ref().unwrap().tx_generation(), 1);
+    // And the server can start the next one.
+    assert!(pair.server().initiate_key_update());
+    exchange_datagrams(&mut pair);
+    exchange_datagrams(&mut pair);
+    assert_eq!(pair.client().one_rtt.as_ref().unwrap().rx_generation(), 2);
+    assert_eq!(pair.client().stats().key_updates, 2);
+}
+
+#[test]
+fn idle_timeout_ends_both_sides_and_close_codes_reach_the_peer() {
+    let mut setup = Setup::new(8);
+    setup.client_config.transport = Arc::new(TransportConfig {
+        idle_timeout: Duration::from_secs(5),
+        ..TransportConfig::default()
+    });
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    pair.cut = true;
+    let start = pair.now;
+    pair.drive_until(500, |p| {
+        p.client.as_ref().is_some_and(|(_, c)| c.is_drained())
+            && p.server.as_ref().is_some_and(|(_, s)| s.is_drained())
+    });
+    let elapsed = pair.now - start;
+    assert!(
+        elapsed >= Duration::from_secs(5) && elapsed < Duration::from_secs(7),
+        "{elapsed:?}"
+    );
+    assert_eq!(
+        lost(&Pair::events(pair.client())),
+        Some(&ConnectionError::TimedOut)
+    );
+    assert_eq!(
+        lost(&Pair::events(pair.server())),
+        Some(&ConnectionError::TimedOut)
+    );
+
+    let setup = Setup::new(9);
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    let now = pair.now;
+    pair.client().close(now, 42, b"bye now");
+    pair.drive_until(50, |p| {
+        p.server.as_ref().is_some_and(|(_, s)| s.is_closed())
+    });
+    let events = Pair::events(pair.server());
+    assert_eq!(
+        lost(&events),
+        Some(&ConnectionError::ApplicationClosed {
+            code: 42,
+            reason: "bye now".into()
+        })
+    );
+    pair.drive_until(200, |p| {
+        p.client.as_ref().is_some_and(|(_, c)| c.is_drained())
+    });
+}
+
+#[test]
+fn keep_alive_pings_hold_an_idle_connection_open() {
+    let mut setup = Setup::new(10);
+    let transport = Arc::new(TransportConfig {
+        idle_timeout: Duration::from_secs(3),
+        keep_alive_interval: Some(Duration::from_secs(1)),
+        ..TransportConfig::default()
+    });
+    setup.client_config.transport = transport.clone();
+    setup.server_config.transport = transport;
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    let start = pair.now;
+    pair.drive_until(2000, |p| p.now >= start + Duration::from_secs(20));
+    assert!(!pair.client().is_closed());
+    assert!(!pair.server().is_closed());
+}
+
+#[test]
+fn zero_rtt_is_accepted_once_and_a_replay_is_refused() {
+    let setup = Setup::new(11);
+    // First connection: obtain a ticket.
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    pair.drive_until(50, |p| {
+        p.client
+            .as_ref()
+            .is_some_and(|(_, c)| c.events.iter().any(|e| matches!(e, Event::NewTicket(_))))
+    });
+    let ticket = Pair::events(pair.client())
+        .into_iter()
+        .find_map(|e| match e {
+            Event::NewTicket(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap();
+
+    // Second connection resumes and sends a replay-safe datagram as 0-RTT.
+    let mut pair = Pair::with_ticket(&setup, Some(ticket.clone()));
+    pair.client()
+        .send_datagram_early(Bytes::from_static(b"early hello"))
+        .unwrap();
+    pair.drive_until(10, |p| {
+        p.server
+            .as_ref()
+            .is_some_and(|(_, s)| !s.datagrams.incoming.is_empty())
+    });
+    assert!(
+        !pair.server().is_handshake_complete(),
+        "the early datagram arrived before the handshake completed"
+    );
+    assert_eq!(pair.server().recv_datagram().unwrap(), &b"early hello"[..]);
+    pair.handshake();
+    let info = pair.client().handshake_info().unwrap().clone();
+    assert!(info.resumed);
+    assert_eq!(info.early_data, EarlyData::Accepted);
+
+    // An attacker replays the client's first flight to another server of the same deployment
+    // (sharing ticket keys and the replay filter): 0-RTT must not be accepted twice.
+    pair.server_ep = Endpoint::new(
+        Arc::new(server_endpoint_config()),
+        Some(pair.server_config.clone()),
+        Rng::from_seed([78; 32]),
+        pair.now,
+    )
+    .unwrap();
+    let flight = pair.client_sent.clone();
+    for d in flight.iter().take(3) {
+        pair.inject("10.0.0.66:5000".parse().unwrap(), d.clone());
+    }
+    pair.drive_until(20, |p| !p.extra_servers.is_empty());
+    for _ in 0..10 {
+        pair.step();
+    }
+    let replayed = &mut pair.extra_servers[0].1;
+    assert!(
+        replayed.datagrams.incoming.is_empty(),
+        "replayed 0-RTT data must not be delivered"
+    );
+    assert!(replayed.zero_rtt.is_none());
+
+    // The same ticket used again by the real client: 0-RTT refused, handshake still completes.
+    let mut pair = Pair::with_ticket(&setup, Some(ticket));
+    pair.client()
+        .send_datagram_early(Bytes::from_static(b"early again"))
+        .unwrap();
+    pair.handshake();
+    let info = pair.client().handshake_info().unwrap().clone();
+    assert_eq!(info.early_data, EarlyData::Rejected);
+    assert!(
+        info.resumed,
+        "the ticket still resumes the session; only 0-RTT is refused"
+    );
+    assert!(Pair::events(pair.client())
+        .iter()
+        .any(|e| matches!(e, Event::ZeroRttRejected)));
+    assert!(pair.server().datagrams.incoming.is_empty());
+    exchange_datagrams(&mut pair);
+}
+
+#[test]
+fn a_stateless_reset_ends_the_connection_of_a_restarted_server() {
+    let setup = Setup::new(12);
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    // The server restarts: same reset key (from config), no connection state.
+    pair.server_ep = Endpoint::new(
+        Arc::new(server_endpoint_config()),
+        Some(pair.server_config.clone()),
+        Rng::from_seed([77; 32]),
+        pair.now,
+    )
+    .unwrap();
+    pair.server = None;
+    pair.client()
+        .send_datagram(Bytes::from_static(b"anyone there?"))
+        .unwrap();
+    pair.drive_until(50, |p| {
+        p.client.as_ref().is_some_and(|(_, c)| c.is_drained())
+    });
+    assert_eq!(
+        lost(&Pair::events(pair.client())),
+        Some(&ConnectionError::Reset)
+    );
+}

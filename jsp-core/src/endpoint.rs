@@ -1,0 +1,523 @@
+//! The endpoint: what one UDP socket's worth of connections share.
+//!
+//! It routes each datagram to its connection by destination connection ID, accepts new
+//! connections (within a bounded table and token-bucket rate limits), answers unknown versions
+//! with version negotiation, answers packets for unknown connections with a stateless reset, and
+//! refuses handshakes it will not serve with a CONNECTION_REFUSED close — all without per-peer
+//! state for packets it does not accept.
+//!
+//! Endpoint and connections are separate values (DESIGN rule 4): the endpoint returns
+//! [`DatagramEvent::Route`] with the datagram and the driver feeds it to the connection it owns;
+//! connections report back through [`crate::connection::EndpointEvent`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::cid::ConnectionId;
+use crate::coding::Writer;
+use crate::config::{
+    ClientConfig, ConfigError, EndpointConfig, RateLimit, ServerConfig, MIN_UDP_PAYLOAD,
+};
+use crate::connection::{Connection, EndpointEvent, Incoming, Transmit};
+use crate::crypto::schedule::{directional_keys, hmac_sha256, initial_secrets, INITIAL_SUITE};
+use crate::crypto::TAG_LEN;
+use crate::error::TransportErrorCode;
+use crate::frame::{Close, CloseKind, Frame};
+use crate::handshake::ClientTicket;
+use crate::packet::{self, header, Header, HeaderSpec, PacketKind};
+use crate::rand::Rng;
+use crate::time::Instant;
+
+/// Identifies a connection within its endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionHandle(pub u64);
+
+/// What to do with a datagram the endpoint looked at.
+#[derive(Debug)]
+#[must_use = "a datagram event must be acted on"]
+pub enum DatagramEvent {
+    /// Feed the datagram to this existing connection.
+    Route(ConnectionHandle, BytesMut),
+    /// A new connection was accepted: keep it, then feed it the datagram.
+    NewConnection(ConnectionHandle, Box<Connection>, BytesMut),
+}
+
+/// A token bucket on the driver's clock: `rate` tokens per second up to `burst`.
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    limit: RateLimit,
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(limit: RateLimit, now: Instant) -> Self {
+        Self {
+            limit,
+            tokens: limit.burst,
+            updated: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.updated = self.updated.max(now);
+        self.tokens = (self.tokens + elapsed * self.limit.rate).min(self.limit.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Counters an endpoint keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Datagrams received.
+    pub datagrams_received: u64,
+    /// Datagrams dropped before reaching a connection (malformed, unknown, too small, limited).
+    pub datagrams_dropped: u64,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Handshakes refused (table full or rate limited).
+    pub refused: u64,
+    /// Version-negotiation packets sent.
+    pub version_negotiations: u64,
+    /// Stateless resets sent.
+    pub stateless_resets: u64,
+}
+
+struct Route {
+    local_cid: ConnectionId,
+    original_dcid: Option<ConnectionId>,
+    reset_token: Option<[u8; 16]>,
+}
+
+/// Most queued stateless responses; beyond this they are dropped (they are best-effort).
+const MAX_RESPONSES: usize = 64;
+
+/// One endpoint.
+pub struct Endpoint {
+    config: Arc<EndpointConfig>,
+    server: Option<Arc<ServerConfig>>,
+    rng: Rng,
+    reset_key: [u8; 32],
+    by_cid: HashMap<ConnectionId, ConnectionHandle>,
+    reset_tokens: HashMap<[u8; 16], ConnectionHandle>,
+    routes: HashMap<ConnectionHandle, Route>,
+    next_handle: u64,
+    handshake_bucket: TokenBucket,
+    per_source: HashMap<IpAddr, TokenBucket>,
+    source_order: VecDeque<IpAddr>,
+    responses: VecDeque<(SocketAddr, Vec<u8>)>,
+    stats: EndpointStats,
+}
+
+impl core::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("connections", &self.routes.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The per-source key: IPv4 addresses as is, IPv6 by their /64 prefix (one subscriber).
+fn source_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
+    }
+}
+
+impl Endpoint {
+    /// An endpoint; with `server` it accepts connections. `rng` is seeded by the driver.
+    pub fn new(
+        config: Arc<EndpointConfig>,
+        server: Option<Arc<ServerConfig>>,
+        mut rng: Rng,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if let Some(s) = &server {
+            s.validate()?;
+        }
+        let reset_key = config.stateless_reset_key.unwrap_or_else(|| rng.array());
+        Ok(Self {
+            handshake_bucket: TokenBucket::new(config.handshake_rate, now),
+            config,
+            server,
+            rng,
+            reset_key,
+            by_cid: HashMap::new(),
+            reset_tokens: HashMap::new(),
+            routes: HashMap::new(),
+            next_handle: 0,
+            per_source: HashMap::new(),
+            source_order: VecDeque::new(),
+            responses: VecDeque::new(),
+            stats: EndpointStats::default(),
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    /// Connections in the table.
+    pub fn connection_count(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Replaces the server configuration for new connections (e.g. to rotate the identity).
+    pub fn set_server_config(&mut self, server: Option<Arc<ServerConfig>>) {
+        self.server = server;
+    }
+
+    fn new_cid(&mut self) -> ConnectionId {
+        loop {
+            let cid = ConnectionId::random(&mut self.rng, self.config.cid_len);
+            if !self.by_cid.contains_key(&cid) {
+                return cid;
+            }
+        }
+    }
+
+    fn insert(
+        &mut self,
+        local_cid: ConnectionId,
+        original_dcid: Option<ConnectionId>,
+    ) -> ConnectionHandle {
+        let handle = ConnectionHandle(self.next_handle);
+        self.next_handle += 1;
+        self.by_cid.insert(local_cid, handle);
+        if let Some(o) = original_dcid {
+            self.by_cid.insert(o, handle);
+        }
+        self.routes.insert(
+            handle,
+            Route {
+                local_cid,
+                original_dcid,
+                reset_token: None,
+            },
+        );
+        handle
+    }
+
+    /// The stateless-reset token for `cid`: HMAC-SHA256(reset key, cid), first 16 bytes.
+    pub fn reset_token(&self, cid: &ConnectionId) -> [u8; 16] {
+        let mac = hmac_sha256(&self.reset_key, cid);
+        let mut token = [0u8; 16];
+        token.copy_from_slice(&mac[..16]);
+        token
+    }
+
+    /// Starts a connection to `remote`.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        config: Arc<ClientConfig>,
+        remote: SocketAddr,
+        ticket: Option<ClientTicket>,
+    ) -> Result<(ConnectionHandle, Connection), ConfigError> {
+        let local_cid = self.new_cid();
+        let rng = self.rng.fork();
+        let conn = Connection::new_client(config, remote, local_cid, rng, ticket, now)?;
+        let handle = self.insert(local_cid, None);
+        Ok((handle, conn))
+    }
+
+    /// Tells the endpoint what a connection reported.
+    pub fn handle_event(&mut self, handle: ConnectionHandle, event: EndpointEvent) {
+        match event {
+            EndpointEvent::Drained => {
+                if let Some(route) = self.routes.remove(&handle) {
+                    self.by_cid.remove(&route.local_cid);
+                    if let Some(o) = route.original_dcid {
+                        self.by_cid.remove(&o);
+                    }
+                    if let Some(t) = route.reset_token {
+                        self.reset_tokens.remove(&t);
+                    }
+                }
+            }
+            EndpointEvent::ResetToken(token) => {
+                if let Some(route) = self.routes.get_mut(&handle) {
+                    if let Some(old) = route.reset_token.replace(token) {
+                        self.reset_tokens.remove(&old);
+                    }
+                    self.reset_tokens.insert(token, handle);
+                }
+            }
+        }
+    }
+
+    /// Looks at a datagram from `remote`: routes it, accepts a new connection, or answers it
+    /// statelessly (see [`Self::poll_transmit`]) and drops it.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        data: BytesMut,
+    ) -> Option<DatagramEvent> {
+        self.stats.datagrams_received += 1;
+        let partial = match packet::decode(&data, self.config.cid_len) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::trace!(%remote, error = %e, "dropping undecodable datagram");
+                self.stats.datagrams_dropped += 1;
+                return None;
+            }
+        };
+        if let Some(handle) = self.by_cid.get(partial.dcid()) {
+            return Some(DatagramEvent::Route(*handle, data));
+        }
+        match &partial.header {
+            Header::Long {
+                version,
+                dcid,
+                scid,
+                ..
+            } if !self.config.supported_versions.contains(version) => {
+                if data.len() >= usize::from(MIN_UDP_PAYLOAD) && self.server.is_some() {
+                    self.send_version_negotiation(remote, dcid, scid);
+                } else {
+                    self.stats.datagrams_dropped += 1;
+                }
+                None
+            }
+            Header::Long {
+                kind: PacketKind::Initial,
+                dcid,
+                scid,
+                ..
+            } => {
+                let (dcid, scid) = (*dcid, *scid);
+                self.accept(now, remote, dcid, scid, data)
+            }
+            Header::Short { .. } => {
+                // A stateless reset from a peer that lost our connection looks like this: its
+                // last 16 bytes are the token the peer gave us. The connection confirms it.
+                let tail = data
+                    .len()
+                    .checked_sub(16)
+                    .and_then(|start| data.get(start..));
+                if let Some(handle) = tail
+                    .and_then(|t| <[u8; 16]>::try_from(t).ok())
+                    .and_then(|t| self.reset_tokens.get(&t))
+                {
+                    return Some(DatagramEvent::Route(*handle, data));
+                }
+                self.send_stateless_reset(remote, partial.dcid(), data.len());
+                None
+            }
+            _ => {
+                self.stats.datagrams_dropped += 1;
+                None
+            }
+        }
+    }
+
+    fn source_allows(&mut self, now: Instant, remote: SocketAddr) -> bool {
+        let key = source_key(remote.ip());
+        if !self.per_source.contains_key(&key) {
+            while self.per_source.len() >= self.config.max_tracked_sources {
+                match self.source_order.pop_front() {
+                    Some(old) => {
+                        self.per_source.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            self.per_source.insert(
+                key,
+                TokenBucket::new(self.config.per_source_handshake_rate, now),
+            );
+            self.source_order.push_back(key);
+        }
+        self.per_source
+            .get_mut(&key)
+            .is_some_and(|b| b.try_take(now))
+    }
+
+    fn accept(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        dcid: ConnectionId,
+        scid: ConnectionId,
+        data: BytesMut,
+    ) -> Option<DatagramEvent> {
+        let Some(server) = self.server.clone() else {
+            self.stats.datagrams_dropped += 1;
+            return None;
+        };
+        // A client's first datagram is padded to 1200 bytes; smaller ones are not answered, so
+        // the server never amplifies a small spoofed packet.
+        if data.len() < usize::from(MIN_UDP_PAYLOAD) || dcid.len() < 8 {
+            self.stats.datagrams_dropped += 1;
+            return None;
+        }
+        if self.routes.len() >= self.config.max_connections
+            || !self.handshake_bucket.try_take(now)
+            || !self.source_allows(now, remote)
+        {
+            self.stats.refused += 1;
+            self.refuse(remote, &dcid, &scid);
+            return None;
+        }
+        let local_cid = self.new_cid();
+        let token = self.reset_token(&local_cid);
+        let rng = self.rng.fork();
+        let incoming = Incoming {
+            remote,
+            local_cid,
+            client_scid: scid,
+            original_dcid: dcid,
+            reset_token: token,
+        };
+        let conn = Connection::new_server(server, incoming, rng, now);
+        let handle = self.insert(local_cid, Some(dcid));
+        self.stats.accepted += 1;
+        tracing::debug!(%remote, cid = %local_cid, "accepted connection");
+        Some(DatagramEvent::NewConnection(handle, Box::new(conn), data))
+    }
+
+    fn queue_response(&mut self, remote: SocketAddr, bytes: Vec<u8>) {
+        if self.responses.len() < MAX_RESPONSES {
+            self.responses.push_back((remote, bytes));
+        }
+    }
+
+    fn send_version_negotiation(
+        &mut self,
+        remote: SocketAddr,
+        dcid: &ConnectionId,
+        scid: &ConnectionId,
+    ) {
+        let mut buf = vec![0u8; 256];
+        let unused = self.rng.array::<1>()[0];
+        let versions = self.config.supported_versions.clone();
+        if let Ok(n) = header::write_version_negotiation(&mut buf, dcid, scid, &versions, unused) {
+            buf.truncate(n);
+            self.stats.version_negotiations += 1;
+            self.queue_response(remote, buf);
+        }
+    }
+
+    fn send_stateless_reset(
+        &mut self,
+        remote: SocketAddr,
+        dcid: &ConnectionId,
+        trigger_len: usize,
+    ) {
+        // Smaller than the packet that triggered it (no reset loops, no amplification) and at
+        // least 21 bytes so it looks like a short-header packet.
+        const MIN_RESET: usize = 21;
+        if trigger_len <= MIN_RESET || self.server.is_none() {
+            self.stats.datagrams_dropped += 1;
+            return;
+        }
+        let len = (trigger_len - 1).min(43);
+        let mut buf = vec![0u8; len];
+        self.rng.fill(&mut buf);
+        buf[0] = (buf[0] & 0x3f) | 0x40;
+        let token = self.reset_token(dcid);
+        buf[len - 16..].copy_from_slice(&token);
+        self.stats.stateless_resets += 1;
+        self.queue_response(remote, buf);
+    }
+
+    /// Answers a refused handshake with an Initial packet carrying CONNECTION_REFUSED, so the
+    /// client fails fast with a clear reason instead of timing out.
+    fn refuse(
+        &mut self,
+        remote: SocketAddr,
+        client_dcid: &ConnectionId,
+        client_scid: &ConnectionId,
+    ) {
+        let (_, server_secret) = initial_secrets(crate::VERSION_1, client_dcid);
+        let keys = directional_keys(crate::crypto::Backend::Auto, INITIAL_SUITE, &server_secret);
+        let mut buf = vec![0u8; 256];
+        let spec = HeaderSpec {
+            kind: PacketKind::Initial,
+            version: crate::VERSION_1,
+            dcid: *client_scid,
+            scid: *client_dcid,
+            token: &[],
+            pn: 0,
+            pn_len: 1,
+            key_phase: false,
+            spin: false,
+        };
+        let mut w = Writer::new(&mut buf);
+        let Ok(hdr) = header::write(&mut w, &spec) else {
+            return;
+        };
+        let close = Frame::Close(Close {
+            kind: CloseKind::Transport { frame_type: 0 },
+            code: TransportErrorCode::CONNECTION_REFUSED.0,
+            reason: b"server busy",
+        });
+        if close.encode(&mut w).is_err() {
+            return;
+        }
+        let payload_end = w
+            .position()
+            .max(hdr.len() + packet::min_payload_len(hdr.pn_len));
+        let total = payload_end + TAG_LEN;
+        buf.truncate(total);
+        if packet::seal(&mut buf, &hdr, 0, &*keys.packet, &*keys.header).is_ok() {
+            self.queue_response(remote, buf);
+        }
+    }
+
+    /// The next stateless response (version negotiation, stateless reset, refusal) to send.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        let (destination, bytes) = self.responses.pop_front()?;
+        let out = buf.get_mut(..bytes.len())?;
+        out.copy_from_slice(&bytes);
+        Some(Transmit {
+            destination,
+            size: bytes.len(),
+            segment_size: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_bucket_refills_at_its_rate_up_to_its_burst() {
+        let t0 = Instant::from_millis(0);
+        let mut b = TokenBucket::new(
+            RateLimit {
+                rate: 10.0,
+                burst: 2.0,
+            },
+            t0,
+        );
+        assert!(b.try_take(t0));
+        assert!(b.try_take(t0));
+        assert!(!b.try_take(t0));
+        assert!(b.try_take(Instant::from_millis(100)));
+        assert!(!b.try_take(Instant::from_millis(100)));
+        let later = Instant::from_millis(10_000);
+        assert!(b.try_take(later) && b.try_take(later) && !b.try_take(later));
+    }
+}
