@@ -32,6 +32,7 @@ pub mod packet;
 pub mod rand;
 pub mod range_set;
 pub mod side;
+pub mod stream;
 pub mod time;
 
 pub use cid::ConnectionId;
