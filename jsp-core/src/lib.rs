@@ -43,6 +43,7 @@ pub mod range_set;
 pub mod recovery;
 pub mod session;
 pub mod side;
+pub mod stream;
 pub mod time;
 
 pub use cid::ConnectionId;

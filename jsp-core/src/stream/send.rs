@@ -1,0 +1,373 @@
+//! The send half of a stream: the send buffer and the send state machine of RFC 9000 §3.1
+//! (Ready → Send → Data Sent → Data Recvd, or Reset Sent → Reset Recvd).
+//!
+//! The buffer holds the application's bytes as [`Bytes`] chunks from the lowest unacknowledged
+//! offset to the highest written one. Invariants:
+//! - `acked_base <= unsent <= written`; the chunks cover exactly `[acked_base, written)`, in
+//!   order, without gaps, and the first starts at `acked_base`;
+//! - `retransmit` (lost ranges, sent before new data) and `acked` (acknowledged ranges above
+//!   `acked_base`) lie inside `[acked_base, unsent)` and never share a byte;
+//! - `written` never exceeds the peer's stream limit (writes are capped by it), so new data is
+//!   always sendable as far as flow control goes; after a reset the buffer is empty for good.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes};
+
+use super::flow::SendCredit;
+use super::WriteError;
+use crate::coding::{BufferTooSmall, Writer};
+use crate::frame::{encode_stream_header, stream_header_len, StreamId};
+use crate::range_set::RangeSet;
+
+/// The send states of RFC 9000 §3.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SendState {
+    /// Opened; nothing sent yet.
+    Ready,
+    /// Some data sent; more may follow.
+    Send,
+    /// The FIN was sent; some data is unacknowledged.
+    DataSent,
+    /// Every byte and the FIN were acknowledged.
+    DataRecvd,
+    /// We reset the stream; the RESET_STREAM is unacknowledged.
+    ResetSent,
+    /// The RESET_STREAM was acknowledged.
+    ResetRecvd,
+}
+
+/// Where the FIN stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fin {
+    /// The application has not finished the stream.
+    None,
+    /// Finished; the FIN is owed to the peer (never sent, or lost).
+    Queued,
+    /// Sent and not yet acknowledged.
+    Sent,
+    /// Acknowledged.
+    Acked,
+}
+
+/// One STREAM frame to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Plan {
+    pub(super) offset: u64,
+    pub(super) len: u64,
+    pub(super) fin: bool,
+    retransmit: bool,
+}
+
+/// The application's bytes from the lowest unacknowledged offset up.
+#[derive(Debug, Default)]
+struct SendBuf {
+    chunks: VecDeque<(u64, Bytes)>,
+    acked_base: u64,
+    unsent: u64,
+    written: u64,
+    retransmit: RangeSet,
+    acked: RangeSet,
+}
+
+impl SendBuf {
+    fn push(&mut self, data: Bytes) {
+        let len = data.len() as u64;
+        self.chunks.push_back((self.written, data));
+        self.written += len;
+    }
+
+    /// Copies `[offset, offset + len)` into `w`.
+    fn copy_to(&self, offset: u64, len: u64, w: &mut Writer<'_>) -> Result<(), BufferTooSmall> {
+        let first = self
+            .chunks
+            .partition_point(|(start, b)| start + b.len() as u64 <= offset);
+        let end = offset + len;
+        for (start, chunk) in self.chunks.iter().skip(first) {
+            if *start >= end {
+                break;
+            }
+            let from = offset.saturating_sub(*start) as usize;
+            let to = ((end - start) as usize).min(chunk.len());
+            w.bytes(chunk.get(from..to).unwrap_or(&[]))?;
+        }
+        Ok(())
+    }
+
+    /// Records an acknowledgement; returns the bytes freed from the buffer.
+    fn on_ack(&mut self, offset: u64, len: u64) -> u64 {
+        let end = offset + len;
+        if end <= self.acked_base {
+            return 0;
+        }
+        let range = offset.max(self.acked_base)..end.min(self.unsent);
+        self.retransmit.remove(range.clone());
+        self.acked.insert(range);
+        let old = self.acked_base;
+        while self.acked.min() == Some(self.acked_base) {
+            match self.acked.pop_min() {
+                Some(r) => self.acked_base = r.end,
+                None => break,
+            }
+        }
+        while let Some((start, chunk)) = self.chunks.front_mut() {
+            let chunk_end = *start + chunk.len() as u64;
+            if chunk_end <= self.acked_base {
+                self.chunks.pop_front();
+            } else {
+                if *start < self.acked_base {
+                    chunk.advance((self.acked_base - *start) as usize);
+                    *start = self.acked_base;
+                }
+                break;
+            }
+        }
+        self.acked_base - old
+    }
+
+    /// Queues the parts of a lost range that are neither acknowledged nor freed.
+    fn on_lost(&mut self, offset: u64, len: u64) {
+        let range = offset.max(self.acked_base)..(offset + len).min(self.unsent);
+        if range.is_empty() {
+            return;
+        }
+        let mut lost = RangeSet::new();
+        lost.insert(range);
+        lost.subtract(&self.acked);
+        for r in lost.iter() {
+            self.retransmit.insert(r);
+        }
+    }
+}
+
+/// The send half of a stream.
+#[derive(Debug)]
+pub(super) struct Send {
+    state: SendState,
+    buf: SendBuf,
+    fin: Fin,
+    /// The peer's MAX_STREAM_DATA; `used` is `written`.
+    pub(super) credit: SendCredit,
+    stop_code: Option<u64>,
+    reset: Option<(u64, u64)>,
+    /// Higher goes first.
+    pub(super) priority: i32,
+    /// The stream's data may go in 0-RTT packets.
+    pub(super) replay_safe: bool,
+    /// The priority level the stream is queued at for sending, if queued.
+    pub(super) in_ready: Option<i32>,
+    /// A RESET_STREAM frame is queued.
+    pub(super) reset_queued: bool,
+    /// A STREAM_DATA_BLOCKED frame is queued.
+    pub(super) blocked_queued: bool,
+    /// A write came up short: a `Writable` event is owed when room appears.
+    pub(super) want_writable: bool,
+}
+
+impl Send {
+    /// A send half the peer lets send `max_data` bytes.
+    pub(super) fn new(max_data: u64) -> Self {
+        Self {
+            state: SendState::Ready,
+            buf: SendBuf::default(),
+            fin: Fin::None,
+            credit: SendCredit::new(max_data),
+            stop_code: None,
+            reset: None,
+            priority: 0,
+            replay_safe: false,
+            in_ready: None,
+            reset_queued: false,
+            blocked_queued: false,
+            want_writable: false,
+        }
+    }
+
+    /// The current state.
+    #[cfg(test)]
+    pub(super) fn state(&self) -> SendState {
+        self.state
+    }
+
+    /// The RESET_STREAM to send (code, final size), while the reset is unacknowledged.
+    pub(super) fn reset_frame(&self) -> Option<(u64, u64)> {
+        match self.state {
+            SendState::ResetSent => self.reset,
+            _ => None,
+        }
+    }
+
+    /// Whether the application may still write or finish.
+    pub(super) fn check_writable(&self) -> Result<(), WriteError> {
+        if let Some(code) = self.stop_code {
+            return Err(WriteError::Stopped(code));
+        }
+        if self.fin != Fin::None || self.reset.is_some() {
+            return Err(WriteError::ClosedStream);
+        }
+        Ok(())
+    }
+
+    /// Appends application data (the caller checked the credit).
+    pub(super) fn write(&mut self, data: Bytes) {
+        self.credit.take(data.len() as u64);
+        self.buf.push(data);
+    }
+
+    /// The application finished the stream.
+    pub(super) fn finish(&mut self) {
+        self.fin = Fin::Queued;
+    }
+
+    /// Whether the half is over (all acknowledged, or the reset acknowledged).
+    pub(super) fn is_done(&self) -> bool {
+        matches!(self.state, SendState::DataRecvd | SendState::ResetRecvd)
+    }
+
+    /// Whether a STREAM frame is owed: lost data, new data, or the FIN.
+    pub(super) fn has_sendable(&self) -> bool {
+        match self.state {
+            SendState::Ready | SendState::Send | SendState::DataSent => {
+                !self.buf.retransmit.is_empty()
+                    || self.buf.unsent < self.buf.written
+                    || self.fin == Fin::Queued
+            }
+            _ => false,
+        }
+    }
+
+    /// Bytes held in the buffer: written and not yet acknowledged.
+    #[cfg(test)]
+    pub(super) fn unacked(&self) -> u64 {
+        self.buf.written - self.buf.acked_base
+    }
+
+    /// The next STREAM frame that fits in `room` bytes: lost data first, then new data, then a
+    /// bare FIN.
+    pub(super) fn plan(&self, id: StreamId, room: usize) -> Option<Plan> {
+        let (offset, avail, retransmit) = if let Some(r) = self.buf.retransmit.iter().next() {
+            (r.start, r.end - r.start, true)
+        } else if self.buf.unsent < self.buf.written {
+            (self.buf.unsent, self.buf.written - self.buf.unsent, false)
+        } else if self.fin == Fin::Queued {
+            (self.buf.written, 0, false)
+        } else {
+            return None;
+        };
+        let want = usize::try_from(avail).unwrap_or(usize::MAX).min(room);
+        let header = stream_header_len(id, offset, want);
+        let len = (room.checked_sub(header)? as u64).min(avail);
+        if len == 0 && avail > 0 {
+            return None;
+        }
+        let fin = self.fin == Fin::Queued && offset + len == self.buf.written;
+        Some(Plan {
+            offset,
+            len,
+            fin,
+            retransmit,
+        })
+    }
+
+    /// Writes the frame `plan` describes (header and data) into `w`.
+    pub(super) fn encode(
+        &self,
+        id: StreamId,
+        plan: &Plan,
+        w: &mut Writer<'_>,
+    ) -> Result<(), BufferTooSmall> {
+        let len = usize::try_from(plan.len).map_err(|_| BufferTooSmall { needed: usize::MAX })?;
+        let needed = stream_header_len(id, plan.offset, len) + len;
+        if needed > w.remaining() {
+            return Err(BufferTooSmall {
+                needed: needed - w.remaining(),
+            });
+        }
+        encode_stream_header(w, id, plan.offset, len, plan.fin)?;
+        self.buf.copy_to(plan.offset, plan.len, w)
+    }
+
+    /// Records that the frame `plan` describes was sent.
+    pub(super) fn on_sent(&mut self, plan: &Plan) {
+        let end = plan.offset + plan.len;
+        if plan.retransmit {
+            self.buf.retransmit.remove(plan.offset..end);
+        } else {
+            self.buf.unsent = self.buf.unsent.max(end);
+        }
+        if plan.fin {
+            self.fin = Fin::Sent;
+            self.state = SendState::DataSent;
+        } else if self.state == SendState::Ready {
+            self.state = SendState::Send;
+        }
+    }
+
+    /// Records an acknowledged STREAM frame; returns the bytes freed and whether the half just
+    /// reached Data Recvd.
+    pub(super) fn on_ack(&mut self, offset: u64, len: u64, fin: bool) -> (u64, bool) {
+        if !matches!(self.state, SendState::Send | SendState::DataSent) {
+            return (0, false);
+        }
+        let freed = self.buf.on_ack(offset, len);
+        if fin {
+            self.fin = Fin::Acked;
+        }
+        let done = self.fin == Fin::Acked && self.buf.acked_base == self.buf.written;
+        if done {
+            self.state = SendState::DataRecvd;
+            self.buf.retransmit = RangeSet::new();
+        }
+        (freed, done)
+    }
+
+    /// Records a lost STREAM frame: its unacknowledged bytes (and FIN) are owed again.
+    pub(super) fn on_lost(&mut self, offset: u64, len: u64, fin: bool) {
+        if !matches!(self.state, SendState::Send | SendState::DataSent) {
+            return;
+        }
+        self.buf.on_lost(offset, len);
+        if fin && self.fin == Fin::Sent {
+            self.fin = Fin::Queued;
+        }
+    }
+
+    /// The peer asked us to stop; returns whether this is news.
+    pub(super) fn on_stop(&mut self, code: u64) -> bool {
+        if self.stop_code.is_some() || self.is_done() {
+            return false;
+        }
+        self.stop_code = Some(code);
+        true
+    }
+
+    /// Abandons the stream with `code`. Returns `(freed, unsent)`: the bytes dropped from the
+    /// buffer and the credit taken for bytes never sent, or `None` if already reset or done.
+    pub(super) fn reset(&mut self, code: u64) -> Option<(u64, u64)> {
+        if self.reset.is_some() || self.is_done() {
+            return None;
+        }
+        let final_size = self.buf.unsent;
+        let freed = self.buf.written - self.buf.acked_base;
+        let unsent = self.buf.written - self.buf.unsent;
+        self.buf = SendBuf {
+            acked_base: final_size,
+            unsent: final_size,
+            written: final_size,
+            ..SendBuf::default()
+        };
+        self.credit.give_back(unsent);
+        self.reset = Some((code, final_size));
+        self.state = SendState::ResetSent;
+        Some((freed, unsent))
+    }
+
+    /// The RESET_STREAM was acknowledged; returns whether the half just ended.
+    pub(super) fn on_reset_acked(&mut self) -> bool {
+        if self.state == SendState::ResetSent {
+            self.state = SendState::ResetRecvd;
+            return true;
+        }
+        false
+    }
+}
