@@ -74,6 +74,8 @@ pub struct TransportConfig {
     pub max_concurrent_uni_streams: u64,
     /// Largest DATAGRAM frame payload accepted; 0 disables datagrams. Default 1200.
     pub max_datagram_frame_size: u64,
+    /// Bytes the application may queue on streams, unsent or unacknowledged. Default 16 MiB.
+    pub send_buffer: u64,
     /// Received datagrams buffered before the oldest is dropped. Default 1 MiB.
     pub datagram_receive_buffer: usize,
     /// Bytes of outgoing datagrams queued before the oldest is dropped. Default 1 MiB.
@@ -103,6 +105,7 @@ impl Default for TransportConfig {
             max_concurrent_bidi_streams: 100,
             max_concurrent_uni_streams: 100,
             max_datagram_frame_size: 1200,
+            send_buffer: 16 << 20,
             datagram_receive_buffer: 1 << 20,
             datagram_send_buffer: 1 << 20,
             max_ack_delay: Duration::from_millis(25),

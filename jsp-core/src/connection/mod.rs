@@ -40,6 +40,7 @@ use crate::session::{
     ClientSession, EarlyData, HandshakeInfo, ServerSession, Session, SessionOutput,
 };
 use crate::side::Side;
+use crate::stream::{StreamEvent, StreamRecord, Streams};
 use crate::time::{Duration, Instant};
 
 /// A datagram for the driver to send.
@@ -118,6 +119,9 @@ pub enum Event {
     NewTicket(Box<ClientTicket>),
     /// One or more datagrams can be read with [`Connection::recv_datagram`].
     DatagramReceived,
+    /// Something happened on a stream (opened by the peer, readable, writable, finished,
+    /// stopped, reset, or more streams available).
+    Stream(StreamEvent),
     /// The 1-RTT keys moved to a new generation.
     KeyUpdated {
         /// The generation now used for sending.
@@ -181,6 +185,8 @@ pub(crate) struct SentFrames {
     handshake_done: bool,
     tickets: Vec<Bytes>,
     key_update: Option<u64>,
+    /// Stream frames and stream control frames.
+    streams: Vec<StreamRecord>,
 }
 
 /// Datagram queues, both bounded in bytes.
@@ -255,6 +261,7 @@ pub struct Connection {
     events: VecDeque<Event>,
     endpoint_events: VecDeque<EndpointEvent>,
     datagrams: Datagrams,
+    streams: Streams,
     stats: ConnectionStats,
     idle_timeout: Option<Duration>,
     close: Option<CloseFrame>,
@@ -367,6 +374,7 @@ impl Connection {
             events: VecDeque::new(),
             endpoint_events: VecDeque::new(),
             datagrams: Datagrams::default(),
+            streams: Streams::new(side, streams_glue::stream_limits(&transport)),
             stats: ConnectionStats::default(),
             idle_timeout: (!transport.idle_timeout.is_zero()).then_some(transport.idle_timeout),
             transport,
@@ -444,6 +452,9 @@ impl Connection {
         let params = Self::local_params(&config.transport, &local_cid);
         let mut out = SessionOutput::default();
         let early_limit = ticket.as_ref().map_or(0, |t| u64::from(t.max_early_data));
+        let early_peer_limits = ticket
+            .as_ref()
+            .map(|t| streams_glue::peer_limits(&t.params));
         let session = ClientSession::new(
             config.clone(),
             params.clone(),
@@ -466,6 +477,10 @@ impl Connection {
             now,
         );
         conn.max_early_data = early_limit;
+        if let Some(limits) = early_peer_limits.filter(|_| conn.zero_rtt_pending(&out)) {
+            // 0-RTT streams run under the limits the server gave the resumed session.
+            conn.streams.set_peer_limits(limits);
+        }
         conn.apply_session_output(out, now);
         Ok(conn)
     }
@@ -502,6 +517,12 @@ impl Connection {
             },
             now,
         )
+    }
+
+    fn zero_rtt_pending(&self, out: &SessionOutput) -> bool {
+        out.keys
+            .iter()
+            .any(|k| matches!(k, crate::session::KeyInstall::ZeroRtt { .. }))
     }
 
     /// Which side this is.
@@ -564,8 +585,16 @@ impl Connection {
         self.cc.window()
     }
 
-    /// The next event for the application.
+    /// The next event for the application. [`Event::ConnectionLost`] comes last.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(e) = self.events.front() {
+            if !matches!(e, Event::ConnectionLost(_)) {
+                return self.events.pop_front();
+            }
+        }
+        if let Some(e) = self.streams.poll_event() {
+            return Some(Event::Stream(e));
+        }
         self.events.pop_front()
     }
 
@@ -744,6 +773,7 @@ impl Connection {
 
     /// Fires expired timers. Call at (or after) the deadline from [`Self::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.streams.set_now(now);
         let fired: Vec<Timer> = self.timers.expired(now).collect();
         for timer in fired {
             match timer {

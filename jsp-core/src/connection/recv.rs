@@ -31,6 +31,7 @@ impl Connection {
         if matches!(self.state, State::Drained | State::Draining) {
             return;
         }
+        self.streams.set_now(now);
         let len = data.len() as u64;
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += len;
@@ -482,7 +483,11 @@ impl Connection {
             if let Some(largest) = packet.frames.largest_ack {
                 s.on_ack_acked(largest);
             }
+            for record in packet.frames.streams {
+                self.streams.on_acked(record);
+            }
         }
+        self.streams.set_rtt(self.recovery.rtt().smoothed());
         self.process_lost(&mut out, now);
         self.ack_outcome = out;
         Ok(())

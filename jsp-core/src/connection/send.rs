@@ -32,6 +32,7 @@ impl Connection {
     /// Writes the next datagram to send into `buf` and says where it goes, or `None` when there
     /// is nothing to send now. `buf` should hold at least 1500 bytes.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.streams.set_now(now);
         match self.state {
             State::Drained | State::Draining => return None,
             State::Closing if !self.close_pending => return None,
