@@ -269,10 +269,13 @@ fn validate_common(suites: &[CipherSuite], kex: &[KeyExchange]) -> Result<(), Co
             "at least one key exchange is required",
         ));
     }
-    if !kex.iter().any(|k| k.is_post_quantum()) && kex.len() > 1 {
+    if (1..suites.len()).any(|i| suites[..i].contains(&suites[i])) {
+        return Err(ConfigError::new("cipher_suites", "a suite is listed twice"));
+    }
+    if (1..kex.len()).any(|i| kex[..i].contains(&kex[i])) {
         return Err(ConfigError::new(
             "key_exchanges",
-            "duplicate classical key exchanges",
+            "a key exchange is listed twice",
         ));
     }
     Ok(())

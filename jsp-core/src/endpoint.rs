@@ -286,12 +286,11 @@ impl Endpoint {
             return Some(DatagramEvent::Route(*handle, data));
         }
         match &partial.header {
-            Header::Long {
-                version,
-                dcid,
-                scid,
-                ..
-            } if !self.config.supported_versions.contains(version) => {
+            Header::UnknownVersion { dcid, scid, .. } | Header::Long { dcid, scid, .. }
+                if partial
+                    .version()
+                    .is_some_and(|v| !self.config.supported_versions.contains(&v)) =>
+            {
                 if data.len() >= usize::from(MIN_UDP_PAYLOAD) && self.server.is_some() {
                     self.send_version_negotiation(remote, dcid, scid);
                 } else {
@@ -372,8 +371,9 @@ impl Endpoint {
             return None;
         }
         if self.routes.len() >= self.config.max_connections
-            || !self.handshake_bucket.try_take(now)
+            // Per source first, so that one flooding source cannot spend everyone's tokens.
             || !self.source_allows(now, remote)
+            || !self.handshake_bucket.try_take(now)
         {
             self.stats.refused += 1;
             self.refuse(remote, &dcid, &scid);

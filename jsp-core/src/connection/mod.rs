@@ -187,6 +187,8 @@ pub(crate) struct SentFrames {
     key_update: Option<u64>,
     /// Stream frames and stream control frames.
     streams: Vec<StreamRecord>,
+    /// A PATH_CHALLENGE.
+    path_challenge: bool,
 }
 
 /// Datagram queues, both bounded in bytes.
@@ -285,8 +287,14 @@ pub struct Connection {
     /// early keys exist.
     early_buffer: Vec<(PartialDecode, BytesMut)>,
     decrypt_failures: u64,
+    /// Key generation of the 1-RTT packet being processed.
+    rx_packet_generation: u64,
+    /// Restart the idle timer at the next ack-eliciting send (one was received since).
+    idle_restart_on_send: bool,
+    /// Path validation of a new peer address: the challenge we sent, if unanswered.
+    path_challenge: Option<[u8; 8]>,
+    path_challenge_pending: bool,
     mtu: u16,
-    last_ack_eliciting_sent: Option<Instant>,
 }
 
 impl core::fmt::Debug for Connection {
@@ -397,8 +405,11 @@ impl Connection {
             peer_reset_token: None,
             early_buffer: Vec::new(),
             decrypt_failures: 0,
+            rx_packet_generation: 0,
+            idle_restart_on_send: false,
+            path_challenge: None,
+            path_challenge_pending: false,
             mtu,
-            last_ack_eliciting_sent: None,
         };
         let (client, server) = initial_secrets(crate::VERSION_1, &conn.original_dcid);
         let backend = conn.transport.crypto_backend;
@@ -752,7 +763,13 @@ impl Connection {
     /// The probe timeout without backoff.
     fn pto(&self) -> Duration {
         let rtt = self.recovery.rtt();
-        rtt.pto_base() + self.transport.max_ack_delay
+        let peer_delay = self
+            .peer_params
+            .as_ref()
+            .map_or(self.transport.max_ack_delay, |p| {
+                Duration::from_millis(p.max_ack_delay_ms)
+            });
+        rtt.pto_base() + peer_delay
     }
 
     fn reset_idle_timer(&mut self, now: Instant) {
@@ -867,6 +884,12 @@ impl Connection {
                 self.key_update_frame_pending = Some(g);
             }
         }
+        for record in frames.streams {
+            self.streams.on_lost(record);
+        }
+        if frames.path_challenge && self.path_challenge.is_some() {
+            self.path_challenge_pending = true;
+        }
     }
 
     /// Applies what the handshake produced: bytes to send, keys, completion, tickets.
@@ -931,7 +954,34 @@ impl Connection {
         self.events.push_back(Event::ZeroRttRejected);
     }
 
+    /// The connection IDs both sides used must be the ones the handshake authenticated
+    /// (RFC 9000 §7.3): otherwise an attacker rewrote them on the path.
+    fn check_peer_cids(&self, params: &TransportParameters) -> Result<(), TransportError> {
+        let mismatch = |what: &str| {
+            TransportError::new(
+                TransportErrorCode::TRANSPORT_PARAMETER_ERROR,
+                format!("{what} does not match the connection ID used on the wire"),
+            )
+        };
+        if params.initial_source_connection_id.as_slice() != self.remote_cid.as_bytes() {
+            return Err(mismatch("initial_source_connection_id"));
+        }
+        if self.side.is_client()
+            && params.original_destination_connection_id.as_deref()
+                != Some(self.original_dcid.as_bytes())
+        {
+            return Err(mismatch("original_destination_connection_id"));
+        }
+        Ok(())
+    }
+
     fn on_handshake_complete(&mut self, now: Instant) {
+        if let Some(params) = self.session.peer_params() {
+            if let Err(e) = self.check_peer_cids(params) {
+                self.fail(now, e);
+                return;
+            }
+        }
         self.state = State::Established;
         if let Some(params) = self.session.peer_params().cloned() {
             self.apply_peer_params(params);
@@ -964,6 +1014,8 @@ impl Connection {
         }
         self.recovery
             .set_max_ack_delay(Duration::from_millis(params.max_ack_delay_ms));
+        self.streams
+            .set_peer_limits(streams_glue::peer_limits(&params));
         self.peer_params = Some(params);
     }
 
