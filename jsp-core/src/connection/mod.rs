@@ -920,7 +920,7 @@ impl Connection {
                 }
             }
         }
-        if let Some(early) = out.early_data {
+        if let Some(early) = out.early_data.take() {
             match (self.side, early) {
                 (Side::Client, EarlyData::Rejected) => self.on_zero_rtt_rejected(),
                 (Side::Server, EarlyData::Accepted) => {
@@ -937,7 +937,7 @@ impl Connection {
         for t in out.received_tickets.drain(..) {
             self.events.push_back(Event::NewTicket(Box::new(t)));
         }
-        if out.completed {
+        if core::mem::take(&mut out.completed) {
             self.on_handshake_complete(now);
         }
         self.session_out = out;
