@@ -152,6 +152,16 @@ pub struct ConnectionStats {
     pub packets_lost: u64,
     /// Key updates completed.
     pub key_updates: u64,
+    /// Stream and handshake bytes queued again because the packet carrying them was lost.
+    pub retransmitted_bytes: u64,
+    /// Smoothed round-trip time.
+    pub rtt: Duration,
+    /// Minimum round-trip time seen.
+    pub min_rtt: Duration,
+    /// Congestion window, in bytes.
+    pub congestion_window: u64,
+    /// Bytes in flight (sent, not yet acknowledged or lost).
+    pub bytes_in_flight: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -583,6 +593,10 @@ impl Connection {
     pub fn stats(&self) -> ConnectionStats {
         let mut s = self.stats;
         s.packets_lost = self.recovery.stats().packets_lost;
+        s.rtt = self.recovery.rtt().smoothed();
+        s.min_rtt = self.recovery.rtt().min();
+        s.congestion_window = self.cc.window();
+        s.bytes_in_flight = self.recovery.bytes_in_flight();
         s
     }
 
@@ -870,6 +884,7 @@ impl Connection {
         let s = &mut self.spaces[space.index()];
         if let Some((offset, len)) = frames.crypto {
             s.crypto_out.on_lost(offset, len);
+            self.stats.retransmitted_bytes += len as u64;
         }
         if frames.handshake_done {
             self.handshake_done_pending = true;
@@ -885,6 +900,9 @@ impl Connection {
             }
         }
         for record in frames.streams {
+            if let StreamRecord::Data { len, .. } = record {
+                self.stats.retransmitted_bytes += len;
+            }
             self.streams.on_lost(record);
         }
         if frames.path_challenge && self.path_challenge.is_some() {

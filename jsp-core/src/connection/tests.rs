@@ -810,7 +810,11 @@ fn sixteen_mebibytes_over_one_stream_survive_loss_duplication_and_reordering() {
     pair.handshake();
     transfer(&mut pair, 1, 16 << 20, 400_000);
     assert!(pair.impair.dropped > 100, "the link really dropped packets");
-    assert!(pair.client().stats().packets_lost > 0);
+    let stats = pair.client().stats();
+    assert!(
+        stats.packets_lost > 0 && stats.retransmitted_bytes > 0,
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -1133,4 +1137,60 @@ fn accepted_zero_rtt_stream_data_is_marked_early() {
         "data not marked replay-safe waits for 1-RTT"
     );
     pair.handshake();
+}
+
+#[test]
+fn flow_control_stalls_a_sender_whose_peer_does_not_read_and_resumes_when_it_reads() {
+    let mut setup = Setup::new(48);
+    let window = 64 << 10;
+    setup.server_config.transport = Arc::new(TransportConfig {
+        stream_receive_window: window,
+        max_stream_receive_window: window,
+        receive_window: 2 * window,
+        ..TransportConfig::default()
+    });
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    let id = pair.client().open_uni().unwrap();
+    let data = vec![7u8; 1 << 20];
+    let mut written = 0;
+    // Write as much as the peer allows; the peer does not read.
+    for _ in 0..50 {
+        written += pair.client().write(id, &data[written..]).unwrap();
+        pair.run_for(Duration::from_millis(50));
+        let server = pair.server();
+        assert!(
+            server.streams.recv_buffered() <= 2 * window,
+            "receiver buffered beyond its window"
+        );
+    }
+    assert_eq!(
+        written as u64, window,
+        "the sender stalls exactly at the stream window"
+    );
+    assert_eq!(pair.client().write(id, &data[written..]), Ok(0));
+    // The reader reads: the window reopens and the writer is told.
+    let server_id = pair.server().accept_uni().unwrap();
+    let mut total = 0;
+    let mut writable = false;
+    for _ in 0..200 {
+        while let Ok(Some(chunk)) = pair.server().read(server_id, usize::MAX) {
+            total += chunk.len();
+        }
+        while let Some(e) = pair.client().poll_event() {
+            writable |= matches!(
+                e,
+                Event::Stream(crate::stream::StreamEvent::Writable { .. })
+            );
+        }
+        if written < data.len() {
+            written += pair.client().write(id, &data[written..]).unwrap();
+        }
+        pair.run_for(Duration::from_millis(50));
+        if total == data.len() {
+            break;
+        }
+    }
+    assert!(writable, "a Writable event announced the reopened window");
+    assert_eq!(total, data.len());
 }
