@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use crate::congestion::{ControllerFactory, NewRenoFactory};
 use crate::crypto::kex::KeyExchange;
 use crate::crypto::sign::{IdentityKey, PublicIdentity};
 use crate::crypto::{Backend, CipherSuite};
@@ -88,6 +89,8 @@ pub struct TransportConfig {
     pub initial_rtt: Duration,
     /// Handshake bytes buffered per packet-number space before the peer is cut off. Default 64 KiB.
     pub max_handshake_buffer: usize,
+    /// Builds each connection's congestion controller. Default: NewReno with RFC 9002's values.
+    pub congestion_controller: Arc<dyn ControllerFactory>,
     /// Which implementation protects packets. Default [`Backend::Auto`]. [`Backend::Null`] must be
     /// chosen on both sides and is only for tests and benchmarks.
     pub crypto_backend: Backend,
@@ -112,6 +115,7 @@ impl Default for TransportConfig {
             ack_delay_exponent: 3,
             initial_rtt: Duration::from_millis(333),
             max_handshake_buffer: 64 << 10,
+            congestion_controller: Arc::new(NewRenoFactory::default()),
             crypto_backend: Backend::Auto,
         }
     }

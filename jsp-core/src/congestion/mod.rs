@@ -67,7 +67,7 @@ pub trait Controller: Send {
 }
 
 /// Builds one [`Controller`] per connection.
-pub trait ControllerFactory: Send + Sync {
+pub trait ControllerFactory: Send + Sync + core::fmt::Debug {
     /// A controller for a connection starting at `now` whose datagrams carry at most
     /// `max_datagram_size` bytes.
     fn build(&self, now: Instant, max_datagram_size: u16) -> Box<dyn Controller>;

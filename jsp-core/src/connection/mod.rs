@@ -33,7 +33,7 @@ use self::spaces::PacketSpace;
 use self::timers::{Timer, TimerTable};
 use crate::cid::ConnectionId;
 use crate::config::{ClientConfig, ServerConfig, TransportConfig};
-use crate::congestion::{Controller, ControllerFactory, NewRenoConfig, NewRenoFactory};
+use crate::congestion::Controller;
 use crate::crypto::schedule::{directional_keys, initial_secrets, INITIAL_SUITE};
 use crate::crypto::{HeaderKey, PacketKey};
 use crate::error::{TransportError, TransportErrorCode};
@@ -93,6 +93,7 @@ struct Datagrams {
     outgoing: VecDeque<(Bytes, bool)>,
     outgoing_bytes: usize,
     dropped_incoming: u64,
+    dropped_outgoing: u64,
 }
 
 /// One connection.
@@ -137,6 +138,8 @@ pub struct Connection {
     early_data_sent: u64,
     early_data_received: u64,
     max_early_data: u64,
+    /// Client resuming with 0-RTT: the DATAGRAM limit the ticket's parameters gave.
+    early_datagram_limit: Option<u64>,
     peer_reset_token: Option<[u8; 16]>,
     /// 0-RTT packets that arrived before the ClientHello completed (bounded), retried once the
     /// early keys exist.
@@ -149,6 +152,8 @@ pub struct Connection {
     /// Path validation of a new peer address: the challenge we sent, if unanswered.
     path_challenge: Option<[u8; 8]>,
     path_challenge_pending: bool,
+    /// The validated address to return to if the new path does not answer.
+    previous_remote: Option<SocketAddr>,
     mtu: u16,
 }
 
@@ -163,17 +168,18 @@ impl core::fmt::Debug for Connection {
     }
 }
 
+/// Bytes of a 1-RTT packet around a DATAGRAM payload at most: first byte, a 20-byte connection
+/// ID, a 4-byte packet number, the tag, and the frame's type and 2-byte length.
+const SHORT_OVERHEAD: usize = 1 + 20 + 4 + crate::crypto::TAG_LEN + 1 + 2;
+/// The same for a 0-RTT long-header packet (version, both IDs with lengths, 2-byte length field).
+const ZERO_RTT_OVERHEAD: usize = 1 + 4 + 1 + 20 + 1 + 20 + 2 + 4 + crate::crypto::TAG_LEN + 1 + 2;
+
 /// The addresses and IDs a connection starts with.
 struct Ids {
     local_cid: ConnectionId,
     remote_cid: ConnectionId,
     original_dcid: ConnectionId,
     remote: SocketAddr,
-}
-
-/// Reuse-friendly default for recovery and congestion.
-fn congestion_factory() -> NewRenoFactory {
-    NewRenoFactory(NewRenoConfig::default())
 }
 
 impl Connection {
@@ -196,7 +202,7 @@ impl Connection {
             initial_rtt: transport.initial_rtt,
             ..RecoveryConfig::default()
         });
-        let cc = congestion_factory().build(now, mtu);
+        let cc = transport.congestion_controller.build(now, mtu);
         let spaces = [
             PacketSpace::new(transport.max_handshake_buffer),
             PacketSpace::new(transport.max_handshake_buffer),
@@ -242,6 +248,7 @@ impl Connection {
             early_data_sent: 0,
             early_data_received: 0,
             max_early_data: 0,
+            early_datagram_limit: None,
             peer_reset_token: None,
             early_buffer: Vec::new(),
             decrypt_failures: 0,
@@ -249,6 +256,7 @@ impl Connection {
             idle_restart_on_send: false,
             path_challenge: None,
             path_challenge_pending: false,
+            previous_remote: None,
             mtu,
         };
         let (client, server) = initial_secrets(crate::VERSION_1, &conn.original_dcid);
@@ -303,9 +311,12 @@ impl Connection {
         let params = Self::local_params(&config.transport, &local_cid);
         let mut out = SessionOutput::default();
         let early_limit = ticket.as_ref().map_or(0, |t| u64::from(t.max_early_data));
-        let early_peer_limits = ticket
-            .as_ref()
-            .map(|t| streams_glue::peer_limits(&t.params));
+        let early_peer_limits = ticket.as_ref().map(|t| {
+            (
+                streams_glue::peer_limits(&t.params),
+                t.params.max_datagram_frame_size,
+            )
+        });
         let session = ClientSession::new(
             config.clone(),
             params.clone(),
@@ -328,9 +339,11 @@ impl Connection {
             now,
         );
         conn.max_early_data = early_limit;
-        if let Some(limits) = early_peer_limits.filter(|_| conn.zero_rtt_pending(&out)) {
-            // 0-RTT streams run under the limits the server gave the resumed session.
+        if let Some((limits, datagrams)) = early_peer_limits.filter(|_| conn.zero_rtt_pending(&out))
+        {
+            // 0-RTT streams and datagrams run under the limits the server gave the resumed session.
             conn.streams.set_peer_limits(limits);
+            conn.early_datagram_limit = Some(datagrams);
         }
         conn.apply_session_output(out, now);
         Ok(conn)
@@ -427,6 +440,7 @@ impl Connection {
         s.min_rtt = self.recovery.rtt().min();
         s.congestion_window = self.cc.window();
         s.bytes_in_flight = self.recovery.bytes_in_flight();
+        s.datagrams_dropped = self.datagrams.dropped_incoming + self.datagrams.dropped_outgoing;
         s
     }
 
@@ -493,16 +507,21 @@ impl Connection {
         }
         let max = if self.peer_params.is_some() {
             self.max_datagram_size()
-        } else if replay_safe {
-            // Before the handshake, the limit from the resumed session's parameters applies.
-            usize::from(self.mtu).saturating_sub(64)
+        } else if self.early_datagram_limit.is_some() && replay_safe {
+            // 0-RTT: the limit the resumed session's parameters gave, in a long-header packet.
+            let room = usize::from(self.mtu).saturating_sub(ZERO_RTT_OVERHEAD);
+            usize::try_from(self.early_datagram_limit.unwrap_or(0))
+                .unwrap_or(usize::MAX)
+                .min(room)
         } else {
-            usize::from(self.mtu).saturating_sub(64)
+            // The peer's limit is not known yet; it is checked again when the frame is written.
+            usize::from(self.mtu).saturating_sub(SHORT_OVERHEAD)
         };
-        if self
-            .peer_params
-            .as_ref()
-            .is_some_and(|p| p.max_datagram_frame_size == 0)
+        if max == 0
+            || self
+                .peer_params
+                .as_ref()
+                .is_some_and(|p| p.max_datagram_frame_size == 0)
         {
             return Err(SendDatagramError::Disabled);
         }
@@ -513,7 +532,10 @@ impl Connection {
         self.datagrams.outgoing.push_back((data, replay_safe));
         while self.datagrams.outgoing_bytes > self.transport.datagram_send_buffer {
             match self.datagrams.outgoing.pop_front() {
-                Some((d, _)) => self.datagrams.outgoing_bytes -= d.len(),
+                Some((d, _)) => {
+                    self.datagrams.outgoing_bytes -= d.len();
+                    self.datagrams.dropped_outgoing += 1;
+                }
                 None => break,
             }
         }
@@ -662,6 +684,16 @@ impl Connection {
                     }
                 }
                 Timer::LossDetection => self.on_loss_timeout(now),
+                Timer::PathValidation => {
+                    if let (Some(_), Some(previous)) =
+                        (self.path_challenge.take(), self.previous_remote.take())
+                    {
+                        tracing::debug!(back_to = %previous, "path validation failed: returning to the previous path");
+                        self.remote = previous;
+                        self.path_challenge_pending = false;
+                        self.address_validated = true;
+                    }
+                }
             }
         }
         self.update_loss_timer(now);
@@ -761,6 +793,9 @@ impl Connection {
                     s.tx = Some(directional_keys(backend, suite, &tx));
                     if self.side.is_client() {
                         self.recovery.set_anti_deadlock(Some(SpaceId::Handshake));
+                    } else if self.zero_rtt.is_none() {
+                        // 0-RTT was not accepted: buffered 0-RTT packets will never open.
+                        self.early_buffer.clear();
                     }
                 }
                 crate::session::KeyInstall::OneRtt { suite, rx, tx } => {

@@ -255,7 +255,7 @@ impl Connection {
             self.zero_rtt = None;
         }
         if remote != self.remote {
-            self.on_peer_address_change(remote, pn, largest, packet.len());
+            self.on_peer_address_change(now, remote, pn, largest, packet.len());
         }
         self.reset_idle_timer(now);
         self.idle_restart_on_send = true;
@@ -286,6 +286,7 @@ impl Connection {
     /// answers a PATH_CHALLENGE.
     fn on_peer_address_change(
         &mut self,
+        now: Instant,
         remote: SocketAddr,
         pn: u64,
         largest: Option<u64>,
@@ -296,12 +297,18 @@ impl Connection {
             return;
         }
         tracing::debug!(old = %self.remote, new = %remote, "peer address changed: validating the new path");
+        if self.address_validated {
+            self.previous_remote = Some(self.remote);
+        }
         self.remote = remote;
         self.address_validated = false;
         self.amplification_received = len as u64;
         self.amplification_sent = 0;
         self.path_challenge = Some(self.rng.array());
         self.path_challenge_pending = true;
+        // RFC 9000 §8.2.4: abandon validation after three times the larger PTO.
+        let deadline = now + self.pto() * 3;
+        self.timers.set(Timer::PathValidation, deadline);
     }
 
     fn on_version_negotiation(&mut self, packet: &[u8], versions: core::ops::Range<usize>) {
@@ -401,7 +408,9 @@ impl Connection {
                         tracing::debug!(remote = %self.remote, "new path validated");
                         self.path_challenge = None;
                         self.path_challenge_pending = false;
+                        self.previous_remote = None;
                         self.address_validated = true;
+                        self.timers.stop(Timer::PathValidation);
                     }
                 }
                 Frame::NewToken { .. }
@@ -515,6 +524,10 @@ impl Connection {
                 TransportError::protocol(format!("invalid ACK: {e:?}")).with_frame(frame::ty::ACK)
             );
         }
+        // Application-limited: the window was far from full and we had nothing more to send, so
+        // these acknowledgements say little about the path's capacity (RFC 9002 §7.8).
+        let app_limited =
+            self.recovery.bytes_in_flight() < self.cc.window() / 2 && !self.has_pending_data();
         for (space, _pn, packet) in out.acked.drain(..) {
             if packet.in_flight {
                 self.cc.on_ack(
@@ -522,7 +535,7 @@ impl Connection {
                     packet.time_sent,
                     u64::from(packet.size),
                     self.recovery.rtt(),
-                    false,
+                    app_limited,
                 );
             }
             let s = &mut self.spaces[space.index()];
@@ -537,6 +550,14 @@ impl Connection {
             }
         }
         self.streams.set_rtt(self.recovery.rtt().smoothed());
+        if out.spurious_losses > 0 {
+            self.cc.on_spurious_loss();
+        }
+        if self.side.is_client() && space == SpaceId::Handshake {
+            // The server acknowledged a Handshake packet: it has our address validated, so the
+            // anti-deadlock probe is no longer needed (RFC 9002 §6.2.2.1).
+            self.recovery.set_anti_deadlock(None);
+        }
         self.process_lost(&mut out, now);
         self.ack_outcome = out;
         Ok(())

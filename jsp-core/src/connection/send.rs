@@ -251,8 +251,6 @@ impl Connection {
         }
         let size = u16::try_from(total).unwrap_or(u16::MAX);
         if ack_eliciting {
-            self.cc
-                .on_sent(now, u64::from(size), self.recovery.bytes_in_flight());
             if self.idle_restart_on_send {
                 // RFC 9000 §10.1: sending the first ack-eliciting packet after a receipt also
                 // restarts the idle timer.
@@ -273,6 +271,10 @@ impl Connection {
             },
             now,
         );
+        if ack_eliciting {
+            self.cc
+                .on_sent(now, u64::from(size), self.recovery.bytes_in_flight());
+        }
         if self.side.is_client() && space == SpaceId::Handshake {
             // The client stops using Initial keys once it sends a Handshake packet (RFC 9001 §4.9.1).
             self.discard_space(SpaceId::Initial, now);
@@ -291,32 +293,36 @@ impl Connection {
         sent: &mut SentFrames,
         cwnd_open: bool,
     ) -> bool {
-        let ack_exponent = u32::from(self.transport.ack_delay_exponent);
-        let s = &mut self.spaces[space.index()];
-        // ACK: always when there is something to acknowledge, piggybacked on whatever we send.
-        if kind != PacketKind::ZeroRtt
-            && !s.ack_ranges.is_empty()
-            && (s.ack_now || s.unacked_eliciting > 0 || self.state != State::Closing)
-        {
-            let delay = s.largest_received.map_or(0, |(_, at)| {
-                (now.saturating_duration_since(at).as_micros() as u64) >> ack_exponent
-            });
-            if frame::encode_ack(w, &s.ack_ranges, delay, None, super::spaces::MAX_ACK_RANGES)
-                .is_ok()
-                && w.position() > 0
-            {
-                sent.largest_ack = s.ack_ranges.max();
-                s.ack_now = false;
-                s.unacked_eliciting = 0;
-                if space == SpaceId::Data {
-                    self.timers.stop(Timer::Ack);
-                }
-            }
+        // ACK first when one is due; otherwise one is piggybacked at the end of a packet that
+        // carries other frames anyway, never sent on its own.
+        let s = &self.spaces[space.index()];
+        if kind != PacketKind::ZeroRtt && (s.ack_now || s.unacked_eliciting > 0) {
+            self.write_ack(now, space, w, sent);
         }
         if self.state == State::Closing {
             self.write_close(space, w);
             return false;
         }
+        let eliciting = self.write_other_frames(space, kind, w, sent, cwnd_open);
+        if kind != PacketKind::ZeroRtt
+            && w.position() > 0
+            && sent.largest_ack.is_none()
+            && self.spaces[space.index()].ack_new
+        {
+            self.write_ack(now, space, w, sent);
+        }
+        eliciting
+    }
+
+    /// Everything but ACK and CLOSE, in priority order; returns whether any is ack-eliciting.
+    fn write_other_frames(
+        &mut self,
+        space: SpaceId,
+        kind: PacketKind,
+        w: &mut Writer<'_>,
+        sent: &mut SentFrames,
+        cwnd_open: bool,
+    ) -> bool {
         let mut eliciting = false;
         let s = &mut self.spaces[space.index()];
         if s.ping_pending > 0 && Frame::Ping.encode(w).is_ok() {
@@ -389,6 +395,15 @@ impl Connection {
                 i += 1;
                 continue;
             }
+            let peer_limit = self.peer_params.as_ref().map(|p| p.max_datagram_frame_size);
+            if peer_limit.is_some_and(|l| data.len() as u64 > l) {
+                // Queued before the peer's limit was known, and over it: never sendable.
+                if let Some((d, _)) = self.datagrams.outgoing.remove(i) {
+                    self.datagrams.outgoing_bytes -= d.len();
+                    self.datagrams.dropped_outgoing += 1;
+                }
+                continue;
+            }
             if frame::datagram_header_len(data.len()) + data.len() > w.remaining() {
                 break;
             }
@@ -405,6 +420,37 @@ impl Connection {
             eliciting = true;
         }
         eliciting
+    }
+
+    /// Writes an ACK of everything received in `space` that the peer may not know we have.
+    fn write_ack(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        w: &mut Writer<'_>,
+        sent: &mut SentFrames,
+    ) {
+        let ack_exponent = u32::from(self.transport.ack_delay_exponent);
+        let s = &mut self.spaces[space.index()];
+        if s.ack_ranges.is_empty() {
+            return;
+        }
+        let delay = s.largest_received.map_or(0, |(_, at)| {
+            (now.saturating_duration_since(at).as_micros() as u64) >> ack_exponent
+        });
+        let before = w.position();
+        let written =
+            frame::encode_ack(w, &s.ack_ranges, delay, None, super::spaces::MAX_ACK_RANGES).is_ok()
+                && w.position() > before;
+        if written {
+            sent.largest_ack = s.ack_ranges.max();
+            s.ack_now = false;
+            s.ack_new = false;
+            s.unacked_eliciting = 0;
+            if space == SpaceId::Data {
+                self.timers.stop(Timer::Ack);
+            }
+        }
     }
 
     fn write_close(&mut self, space: SpaceId, w: &mut Writer<'_>) {

@@ -94,6 +94,8 @@ pub(crate) struct PacketSpace {
     pub(crate) unacked_eliciting: u32,
     /// An ACK should go out in the next packet of this space.
     pub(crate) ack_now: bool,
+    /// Packets arrived since our last ACK: worth piggybacking an ACK on an outgoing packet.
+    pub(crate) ack_new: bool,
     /// Incoming CRYPTO stream.
     pub(crate) crypto_in: CryptoAssembler,
     /// Outgoing CRYPTO stream.
@@ -116,6 +118,7 @@ impl PacketSpace {
             receive_floor: 0,
             unacked_eliciting: 0,
             ack_now: false,
+            ack_new: false,
             crypto_in: CryptoAssembler::new(max_crypto_buffer),
             crypto_out: CryptoSend::default(),
             ping_pending: 0,
@@ -146,6 +149,7 @@ impl PacketSpace {
         if ack_eliciting {
             self.unacked_eliciting += 1;
         }
+        self.ack_new = true;
     }
 
     /// The peer has seen our ACK covering everything up to `largest`: stop repeating those ranges.

@@ -121,6 +121,11 @@ impl Connection {
         self.streams.received_early(id)
     }
 
+    /// Whether application data (stream data or datagrams) is waiting to be sent.
+    pub(super) fn has_pending_data(&self) -> bool {
+        self.streams.wants_to_send() || !self.datagrams.outgoing.is_empty()
+    }
+
     pub(super) fn streams_want_to_send(&self, early: bool) -> bool {
         if early {
             self.early_data_sent < self.max_early_data && self.streams.wants_to_send_early()

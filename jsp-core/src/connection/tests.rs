@@ -83,6 +83,8 @@ pub(crate) struct Pair {
     pub(crate) impair: Impairment,
     /// The address the client's datagrams appear to come from (NAT rebinding).
     pub(crate) client_from: SocketAddr,
+    /// Datagrams sent to this address vanish (a spoofed address nobody answers from).
+    pub(crate) blackhole: Option<SocketAddr>,
     /// Every datagram the client sent, for replay attacks.
     pub(crate) client_sent: Vec<Vec<u8>>,
     /// Drop datagrams in this direction while set.
@@ -151,6 +153,7 @@ impl Pair {
             link: Vec::new(),
             impair: Impairment::clean(),
             client_from: client_addr(),
+            blackhole: None,
             client_sent: Vec::new(),
             cut: false,
             server_config,
@@ -172,7 +175,7 @@ impl Pair {
         } else {
             from
         };
-        if self.cut || self.impair.roll(self.impair.loss) {
+        if self.cut || self.blackhole == Some(to) || self.impair.roll(self.impair.loss) {
             self.impair.dropped += 1;
             return;
         }
@@ -1193,4 +1196,56 @@ fn flow_control_stalls_a_sender_whose_peer_does_not_read_and_resumes_when_it_rea
     }
     assert!(writable, "a Writable event announced the reopened window");
     assert_eq!(total, data.len());
+}
+
+#[test]
+fn a_spoofed_source_address_does_not_hijack_the_connection() {
+    let mut pair = Pair::new(&Setup::new(49));
+    pair.handshake();
+    exchange_datagrams(&mut pair);
+    // An on-path attacker rewrites the source of one packet to an address that never answers.
+    let spoofed: SocketAddr = "10.66.66.66:666".parse().unwrap();
+    pair.blackhole = Some(spoofed);
+    pair.client_from = spoofed;
+    pair.client()
+        .send_datagram(Bytes::from_static(b"rewritten"))
+        .unwrap();
+    pair.flush();
+    pair.client_from = client_addr();
+    pair.run_for(Duration::from_secs(3));
+    assert_eq!(
+        pair.server().remote_address(),
+        client_addr(),
+        "the server is back on the real path"
+    );
+    assert!(pair.server().address_validated);
+    assert_eq!(pair.server().recv_datagram().unwrap(), &b"rewritten"[..]);
+    exchange_datagrams(&mut pair);
+}
+
+#[test]
+fn poll_transmit_never_spins_on_acknowledgement_only_packets() {
+    let mut pair = Pair::new(&Setup::new(50));
+    pair.impair = Impairment::new(0.3, 0.0, 0.0, 3);
+    pair.handshake();
+    pair.impair = Impairment::clean();
+    let max = pair.client().max_datagram_size();
+    assert!(max > 1000);
+    for _ in 0..3 {
+        pair.client()
+            .send_datagram(Bytes::from(vec![1u8; max]))
+            .unwrap();
+    }
+    pair.server()
+        .send_datagram(Bytes::from_static(b"x"))
+        .unwrap();
+    pair.run_for(Duration::from_millis(30));
+    let now = pair.now;
+    let client = pair.client();
+    let mut buf = vec![0u8; 1500];
+    let mut calls = 0;
+    while client.poll_transmit(now, &mut buf).is_some() {
+        calls += 1;
+        assert!(calls < 20, "poll_transmit keeps producing packets");
+    }
 }

@@ -20,9 +20,11 @@ pub(crate) enum Timer {
     Close = 4,
     /// Discard the previous generation of 1-RTT receive keys.
     KeyDiscard = 5,
+    /// A new path's validation has taken too long: return to the previous one.
+    PathValidation = 6,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 
 impl Timer {
     const ALL: [Self; COUNT] = [
@@ -32,6 +34,7 @@ impl Timer {
         Self::KeepAlive,
         Self::Close,
         Self::KeyDiscard,
+        Self::PathValidation,
     ];
 }
 

@@ -120,6 +120,9 @@ pub struct ConnectionStats {
     pub packets_lost: u64,
     /// Key updates completed.
     pub key_updates: u64,
+    /// Datagrams dropped: received ones beyond the receive buffer, queued ones beyond the send
+    /// buffer or over the peer's size limit.
+    pub datagrams_dropped: u64,
     /// Stream and handshake bytes queued again because the packet carrying them was lost.
     pub retransmitted_bytes: u64,
     /// Smoothed round-trip time.
@@ -131,10 +134,6 @@ pub struct ConnectionStats {
     /// Bytes in flight (sent, not yet acknowledged or lost).
     pub bytes_in_flight: u64,
 }
-
-
-
-
 
 /// Why a datagram could not be queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
