@@ -21,6 +21,7 @@ pub(super) fn stream_limits(t: &crate::config::TransportConfig) -> StreamLimits 
         max_concurrent_bidi: t.max_concurrent_bidi_streams,
         max_concurrent_uni: t.max_concurrent_uni_streams,
         send_buffer: t.send_buffer,
+        max_fragments: None,
     }
 }
 

@@ -175,12 +175,14 @@ impl Streams {
         if recv.is_done() || recv.stopped().is_some() {
             return Ok(());
         }
+        let dropped = recv.fragments();
         let released = recv.stop(error_code);
         recv.readable_signalled = false;
         if !recv.size_known() {
             recv.stop_queued = true;
             self.control.push_back(Ctl::StopSending(id));
         }
+        self.fragments = self.fragments.saturating_sub(dropped);
         self.release_conn(released);
         self.maybe_forget(id);
         Ok(())

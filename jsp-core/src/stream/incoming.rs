@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use super::recv::Room;
 use super::{di, StreamEvent, Streams};
 use crate::error::{TransportError, TransportErrorCode};
 use crate::frame::{Dir, Frame, StreamId, MAX_STREAM_COUNT};
@@ -18,8 +19,9 @@ enum Half {
     Send,
 }
 
-/// `data` as a slice of `payload` when it points into it (zero-copy), else a copy.
-fn slice_of(payload: &Bytes, data: &[u8]) -> Bytes {
+/// `data` as a slice of `payload` when it points into it (zero-copy), else a copy; with the size
+/// of the buffer the result keeps alive.
+fn slice_of(payload: &Bytes, data: &[u8]) -> (Bytes, usize) {
     let base = payload.as_ptr() as usize;
     let start = data.as_ptr() as usize;
     let inside = start >= base
@@ -27,9 +29,9 @@ fn slice_of(payload: &Bytes, data: &[u8]) -> Bytes {
             .checked_add(data.len())
             .is_some_and(|end| end <= base + payload.len());
     if inside && !data.is_empty() {
-        payload.slice_ref(data)
+        (payload.slice_ref(data), payload.len())
     } else {
-        Bytes::copy_from_slice(data)
+        (Bytes::copy_from_slice(data), data.len())
     }
 }
 
@@ -39,7 +41,8 @@ impl Streams {
     /// STREAMS_BLOCKED (other frames are ignored).
     ///
     /// `payload` is the decrypted packet payload the frame's data points into; STREAM data is
-    /// kept as a slice of it without copying. `early`: the frame arrived in a 0-RTT packet.
+    /// kept as a slice of it without copying when it is large next to the payload, else copied
+    /// (see `recv`). `early`: the frame arrived in a 0-RTT packet.
     pub fn on_frame(
         &mut self,
         frame: &Frame<'_>,
@@ -162,18 +165,26 @@ impl Streams {
         id: StreamId,
         offset: u64,
         fin: bool,
-        data: Bytes,
+        (data, backing): (Bytes, usize),
         early: bool,
     ) -> Result<(), TransportError> {
         if !self.open_for(id, Half::Recv)? {
             return Ok(());
         }
         let conn_room = self.conn_room();
+        let (total, fragment_limit) = (self.fragments, self.fragment_limit);
         let Some(recv) = self.streams.get_mut(&id).and_then(|s| s.recv.as_mut()) else {
             return Ok(());
         };
         recv.early |= early;
-        let received = recv.on_data(offset, data, fin, conn_room)?;
+        let other_fragments = total.saturating_sub(recv.fragments());
+        let room = Room {
+            conn: conn_room,
+            other_fragments,
+            fragment_limit,
+        };
+        let received = recv.on_data(offset, data, backing, fin, room)?;
+        self.fragments = other_fragments + recv.fragments();
         if recv.is_readable() && !recv.readable_signalled {
             recv.readable_signalled = true;
             self.events.push_back(StreamEvent::Readable { id });
@@ -197,7 +208,9 @@ impl Streams {
         let Some(recv) = self.streams.get_mut(&id).and_then(|s| s.recv.as_mut()) else {
             return Ok(());
         };
+        let fragments = recv.fragments();
         let (received, news) = recv.on_reset(error_code, final_size, conn_room)?;
+        self.fragments = self.fragments.saturating_sub(fragments) + recv.fragments();
         if news {
             recv.readable_signalled = true;
             self.events.push_back(StreamEvent::Reset { id, error_code });

@@ -14,7 +14,11 @@
 //! - a stream is in the send scheduler exactly when it has a STREAM frame to send;
 //! - a stream is forgotten once both halves are over and the application saw the end of what it
 //!   reads; forgetting a peer-initiated stream returns its slot to the peer (MAX_STREAMS);
-//! - every queue is bounded by the number of live streams, itself bounded by the stream limits.
+//! - every queue is bounded by the number of live streams, itself bounded by the stream limits;
+//! - `fragments` is the sum of the streams' out-of-order ranges (`Recv::fragments`) and never
+//!   exceeds `fragment_limit`: received data cannot be dropped once acknowledged, so a peer
+//!   cutting it into more ranges than that is a PROTOCOL_VIOLATION (see `recv` for the memory
+//!   bound this gives).
 //!
 //! Time: reads take no `now`, so window auto-tuning measures with the latest instant the
 //! connection gave: [`Streams::set_now`] (which it calls with the `now` of every input) or
@@ -103,6 +107,9 @@ pub struct Streams {
     /// The connection window we extend, and the sum of the highest offsets received.
     conn_recv: RecvWindow,
     conn_received: u64,
+    /// Out-of-order ranges held across all streams, and their limit.
+    fragments: u64,
+    fragment_limit: u64,
     max_data_queued: bool,
     /// The peer's MAX_DATA; `used` is every byte accepted from the application.
     conn_send: SendCredit,
@@ -123,9 +130,8 @@ impl Streams {
     /// No streams yet; the peer's limits are zero until [`Self::set_peer_limits`].
     pub fn new(side: Side, limits: StreamLimits) -> Self {
         let limits = limits.clamped();
-        let conn_max = limits
-            .receive_window
-            .max(limits.max_stream_receive_window.saturating_mul(2));
+        let conn_max = limits.max_connection_window();
+        let fragment_limit = limits.fragment_limit();
         let counts = |max| Counts {
             max,
             ..Counts::default()
@@ -142,6 +148,8 @@ impl Streams {
             peer: PeerLimits::default(),
             streams: BTreeMap::new(),
             conn_received: 0,
+            fragments: 0,
+            fragment_limit,
             max_data_queued: false,
             conn_send: SendCredit::new(0),
             data_blocked_queued: false,

@@ -2,10 +2,24 @@
 //! state machine of RFC 9000 §3.2 (Recv → Size Known → Data Recvd → Data Read, or Reset Recvd →
 //! Reset Read).
 //!
-//! Received data is kept as the [`Bytes`] the packet payload was sliced into — no copy — in a map
-//! from offset to chunk. Invariants:
-//! - chunks never overlap and lie in `[read, end)`; `buffered` is the sum of their lengths, so a
-//!   duplicate or overlapping segment costs nothing (only the bytes not yet held are kept);
+//! Received data is kept in a map from offset to chunk. A piece of a frame that touches held
+//! chunks is merged with them (copied) while the result stays within [`MERGE_LIMIT`] bytes.
+//! Otherwise a piece large next to the packet it came in (at least [`MIN_ZERO_COPY`] bytes and
+//! half the payload) stays the [`Bytes`] the payload was sliced into — no copy, the common case
+//! of full-size frames — and a smaller one is copied, so that a few bytes never keep a whole
+//! packet buffer alive. Flow control bounds the bytes held; these rules bound the memory behind
+//! them: packet buffers kept alive by chunks are at most twice the bytes held (plus the tail of
+//! the chunk being read), and any two touching chunks hold more than [`MERGE_LIMIT`] bytes
+//! together (but for the tail being read), so a run of `n` bytes is at most `2n / 1025 + 1`
+//! chunks. What flow control cannot bound is the number of runs cut off from the read offset by
+//! holes: [`Recv::fragments`] counts them, and the caller limits them per connection.
+//!
+//! Invariants:
+//! - chunks never overlap, are never empty and lie in `[read, end)`; `buffered` is the sum of
+//!   their lengths, so a duplicate or overlapping segment costs nothing (only the bytes not yet
+//!   held are kept);
+//! - `runs` is the number of maximal runs of contiguous chunks; two touching chunks hold more
+//!   than [`MERGE_LIMIT`] bytes together, unless one is the tail of a chunk partly read;
 //! - `read` counts every byte released to flow control (read by the application, or discarded
 //!   after a reset or STOP_SENDING), so `end - read <= window` and the buffer is bounded by the
 //!   advertised window;
@@ -18,6 +32,32 @@ use bytes::{Buf, Bytes};
 use super::flow::RecvWindow;
 use super::ReadError;
 use crate::error::{TransportError, TransportErrorCode};
+
+/// Received pieces shorter than this are copied out of the packet payload rather than kept as a
+/// slice of it.
+pub(super) const MIN_ZERO_COPY: usize = 256;
+
+/// Copied pieces merge with the chunks they touch while the result stays within this many bytes
+/// (so a merge copies at most this much).
+pub(super) const MERGE_LIMIT: usize = 1024;
+
+/// Whether a piece of `len` bytes out of a packet payload of `backing` bytes is kept as a slice
+/// of it: only when it is large in absolute terms and at least half the payload, so packet
+/// buffers kept alive never exceed twice the bytes held.
+fn keeps_packet(len: usize, backing: usize) -> bool {
+    len >= MIN_ZERO_COPY && len.saturating_mul(2) >= backing
+}
+
+/// Room a STREAM frame may use on a stream.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Room {
+    /// Connection-level credit left (MAX_DATA).
+    pub(super) conn: u64,
+    /// Out-of-order ranges held by the connection's other streams.
+    pub(super) other_fragments: u64,
+    /// The connection's limit on out-of-order ranges.
+    pub(super) fragment_limit: u64,
+}
 
 /// The receive states of RFC 9000 §3.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +96,8 @@ pub(super) struct Recv {
     end: u64,
     final_size: Option<u64>,
     buffered: u64,
+    /// Maximal runs of contiguous chunks.
+    runs: u64,
     reset_code: Option<u64>,
     /// The application called `stop` with this code: incoming data is discarded.
     stopped: Option<u64>,
@@ -85,6 +127,7 @@ impl Recv {
             end: 0,
             final_size: None,
             buffered: 0,
+            runs: 0,
             reset_code: None,
             stopped: None,
             window,
@@ -104,6 +147,148 @@ impl Recv {
     /// Bytes held for the application.
     pub(super) fn buffered(&self) -> u64 {
         self.buffered
+    }
+
+    /// Out-of-order ranges held: runs of data not contiguous with the read offset.
+    pub(super) fn fragments(&self) -> u64 {
+        self.runs.saturating_sub(u64::from(self.starts_at_read()))
+    }
+
+    /// Whether a chunk starts at the read offset (the run there is not out of order).
+    fn starts_at_read(&self) -> bool {
+        self.chunks
+            .first_key_value()
+            .is_some_and(|(&start, _)| start == self.read)
+    }
+
+    /// The chunks held, by offset (to check invariants).
+    #[cfg(test)]
+    pub(super) fn chunks(&self) -> impl Iterator<Item = (u64, &Bytes)> {
+        self.chunks.iter().map(|(&start, chunk)| (start, chunk))
+    }
+
+    /// The number of chunks held.
+    #[cfg(test)]
+    pub(super) fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Asserts the invariants on chunks: in `[read, end)`, not empty, not overlapping, summing
+    /// to `buffered`, in `runs` runs, touching ones too large to merge.
+    #[cfg(test)]
+    pub(super) fn check_invariants(&self) {
+        let (mut runs, mut bytes) = (0, 0);
+        let mut last_end = None;
+        let mut last: Option<(u64, usize)> = None;
+        for (&start, chunk) in &self.chunks {
+            assert!(!chunk.is_empty(), "empty chunk at {start}");
+            assert!(
+                start >= last_end.unwrap_or(self.read),
+                "chunk at {start} overlaps"
+            );
+            if last_end != Some(start) {
+                runs += 1;
+            } else if let Some((last_start, last_len)) = last.filter(|&(at, _)| at != self.read) {
+                assert!(
+                    last_len + chunk.len() > MERGE_LIMIT,
+                    "chunks at {last_start} and {start} should have merged"
+                );
+            }
+            last = Some((start, chunk.len()));
+            last_end = Some(start + chunk.len() as u64);
+            bytes += chunk.len() as u64;
+        }
+        assert!(
+            last_end.unwrap_or(self.read) <= self.end,
+            "chunk beyond the end"
+        );
+        assert_eq!(bytes, self.buffered, "buffered is the sum of the chunks");
+        assert_eq!(runs, self.runs, "runs counted");
+    }
+
+    /// The out-of-order ranges the stream would hold after storing data at `[at, end)`, `at`
+    /// at or above the read offset. Pieces of one segment fill distinct holes, so each one's
+    /// effect on the run count is known from the chunks already held.
+    fn fragments_after(&self, mut at: u64, end: u64) -> u64 {
+        let mut runs = self.runs;
+        let mut at_read = self.starts_at_read();
+        while at < end {
+            let mut touches_prev = false;
+            if let Some((&start, chunk)) = self.chunks.range(..=at).next_back() {
+                let chunk_end = start + chunk.len() as u64;
+                if chunk_end > at {
+                    at = chunk_end;
+                    continue;
+                }
+                touches_prev = chunk_end == at;
+            }
+            let next = self.chunks.range(at..).next().map(|(&start, _)| start);
+            let piece_end = next.map_or(end, |next| next.min(end));
+            let touches_next = next == Some(piece_end);
+            runs = (runs + 1).saturating_sub(u64::from(touches_prev) + u64::from(touches_next));
+            at_read |= at == self.read;
+            at = piece_end;
+        }
+        runs.saturating_sub(u64::from(at_read))
+    }
+
+    /// Refuses data at `[at, end)` if it would take the connection's out-of-order ranges
+    /// beyond `room.fragment_limit` (and raise this stream's count).
+    fn check_fragments(&self, at: u64, end: u64, room: Room) -> Result<(), TransportError> {
+        let now = self.fragments();
+        let after = self.fragments_after(at.max(self.read), end);
+        let total = room.other_fragments.saturating_add(after);
+        if after > now && total > room.fragment_limit {
+            return Err(error(
+                TransportErrorCode::PROTOCOL_VIOLATION,
+                format!(
+                    "stream data too fragmented: the frame at {at}..{end} would make {total} \
+                     out-of-order ranges, beyond the connection's limit of {}",
+                    room.fragment_limit
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stores `piece` at `at`, a hole it fits in: merged (copied) with the chunks it touches
+    /// while the result stays within [`MERGE_LIMIT`] bytes; otherwise as a slice of the packet
+    /// payload of `backing` bytes when large next to it, else as a copy.
+    fn store(&mut self, at: u64, piece: Bytes, backing: usize) {
+        let len = piece.len();
+        let end = at + len as u64;
+        let prev = self
+            .chunks
+            .range(..at)
+            .next_back()
+            .filter(|(&start, chunk)| start + chunk.len() as u64 == at)
+            .map(|(&start, chunk)| (start, chunk.len()));
+        let next = self.chunks.get(&end).map(Bytes::len);
+        self.runs =
+            (self.runs + 1).saturating_sub(u64::from(prev.is_some()) + u64::from(next.is_some()));
+        self.buffered += len as u64;
+        let mut total = len;
+        let prev = prev.filter(|&(_, prev_len)| prev_len + total <= MERGE_LIMIT);
+        total += prev.map_or(0, |(_, prev_len)| prev_len);
+        let next = next.filter(|&next_len| next_len + total <= MERGE_LIMIT);
+        total += next.unwrap_or(0);
+        if prev.is_none() && next.is_none() && keeps_packet(len, backing) {
+            self.chunks.insert(at, piece);
+            return;
+        }
+        let mut merged = Vec::with_capacity(total);
+        let mut start = at;
+        if let Some(chunk) = prev.and_then(|(prev_start, _)| {
+            start = prev_start;
+            self.chunks.remove(&prev_start)
+        }) {
+            merged.extend_from_slice(&chunk);
+        }
+        merged.extend_from_slice(&piece);
+        if let Some(chunk) = next.and_then(|_| self.chunks.remove(&end)) {
+            merged.extend_from_slice(&chunk);
+        }
+        self.chunks.insert(start, Bytes::from(merged));
     }
 
     /// The code the application stopped the stream with.
@@ -165,20 +350,26 @@ impl Recv {
         Ok(growth)
     }
 
-    /// Takes STREAM data at `offset` (zero-copy: `data` is a slice of the packet payload).
+    /// Takes STREAM data at `offset`; `data` is a slice of a packet payload of `backing` bytes
+    /// (or a buffer of its own, with `backing` its length).
     pub(super) fn on_data(
         &mut self,
         offset: u64,
         mut data: Bytes,
+        backing: usize,
         fin: bool,
-        conn_room: u64,
+        room: Room,
     ) -> Result<Received, TransportError> {
         let len = data.len() as u64;
         let end = offset.saturating_add(len);
         self.check_final(offset, end, fin)?;
-        let growth = self.check_flow(end, conn_room)?;
+        let growth = self.check_flow(end, room.conn)?;
+        let discarded = matches!(self.state, RecvState::ResetRecvd | RecvState::ResetRead);
+        if !discarded && self.stopped.is_none() {
+            self.check_fragments(offset, end, room)?;
+        }
         self.end += growth;
-        if matches!(self.state, RecvState::ResetRecvd | RecvState::ResetRead) {
+        if discarded {
             return Ok(Received {
                 growth,
                 released: 0,
@@ -216,14 +407,13 @@ impl Recv {
                 }
             }
             // Keep the part up to the next chunk.
-            let room = match self.chunks.range(at..).next() {
+            let gap = match self.chunks.range(at..).next() {
                 Some((&next, _)) => next - at,
                 None => u64::MAX,
             };
-            let take = (data.len() as u64).min(room) as usize;
+            let take = (data.len() as u64).min(gap) as usize;
             let piece = data.split_to(take);
-            self.buffered += take as u64;
-            self.chunks.insert(at, piece);
+            self.store(at, piece, backing);
             at += take as u64;
         }
         if self.state == RecvState::SizeKnown
@@ -267,6 +457,7 @@ impl Recv {
         let released = final_size - self.read;
         self.chunks.clear();
         self.buffered = 0;
+        self.runs = 0;
         self.read = final_size;
         self.final_size = Some(final_size);
         self.reset_code = Some(code);
@@ -286,6 +477,7 @@ impl Recv {
         self.stopped = Some(code);
         self.chunks.clear();
         self.buffered = 0;
+        self.runs = 0;
         let released = self.end - self.read;
         self.read = self.end;
         released
@@ -333,7 +525,12 @@ impl Recv {
                     self.chunks.insert(self.read + max as u64, rest);
                     head
                 } else {
-                    entry.remove()
+                    let out = entry.remove();
+                    if !self.chunks.contains_key(&(self.read + out.len() as u64)) {
+                        // The run at the read offset is used up.
+                        self.runs = self.runs.saturating_sub(1);
+                    }
+                    out
                 };
                 self.read += out.len() as u64;
                 self.buffered -= out.len() as u64;

@@ -3,6 +3,7 @@
 
 mod harness;
 mod hostile;
+mod memory;
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use proptest::prelude::*;
 
 use self::harness::{byte_at, pattern, Faults, Pair};
 use super::flow::RecvWindow;
-use super::recv::{Recv, RecvState};
+use super::recv::{Recv, RecvState, Room, MIN_ZERO_COPY};
 use super::send::SendState;
 use super::*;
 use crate::coding::Writer;
@@ -142,6 +143,11 @@ fn sixteen_mebibytes_survive_loss_duplication_and_reordering() {
     let mut pair =
         Pair::new(StreamLimits::default(), StreamLimits::default()).with_faults(lossy(), 1);
     transfer(&mut pair, Dir::Bi, (1, 16 * MIB), u64::MAX, 20_000);
+    assert!(
+        pair.max_fragments[1] < pair.server.fragment_limit / 100,
+        "far from the fragmentation limit: {:?}",
+        pair.max_fragments
+    );
     let retransmitted = pair.log[0]
         .iter()
         .filter(|r| matches!(r, StreamRecord::Data { .. }))
@@ -171,6 +177,11 @@ fn a_thousand_streams_survive_loss_duplication_and_reordering() {
     let mut pair =
         Pair::new(StreamLimits::default(), StreamLimits::default()).with_faults(lossy(), 2);
     transfer(&mut pair, Dir::Uni, (1000, 16 * KIB), u64::MAX, 20_000);
+    assert!(
+        pair.max_fragments[1] < pair.server.fragment_limit / 100,
+        "far from the fragmentation limit: {:?}",
+        pair.max_fragments
+    );
 }
 
 /// Any data, cut into a covering partition plus random overlapping extra segments.
@@ -214,12 +225,21 @@ proptest! {
         let payload = Bytes::from(data.clone());
         let range = payload.as_ptr() as usize..payload.as_ptr() as usize + n;
         let mut recv = Recv::new(RecvWindow::new(1 << 20, 1 << 20, crate::time::Instant::ZERO));
+        let room = Room { conn: u64::MAX, other_fragments: 0, fragment_limit: u64::MAX };
         let mut out = Vec::new();
         for (i, &(start, end)) in segs.iter().enumerate() {
-            recv.on_data(start as u64, payload.slice(start..end), end == n, u64::MAX).unwrap();
+            let fragments = recv.fragments();
+            recv.on_data(start as u64, payload.slice(start..end), n, end == n, room).unwrap();
+            recv.check_invariants();
             prop_assert!(recv.buffered() as usize + out.len() <= n, "no byte is held twice");
+            prop_assert!(recv.fragments() <= fragments + 1, "one segment adds at most one range");
+            // Only large pieces keep the payload alive (a read may leave the tail of one).
+            for (at, chunk) in recv.chunks().skip(1) {
+                if range.contains(&(chunk.as_ptr() as usize)) {
+                    prop_assert!(chunk.len() >= MIN_ZERO_COPY && 2 * chunk.len() >= n, "{at}");
+                }
+            }
             if let Ok(Some(chunk)) = recv.read(reads[i % reads.len()]) {
-                prop_assert!(chunk.is_empty() || range.contains(&(chunk.as_ptr() as usize)), "zero-copy");
                 out.extend_from_slice(&chunk);
             }
         }

@@ -25,6 +25,15 @@ pub struct StreamLimits {
     pub max_concurrent_uni: u64,
     /// Bytes the application may queue, unsent or unacknowledged, per connection; default 16 MiB.
     pub send_buffer: u64,
+    /// How many out-of-order ranges the peer may make us hold across all streams of the
+    /// connection: runs of received data cut off from what the application can read by a hole.
+    /// A frame that would exceed it closes the connection with PROTOCOL_VIOLATION ("stream data
+    /// too fragmented"). `None` (the default) derives it from the largest connection window W
+    /// = `max(receive_window, 2 × max_stream_receive_window)` as `max(1024, W / 1024)`: 32768 for
+    /// the default windows. A peer sending frames of 1 KiB or more cannot reach it even when
+    /// every other frame of a full window is lost (that is one range per 2 KiB); one sending
+    /// 1-byte frames into holes reaches it after 32768 frames.
+    pub max_fragments: Option<u64>,
 }
 
 impl Default for StreamLimits {
@@ -36,6 +45,7 @@ impl Default for StreamLimits {
             max_concurrent_bidi: 100,
             max_concurrent_uni: 100,
             send_buffer: 16 << 20,
+            max_fragments: None,
         }
     }
 }
@@ -50,7 +60,20 @@ impl StreamLimits {
             max_concurrent_bidi: self.max_concurrent_bidi.min(MAX_STREAM_COUNT),
             max_concurrent_uni: self.max_concurrent_uni.min(MAX_STREAM_COUNT),
             send_buffer: self.send_buffer,
+            max_fragments: self.max_fragments,
         }
+    }
+
+    /// The largest connection-level window auto-tuning may grant.
+    pub(super) fn max_connection_window(&self) -> u64 {
+        self.receive_window
+            .max(self.max_stream_receive_window.saturating_mul(2))
+    }
+
+    /// The limit on out-of-order ranges per connection (see [`Self::max_fragments`]).
+    pub(super) fn fragment_limit(&self) -> u64 {
+        self.max_fragments
+            .unwrap_or_else(|| (self.max_connection_window() / 1024).max(1024))
     }
 
     /// The initial limits to announce to the peer in our transport parameters.

@@ -41,6 +41,8 @@ pub(super) struct Pair {
     held: Vec<Held>,
     /// Every record each side sent, in order: [client, server].
     pub(super) log: [Vec<StreamRecord>; 2],
+    /// The most out-of-order ranges each side held after any frame: [client, server].
+    pub(super) max_fragments: [u64; 2],
 }
 
 fn index(side: Side) -> usize {
@@ -66,6 +68,7 @@ impl Pair {
             rng: 0x9e37_79b9_7f4a_7c15,
             held: Vec::new(),
             log: [Vec::new(), Vec::new()],
+            max_fragments: [0, 0],
         }
     }
 
@@ -118,9 +121,13 @@ impl Pair {
         early: bool,
     ) -> Result<(), TransportError> {
         let now = self.now;
-        let receiver = self.side(to);
         for frame in frame::iter(packet) {
+            let receiver = self.side(to);
             receiver.on_frame(&frame.expect("our own frames decode"), packet, early, now)?;
+            check_fragments(receiver);
+            let fragments = receiver.fragments;
+            let max = &mut self.max_fragments[index(to)];
+            *max = (*max).max(fragments);
         }
         Ok(())
     }
@@ -194,6 +201,25 @@ impl Pair {
     pub(super) fn in_flight(&self) -> bool {
         !self.held.is_empty()
     }
+}
+
+/// Checks that the connection's count of out-of-order ranges is the sum of its streams', and
+/// within the limit.
+pub(super) fn check_fragments(s: &Streams) {
+    let sum: u64 = s
+        .streams
+        .values()
+        .filter_map(|stream| stream.recv.as_ref())
+        .map(|recv| {
+            recv.check_invariants();
+            recv.fragments()
+        })
+        .sum();
+    assert_eq!(
+        s.fragments, sum,
+        "the connection's count is the streams' sum"
+    );
+    assert!(s.fragments <= s.fragment_limit);
 }
 
 /// The byte at `offset` of test stream `stream`: a hash, so misplaced bytes are caught.
