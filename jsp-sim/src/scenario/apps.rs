@@ -242,6 +242,8 @@ pub struct ServerConn {
     pub streams: BTreeMap<u64, ServerStream>,
     /// Sequence numbers of datagrams received intact.
     pub datagrams: BTreeSet<u64>,
+    /// When the handshake completed (and, on the server, was confirmed).
+    pub connected_at: Option<Instant>,
     /// How the connection ended, if it did.
     pub lost: Option<Loss>,
     /// When the last request byte arrived (all streams complete).
@@ -343,7 +345,10 @@ impl JspApp for ServerApp {
         let mut state = self.conns.remove(&handle).unwrap_or_default();
         while let Some(event) = conn.poll_event() {
             match event {
-                Event::Connected(_) => self.progress += 1,
+                Event::Connected(_) => {
+                    state.connected_at.get_or_insert(now);
+                    self.progress += 1;
+                }
                 Event::Stream(StreamEvent::Opened { .. }) => self.accept(conn, &mut state),
                 Event::Stream(StreamEvent::Readable { id }) => {
                     if let Some(s) = state.streams.get_mut(&id.index()) {

@@ -106,6 +106,9 @@ pub fn random_scenario(seed: u64) -> Scenario {
     s.faults = faults;
     s.clients = clients;
     s.idle_timeout = idle_timeout;
+    if rng.chance(0.5) {
+        s.keep_alive = Some(idle_timeout / 3);
+    }
     s.time_limit = Duration::from_secs(1200);
     s
 }
