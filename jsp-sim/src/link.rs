@@ -59,7 +59,12 @@ impl Jitter {
     }
 }
 
-/// Gilbert–Elliott two-state burst loss, stepped once per datagram.
+/// Gilbert–Elliott two-state burst loss.
+///
+/// The chain steps once per datagram, so back-to-back datagrams share a burst, and also once per
+/// `step` of idle time, so that a burst ends in time even when the link carries little: without
+/// that, a sparse flow (probe timeouts backing off, one ACK each) would stay in a burst for as
+/// many seconds as it takes to send the few datagrams that end it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GilbertElliott {
     /// Probability of moving from the good to the bad state.
@@ -70,6 +75,8 @@ pub struct GilbertElliott {
     pub loss_good: f64,
     /// Loss probability in the bad state.
     pub loss_bad: f64,
+    /// Idle time that counts as one more step of the chain.
+    pub step: Duration,
 }
 
 impl GilbertElliott {
@@ -82,6 +89,31 @@ impl GilbertElliott {
         let bad = self.p_good_to_bad / total;
         bad * self.loss_bad + (1.0 - bad) * self.loss_good
     }
+
+    /// The probability of being in the bad state after `k` steps, from `bad` now:
+    /// `π + (s − π)·(1 − p − r)^k`, with `π` the stationary bad probability.
+    fn bad_after(&self, bad: bool, k: u64) -> f64 {
+        let (p, r) = (self.p_good_to_bad, self.p_bad_to_good);
+        if p + r <= 0.0 {
+            return if bad { 1.0 } else { 0.0 };
+        }
+        let pi = p / (p + r);
+        let start = if bad { 1.0 } else { 0.0 };
+        pi + (start - pi) * powu(1.0 - p - r, k)
+    }
+}
+
+/// `x^k` by repeated squaring (basic operations only, so it is the same on every platform).
+fn powu(mut x: f64, mut k: u64) -> f64 {
+    let mut acc = 1.0;
+    while k > 0 {
+        if k & 1 == 1 {
+            acc *= x;
+        }
+        x *= x;
+        k >>= 1;
+    }
+    acc
 }
 
 /// One direction's settings.
@@ -140,9 +172,11 @@ impl LinkConfig {
 /// A change to a link direction that takes effect at a scheduled time.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LinkChange {
-    /// The link goes down: everything sent is dropped until `Up`.
+    /// The link goes down: everything sent is dropped until the matching `Up`. Outages nest:
+    /// the link is up again only when every `Down` has had its `Up`, so overlapping outages
+    /// keep it down until the last one ends.
     Down,
-    /// The link comes back.
+    /// One outage ends.
     Up,
     /// A new bottleneck rate (`None`: infinite). Datagrams already queued keep their timing.
     Bandwidth(Option<u64>),
@@ -234,7 +268,8 @@ pub enum Fate {
 #[derive(Debug)]
 pub struct LinkDirection {
     config: LinkConfig,
-    up: bool,
+    /// Outages in progress; the link is up when zero.
+    downs: u32,
     rng: SimRng,
     /// When the bottleneck finishes serializing what it holds.
     busy_until: Instant,
@@ -243,6 +278,7 @@ pub struct LinkDirection {
     queued_bytes: usize,
     last_arrival: Instant,
     ge_bad: bool,
+    ge_at: Instant,
     stats: LinkStats,
 }
 
@@ -251,13 +287,14 @@ impl LinkDirection {
     pub fn new(config: LinkConfig, rng: SimRng) -> Self {
         Self {
             config,
-            up: true,
+            downs: 0,
             rng,
             busy_until: Instant::ZERO,
             queue: VecDeque::new(),
             queued_bytes: 0,
             last_arrival: Instant::ZERO,
             ge_bad: false,
+            ge_at: Instant::ZERO,
             stats: LinkStats::default(),
         }
     }
@@ -269,7 +306,7 @@ impl LinkDirection {
 
     /// Whether the link is up.
     pub fn is_up(&self) -> bool {
-        self.up
+        self.downs == 0
     }
 
     /// Counters.
@@ -280,8 +317,8 @@ impl LinkDirection {
     /// Applies a scheduled change.
     pub fn apply(&mut self, change: &LinkChange) {
         match change {
-            LinkChange::Down => self.up = false,
-            LinkChange::Up => self.up = true,
+            LinkChange::Down => self.downs += 1,
+            LinkChange::Up => self.downs = self.downs.saturating_sub(1),
             LinkChange::Bandwidth(b) => self.config.bandwidth_bps = *b,
             LinkChange::Delay(d) => self.config.delay = *d,
             LinkChange::Loss(p) => self.config.loss = *p,
@@ -297,7 +334,7 @@ impl LinkDirection {
     /// Decides the fate of `data` sent at `now`; may corrupt it in place.
     pub fn transmit(&mut self, now: Instant, data: &mut [u8]) -> Fate {
         self.stats.offered += 1;
-        if !self.up {
+        if !self.is_up() {
             self.stats.down_drops += 1;
             return Fate::Dropped(DropReason::LinkDown);
         }
@@ -333,6 +370,15 @@ impl LinkDirection {
             return Fate::Dropped(DropReason::Loss);
         }
         if let Some(ge) = self.config.burst_loss {
+            let idle_steps = if ge.step.is_zero() {
+                0
+            } else {
+                (now.saturating_duration_since(self.ge_at).as_nanos() / ge.step.as_nanos()) as u64
+            };
+            if idle_steps > 0 {
+                self.ge_bad = self.rng.chance(ge.bad_after(self.ge_bad, idle_steps));
+            }
+            self.ge_at = now;
             let flip = if self.ge_bad {
                 ge.p_bad_to_good
             } else {
@@ -427,10 +473,15 @@ mod tests {
             Fate::Dropped(DropReason::Loss)
         );
         l.apply(&LinkChange::Down);
+        l.apply(&LinkChange::Down);
+        l.apply(&LinkChange::Up);
         assert_eq!(
             l.transmit(Instant::ZERO, &mut [0u8; 10]),
-            Fate::Dropped(DropReason::LinkDown)
+            Fate::Dropped(DropReason::LinkDown),
+            "overlapping outages keep the link down until the last ends"
         );
+        l.apply(&LinkChange::Up);
+        assert!(l.is_up());
     }
 
     #[test]
@@ -471,6 +522,7 @@ mod tests {
             p_bad_to_good: 0.25,
             loss_good: 0.0,
             loss_bad: 1.0,
+            step: Duration::from_millis(10),
         };
         let mut l = dir(LinkConfig {
             burst_loss: Some(ge),
@@ -489,5 +541,23 @@ mod tests {
         let rate = f64::from(lost) / f64::from(n);
         assert!((rate - ge.mean_loss()).abs() < 0.02, "{rate}");
         assert!(f64::from(lost) / f64::from(runs) > 3.0, "bursts average ~4");
+
+        // Sparse datagrams, one per second: the burst has long ended between them, so each is
+        // lost at about the mean rate, not in long runs.
+        let mut l = dir(LinkConfig {
+            burst_loss: Some(ge),
+            ..LinkConfig::default()
+        });
+        let mut longest = 0;
+        let mut run = 0;
+        for i in 0..5000 {
+            let lost = matches!(
+                l.transmit(Instant::from_millis(1000 * i), &mut [0u8; 10]),
+                Fate::Dropped(_)
+            );
+            run = if lost { run + 1 } else { 0 };
+            longest = longest.max(run);
+        }
+        assert!(longest <= 4, "a sparse flow saw {longest} losses in a row");
     }
 }

@@ -11,7 +11,7 @@
 //! | `3g` | 2 / 0.5 Mbit/s | 75 ms | uniform ≤ 20 ms | 1 % | 64 KiB | corrupt 0.1 % |
 //! | `satellite` | 20 / 5 Mbit/s | 300 ms (GEO) | uniform ≤ 5 ms | 0.5 % | 1 MiB | |
 //! | `lossy` | 20 Mbit/s both | 20 ms | none | 5 % random | 256 KiB | |
-//! | `bursty` | 20 Mbit/s both | 20 ms | none | Gilbert–Elliott: p 1 %, r 30 %, 100 % in bad (≈ 3.2 %, bursts of ≈ 3.3) | 256 KiB | |
+//! | `bursty` | 20 Mbit/s both | 20 ms | none | Gilbert–Elliott: p 1 %, r 30 % per datagram or per 10 ms idle, 100 % in bad (≈ 3.2 %, bursts of ≈ 3.3) | 256 KiB | |
 //! | `bufferbloat` | 10 Mbit/s both | 10 ms | none | 0 | 2 MiB (≈ 1.7 s of queue) | |
 //! | `flaky` | 20 / 10 Mbit/s | 30 ms | uniform ≤ 5 ms | 0.5 % | 256 KiB | 1.5 s outage every 8 s from 2 s on |
 
@@ -237,6 +237,7 @@ impl Profile {
                         p_bad_to_good: 0.3,
                         loss_good: 0.0,
                         loss_bad: 1.0,
+                        step: ms(10),
                     }),
                     ..LinkConfig::default()
                 },

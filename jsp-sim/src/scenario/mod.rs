@@ -378,8 +378,10 @@ pub fn run(s: &Scenario) -> Report {
         .unwrap_or(Duration::ZERO);
     let limits = RunLimits {
         max_time: at(s.time_limit),
+        // The effective idle timeout is max(idle, 3 × PTO), and one RTT sample taken across an
+        // outage can make the PTO tens of seconds; past this long without progress, it is a hang.
         hang_after: (s.idle_timeout * 3 + Duration::from_secs(10))
-            .max(Duration::from_secs(30))
+            .max(Duration::from_secs(120))
             .max(longest_outage + Duration::from_secs(10)),
     };
     let mut result = setup.sim.run(limits);

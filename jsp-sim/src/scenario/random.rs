@@ -35,6 +35,7 @@ fn perturb(l: &mut LinkConfig, rng: &mut SimRng) {
             p_bad_to_good: 0.2 + rng.f64() * 0.6,
             loss_good: 0.0,
             loss_bad: 0.5 + rng.f64() * 0.5,
+            step: rng.duration(Duration::from_millis(1), Duration::from_millis(50)),
         });
     }
     if rng.chance(0.2) {
