@@ -86,27 +86,31 @@ fn assert_soak_seeds(seeds: &[u64]) {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The server keeps answering a client's old address after a NAT rebinding that comes right
-/// after the server completed the handshake but before the client saw HANDSHAKE_DONE (lost):
-/// the client's probes arrive from the new address, the server's replies go to the old one,
-/// and both sides time out although the client keeps sending and keep-alive is on.
+/// Seeds that exposed core bugs, fixed in the core; they must keep passing:
+/// - 17661, 5826, 15097: a NAT rebinding right after the server completed the handshake while
+///   the client, not yet confirmed, probed only in the Handshake space the server had discarded
+///   (the client now also probes with a 1-RTT packet, which the server follows).
+/// - 3192, 3688, 4900, 8395, 12605, 13994, 14548, 15596, 18450, 19854, 20563, 20575: probe
+///   timeouts backed off past the idle deadline on a live path, and a server probing only its
+///   Initial space after the client had discarded it (now: one last probe at two thirds of the
+///   idle timeout, and a PTO probes every handshake space with data in flight).
 #[test]
-#[ignore = "core bug: server does not follow a NAT rebinding while the client still probes the handshake (seed 17661; likely also 5826, 15097, 17734)"]
-fn core_server_follows_a_rebinding_right_after_the_handshake() {
-    assert_soak_seeds(&[17661, 5826, 15097, 17734]);
-}
-
-/// Probe timeouts back off exponentially and the idle timer is max(idle, 3 × PTO without
-/// backoff), so under random or burst loss, jitter, delay steps or several short cuts, two or
-/// three lost probe rounds let the idle timer expire on a path that is up: a 3–10 s idle timeout
-/// ends the connection without a cut anywhere near that long.
-#[test]
-#[ignore = "core: idle timeout expires during probe backoff on a live lossy path (seeds 1213 3192 3688 3719 4900 6703 8395 12605 13994 14548 15596 18450 19513 19854 20563 20575)"]
-fn core_idle_timeout_outlives_probe_backoff_on_a_live_path() {
+fn core_regression_seeds_keep_every_invariant() {
     assert_soak_seeds(&[
-        1213, 3192, 3688, 3719, 4900, 6703, 8395, 12605, 13994, 14548, 15596, 18450, 19513, 19854,
+        17661, 5826, 15097, 3192, 3688, 4900, 8395, 12605, 13994, 14548, 15596, 18450, 19854,
         20563, 20575,
     ]);
+}
+
+/// Still failing, under study: three NAT rebindings within 3 s on a satellite path with a 4 s
+/// idle timeout (17734); outages plus rebinding or delay steps that leave less than the idle
+/// timeout of usable time at 10 % loss and 0.5–0.8 s RTT (1213, 3719, 6703, 19513). The
+/// invariant here is stricter than QUIC's own semantics (an idle timeout of a few RTTs on a lossy
+/// path can expire), so these may end up reclassified rather than fixed.
+#[test]
+#[ignore = "under study: rebinding/outage scenarios near the idle timeout (seeds 17734 1213 3719 6703 19513)"]
+fn core_idle_timeout_on_harsh_paths() {
+    assert_soak_seeds(&[17734, 1213, 3719, 6703, 19513]);
 }
 
 /// One of 199 datagrams never arrives over a `lan` path that dropped nothing.

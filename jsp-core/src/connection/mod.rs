@@ -152,6 +152,8 @@ pub struct Connection {
     /// Path validation of a new peer address: the challenge we sent, if unanswered.
     path_challenge: Option<[u8; 8]>,
     path_challenge_pending: bool,
+    /// The idle deadline for which the last-chance probe was already sent.
+    idle_probed_for: Option<Instant>,
     /// The validated address to return to if the new path does not answer.
     previous_remote: Option<SocketAddr>,
     mtu: u16,
@@ -257,6 +259,7 @@ impl Connection {
             path_challenge: None,
             path_challenge_pending: false,
             previous_remote: None,
+            idle_probed_for: None,
             mtu,
         };
         let (client, server) = initial_secrets(crate::VERSION_1, &conn.original_dcid);
@@ -684,6 +687,12 @@ impl Connection {
                     }
                 }
                 Timer::LossDetection => self.on_loss_timeout(now),
+                Timer::IdleProbe => {
+                    self.idle_probed_for = self.timers.get(Timer::Idle);
+                    if self.state == State::Established {
+                        self.spaces[SpaceId::Data.index()].ping_pending = 1;
+                    }
+                }
                 Timer::PathValidation => {
                     if let (Some(_), Some(previous)) =
                         (self.path_challenge.take(), self.previous_remote.take())
@@ -706,6 +715,7 @@ impl Connection {
         }
         let deadline = self.recovery.loss_timer(self.handshake_confirmed, now);
         self.timers.set_or_stop(Timer::LossDetection, deadline);
+        self.arm_idle_probe();
     }
 
     fn on_loss_timeout(&mut self, now: Instant) {
@@ -717,11 +727,62 @@ impl Connection {
         self.process_lost(&mut out, now);
         self.ack_outcome = out;
         if let Some(space) = probe {
-            let s = &mut self.spaces[space.index()];
-            if !s.discarded {
-                s.ping_pending = 2;
-                s.crypto_out.requeue_unacked();
+            self.probe(space);
+        }
+    }
+
+    /// Queues ack-eliciting probe packets in `space`.
+    fn probe(&mut self, space: SpaceId) {
+        let s = &mut self.spaces[space.index()];
+        if !s.discarded {
+            s.ping_pending = 2;
+            s.crypto_out.requeue_unacked();
+        }
+        if space != SpaceId::Data {
+            // RFC 9002 §6.2.4: also probe the other handshake space that has data in flight, so
+            // that a peer which already discarded one of them still hears from us.
+            for other in [SpaceId::Initial, SpaceId::Handshake] {
+                let o = &mut self.spaces[other.index()];
+                if other != space
+                    && !o.discarded
+                    && o.tx.is_some()
+                    && self.recovery.ack_eliciting_in_flight(other) > 0
+                {
+                    o.ping_pending = o.ping_pending.max(1);
+                    o.crypto_out.requeue_unacked();
+                }
             }
+        }
+        if space != SpaceId::Data && self.side.is_client() && self.session.is_complete() {
+            // A client whose handshake is complete but not yet confirmed also probes with a
+            // 1-RTT packet: the server has discarded its Handshake keys, so only a 1-RTT packet
+            // draws an ACK (and a lost HANDSHAKE_DONE), and only one lets the server follow a
+            // NAT rebinding that happened meanwhile.
+            let data = &mut self.spaces[SpaceId::Data.index()];
+            data.ping_pending = data.ping_pending.max(1);
+        }
+    }
+
+    /// When the idle deadline is near and nothing has been heard while ack-eliciting packets are
+    /// in flight, probe once more before giving up: probe timeouts back off exponentially, and
+    /// on a lossy but live path the next backed-off probe could otherwise come after the idle
+    /// deadline (§10.1 of RFC 9000 bounds the idle timeout below by 3 PTOs without backoff).
+    fn arm_idle_probe(&mut self) {
+        let (Some(idle_at), Some(idle)) = (self.timers.get(Timer::Idle), self.idle_timeout) else {
+            self.timers.stop(Timer::IdleProbe);
+            return;
+        };
+        if self.recovery.bytes_in_flight() == 0 || !self.session.is_complete() {
+            self.timers.stop(Timer::IdleProbe);
+            return;
+        }
+        let at = idle_at - idle / 3;
+        let loss = self.timers.get(Timer::LossDetection);
+        // One probe per idle period: not again until something is received.
+        if self.idle_probed_for != Some(idle_at) && loss.is_none_or(|l| l > at) {
+            self.timers.set(Timer::IdleProbe, at);
+        } else {
+            self.timers.stop(Timer::IdleProbe);
         }
     }
 

@@ -22,9 +22,11 @@ pub(crate) enum Timer {
     KeyDiscard = 5,
     /// A new path's validation has taken too long: return to the previous one.
     PathValidation = 6,
+    /// One last probe before the idle timeout while packets are in flight.
+    IdleProbe = 7,
 }
 
-const COUNT: usize = 7;
+const COUNT: usize = 8;
 
 impl Timer {
     const ALL: [Self; COUNT] = [
@@ -35,6 +37,7 @@ impl Timer {
         Self::Close,
         Self::KeyDiscard,
         Self::PathValidation,
+        Self::IdleProbe,
     ];
 }
 

@@ -63,15 +63,7 @@ fn arb_message() -> impl Strategy<Value = HandshakeMessage> {
             any::<bool>()
         )
             .prop_map(
-                |(
-                    version,
-                    random,
-                    suite,
-                    kex_group,
-                    share,
-                    psk_accepted,
-                    early_data_accepted,
-                )| {
+                |(version, random, suite, kex_group, share, psk_accepted, early_data_accepted)| {
                     HandshakeMessage::ServerHello(ServerHello {
                         version,
                         random,
@@ -403,8 +395,8 @@ fn malformed_input_table() {
             frame(
                 4,
                 &[
-                    0xa1, 0x62, b'p', b'k', 0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                    0xff, 1, 2,
+                    0xa1, 0x62, b'p', b'k', 0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                    1, 2,
                 ],
             ),
             Box::new(bad_cbor("Identity", "truncated")),
@@ -414,8 +406,8 @@ fn malformed_input_table() {
             frame(
                 1,
                 &[
-                    0xa1, 0x62, b'c', b's', 0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                    0xff, 1, 2,
+                    0xa1, 0x62, b'c', b's', 0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                    1, 2,
                 ],
             ),
             Box::new(bad_cbor("ClientHello", "")),
@@ -552,8 +544,7 @@ fn unknown_keys_ignored_and_optional_fields_default() {
 
     // Unknown keys inside the transport parameters too.
     let bytes = mutated(2, |m| remove(m, "pa"));
-    let (HandshakeMessage::ServerHello(sh), _) =
-        HandshakeMessage::decode(&bytes).unwrap().unwrap()
+    let (HandshakeMessage::ServerHello(sh), _) = HandshakeMessage::decode(&bytes).unwrap().unwrap()
     else {
         panic!()
     };
