@@ -21,8 +21,9 @@ use crate::time::{Duration, Instant};
 
 /// Most PATH_CHALLENGE responses queued at once; further challenges are ignored until sent.
 const MAX_PATH_RESPONSES: usize = 4;
-/// Most 0-RTT packets held while the ClientHello is still incomplete.
-const MAX_EARLY_BUFFER: usize = 8;
+/// Most packets held for later: 0-RTT packets while the ClientHello is incomplete, 1-RTT packets
+/// while the client's Finished has not arrived.
+const MAX_EARLY_BUFFER: usize = 16;
 
 impl Connection {
     /// Feeds a datagram received from `remote` at `now`. The buffer is decrypted in place and
@@ -74,7 +75,8 @@ impl Connection {
                 return;
             }
         }
-        if self.zero_rtt.is_some() && !self.early_buffer.is_empty() {
+        if !self.early_buffer.is_empty() && (self.zero_rtt.is_some() || self.session.is_complete())
+        {
             for (partial, packet) in core::mem::take(&mut self.early_buffer) {
                 match self.handle_packet(now, remote, partial, packet) {
                     Ok(true) => processed = true,
@@ -131,6 +133,19 @@ impl Connection {
         let Some(space) = SpaceId::of(kind) else {
             return Ok(false);
         };
+        // A server processes no 1-RTT packet before the client's Finished: until then the client
+        // is unauthenticated (RFC 9001 §5.7). Such packets (usually reordered ahead of the
+        // Handshake packet carrying the Finished) are kept, bounded, and processed once the
+        // handshake completes, so their data is neither lost nor left unacknowledged.
+        let early_1rtt =
+            kind == PacketKind::Short && self.side.is_server() && !self.session.is_complete();
+        if early_1rtt {
+            if self.early_buffer.len() < MAX_EARLY_BUFFER {
+                self.early_buffer.push((partial, packet));
+                return Ok(true);
+            }
+            return Ok(false);
+        }
         if kind == PacketKind::ZeroRtt
             && self.side.is_server()
             && self.zero_rtt.is_none()
@@ -182,9 +197,6 @@ impl Connection {
                 Some((key, _)) => packet::open(&mut packet, &unprotected, &**key),
                 None => return Ok(false),
             },
-            // A server processes no 1-RTT packet before the client's Finished: until then the
-            // client is unauthenticated (RFC 9001 §5.7), even though the keys exist.
-            _ if self.side.is_server() && !self.session.is_complete() => return Ok(false),
             _ => match &self.one_rtt {
                 Some(keys) => {
                     choice = keys.choose_rx(unprotected.key_phase, unprotected.pn);
@@ -500,6 +512,11 @@ impl Connection {
         space: SpaceId,
         ack: &Ack<'_>,
     ) -> Result<(), TransportError> {
+        if self.spaces[space.index()].discarded {
+            // The packet's earlier frames completed the handshake and discarded this space
+            // (e.g. CRYPTO with the Finished, then a piggybacked ACK): nothing left to update.
+            return Ok(());
+        }
         let exponent = self
             .peer_params
             .as_ref()

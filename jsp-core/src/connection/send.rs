@@ -128,11 +128,14 @@ impl Connection {
         if s.ping_pending > 0 {
             return true;
         }
-        if !cwnd_open {
-            return false;
-        }
+        // Handshake data is not held back by the congestion window: the window can be full of
+        // 1-RTT packets the server will not acknowledge before it has our Finished, and the
+        // handshake spaces are bounded anyway (a few kilobytes, and the 3x limit on servers).
         if s.crypto_out.has_pending() {
             return true;
+        }
+        if !cwnd_open {
+            return false;
         }
         if space != SpaceId::Data {
             return false;
@@ -329,7 +332,7 @@ impl Connection {
             s.ping_pending -= 1;
             eliciting = true;
         }
-        if !cwnd_open && !eliciting {
+        if !cwnd_open && !eliciting && space == SpaceId::Data {
             return false;
         }
         if let Some((offset, data)) = s.crypto_out.next(w.remaining().saturating_sub(16)) {
