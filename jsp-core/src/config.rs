@@ -192,6 +192,9 @@ pub struct EndpointConfig {
     /// Rate of new handshakes per source address (IPv4 /32, IPv6 /64). Default 20/s, burst 5
     /// (WireGuard's numbers).
     pub per_source_handshake_rate: RateLimit,
+    /// Datagrams per second one connection's peer may send; excess datagrams are dropped before
+    /// they reach the connection (and counted). Default: none (unlimited).
+    pub per_connection_rate: Option<RateLimit>,
     /// Source addresses tracked for per-source limits before the oldest are forgotten. Default 4096.
     pub max_tracked_sources: usize,
     /// Key from which stateless-reset tokens are derived. Set the same value across restarts so a
@@ -214,6 +217,7 @@ impl Default for EndpointConfig {
                 rate: 20.0,
                 burst: 5.0,
             },
+            per_connection_rate: None,
             max_tracked_sources: 4096,
             stateless_reset_key: None,
             supported_versions: crate::SUPPORTED_VERSIONS.to_vec(),
@@ -230,10 +234,14 @@ impl EndpointConfig {
         if self.max_connections == 0 {
             return Err(ConfigError::new("max_connections", "must be at least 1"));
         }
+        let per_connection = self.per_connection_rate.map(|r| ("per_connection_rate", r));
         for (field, r) in [
             ("handshake_rate", self.handshake_rate),
             ("per_source_handshake_rate", self.per_source_handshake_rate),
-        ] {
+        ]
+        .into_iter()
+        .chain(per_connection)
+        {
             if !(r.rate > 0.0 && r.burst >= 1.0 && r.rate.is_finite() && r.burst.is_finite()) {
                 return Err(ConfigError::new(
                     field,
@@ -269,10 +277,13 @@ fn validate_common(suites: &[CipherSuite], kex: &[KeyExchange]) -> Result<(), Co
             "at least one key exchange is required",
         ));
     }
-    if !kex.iter().any(|k| k.is_post_quantum()) && kex.len() > 1 {
+    if (1..suites.len()).any(|i| suites[..i].contains(&suites[i])) {
+        return Err(ConfigError::new("cipher_suites", "a suite is listed twice"));
+    }
+    if (1..kex.len()).any(|i| kex[..i].contains(&kex[i])) {
         return Err(ConfigError::new(
             "key_exchanges",
-            "duplicate classical key exchanges",
+            "a key exchange is listed twice",
         ));
     }
     Ok(())

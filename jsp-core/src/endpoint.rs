@@ -88,6 +88,8 @@ pub struct EndpointStats {
     pub accepted: u64,
     /// Handshakes refused (table full or rate limited).
     pub refused: u64,
+    /// Datagrams dropped by a connection's rate limit.
+    pub rate_limited: u64,
     /// Version-negotiation packets sent.
     pub version_negotiations: u64,
     /// Stateless resets sent.
@@ -98,6 +100,8 @@ struct Route {
     local_cid: ConnectionId,
     original_dcid: Option<ConnectionId>,
     reset_token: Option<[u8; 16]>,
+    /// The per-connection datagram budget, when configured.
+    bucket: Option<TokenBucket>,
 }
 
 /// Most queued stateless responses; beyond this they are dropped (they are best-effort).
@@ -118,6 +122,8 @@ pub struct Endpoint {
     source_order: VecDeque<IpAddr>,
     responses: VecDeque<(SocketAddr, Vec<u8>)>,
     stats: EndpointStats,
+    /// When the endpoint was created (the start of new buckets' clocks).
+    created: Instant,
 }
 
 impl core::fmt::Debug for Endpoint {
@@ -168,6 +174,7 @@ impl Endpoint {
             source_order: VecDeque::new(),
             responses: VecDeque::new(),
             stats: EndpointStats::default(),
+            created: now,
         })
     }
 
@@ -212,6 +219,10 @@ impl Endpoint {
                 local_cid,
                 original_dcid,
                 reset_token: None,
+                bucket: self
+                    .config
+                    .per_connection_rate
+                    .map(|r| TokenBucket::new(r, self.created)),
             },
         );
         handle
@@ -282,16 +293,24 @@ impl Endpoint {
                 return None;
             }
         };
-        if let Some(handle) = self.by_cid.get(partial.dcid()) {
-            return Some(DatagramEvent::Route(*handle, data));
+        if let Some(handle) = self.by_cid.get(partial.dcid()).copied() {
+            let allowed = self
+                .routes
+                .get_mut(&handle)
+                .and_then(|r| r.bucket.as_mut())
+                .is_none_or(|b| b.try_take(now));
+            if !allowed {
+                self.stats.rate_limited += 1;
+                return None;
+            }
+            return Some(DatagramEvent::Route(handle, data));
         }
         match &partial.header {
-            Header::Long {
-                version,
-                dcid,
-                scid,
-                ..
-            } if !self.config.supported_versions.contains(version) => {
+            Header::UnknownVersion { dcid, scid, .. } | Header::Long { dcid, scid, .. }
+                if partial
+                    .version()
+                    .is_some_and(|v| !self.config.supported_versions.contains(&v)) =>
+            {
                 if data.len() >= usize::from(MIN_UDP_PAYLOAD) && self.server.is_some() {
                     self.send_version_negotiation(remote, dcid, scid);
                 } else {
@@ -372,8 +391,9 @@ impl Endpoint {
             return None;
         }
         if self.routes.len() >= self.config.max_connections
-            || !self.handshake_bucket.try_take(now)
+            // Per source first, so that one flooding source cannot spend everyone's tokens.
             || !self.source_allows(now, remote)
+            || !self.handshake_bucket.try_take(now)
         {
             self.stats.refused += 1;
             self.refuse(remote, &dcid, &scid);

@@ -16,6 +16,11 @@ mod send;
 mod spaces;
 mod streams_glue;
 mod timers;
+mod types;
+
+pub use types::{
+    ConnectionError, ConnectionStats, EndpointEvent, Event, Incoming, SendDatagramError, Transmit,
+};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -40,119 +45,8 @@ use crate::session::{
     ClientSession, EarlyData, HandshakeInfo, ServerSession, Session, SessionOutput,
 };
 use crate::side::Side;
-use crate::stream::{StreamEvent, StreamRecord, Streams};
+use crate::stream::{StreamRecord, Streams};
 use crate::time::{Duration, Instant};
-
-/// A datagram for the driver to send.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[must_use = "a transmit must be sent"]
-pub struct Transmit {
-    /// Where to send it.
-    pub destination: SocketAddr,
-    /// How many bytes of the caller's buffer it occupies.
-    pub size: usize,
-    /// Segment size for GSO batches (`None`: one datagram).
-    pub segment_size: Option<usize>,
-}
-
-/// Why a connection ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectionError {
-    /// This endpoint closed the connection because the peer violated the protocol.
-    TransportError(TransportError),
-    /// The peer closed the connection with a transport error code.
-    ConnectionClosed {
-        /// The peer's error code.
-        code: TransportErrorCode,
-        /// The frame type that triggered it, if the peer said.
-        frame_type: Option<u64>,
-        /// The peer's reason.
-        reason: String,
-    },
-    /// The peer's application closed the connection.
-    ApplicationClosed {
-        /// The application's error code.
-        code: u64,
-        /// The application's reason.
-        reason: String,
-    },
-    /// This side's application closed the connection.
-    LocallyClosed,
-    /// Nothing was received for the idle timeout.
-    TimedOut,
-    /// The peer sent a stateless reset: it lost the connection's state.
-    Reset,
-    /// The server speaks no version this client offers.
-    VersionMismatch,
-}
-
-impl core::fmt::Display for ConnectionError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::TransportError(e) => write!(f, "closed by us: {e}"),
-            Self::ConnectionClosed { code, reason, .. } => {
-                write!(f, "closed by peer: {code}: {reason}")
-            }
-            Self::ApplicationClosed { code, reason } => {
-                write!(f, "closed by peer application: code {code}: {reason}")
-            }
-            Self::LocallyClosed => f.write_str("closed locally"),
-            Self::TimedOut => f.write_str("timed out: nothing received for the idle timeout"),
-            Self::Reset => f.write_str("reset by peer (stateless reset)"),
-            Self::VersionMismatch => f.write_str("no protocol version in common with the server"),
-        }
-    }
-}
-
-impl std::error::Error for ConnectionError {}
-
-/// Something the application should know about.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Event {
-    /// The handshake completed; what was negotiated.
-    Connected(HandshakeInfo),
-    /// The server refused 0-RTT; data sent early is being resent under 1-RTT keys.
-    ZeroRttRejected,
-    /// A session ticket arrived: store it and pass it to the next connect for 0-RTT resumption.
-    NewTicket(Box<ClientTicket>),
-    /// One or more datagrams can be read with [`Connection::recv_datagram`].
-    DatagramReceived,
-    /// Something happened on a stream (opened by the peer, readable, writable, finished,
-    /// stopped, reset, or more streams available).
-    Stream(StreamEvent),
-    /// The 1-RTT keys moved to a new generation.
-    KeyUpdated {
-        /// The generation now used for sending.
-        generation: u64,
-    },
-    /// The connection ended. Final: no other event follows.
-    ConnectionLost(ConnectionError),
-}
-
-/// Counters a connection keeps.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ConnectionStats {
-    /// UDP datagrams sent.
-    pub datagrams_sent: u64,
-    /// UDP datagrams received.
-    pub datagrams_received: u64,
-    /// Bytes sent (UDP payloads).
-    pub bytes_sent: u64,
-    /// Bytes received (UDP payloads).
-    pub bytes_received: u64,
-    /// Packets sent.
-    pub packets_sent: u64,
-    /// Packets received and authenticated.
-    pub packets_received: u64,
-    /// Packets dropped: undecryptable, duplicate, or malformed.
-    pub packets_dropped: u64,
-    /// Packets declared lost.
-    pub packets_lost: u64,
-    /// Key updates completed.
-    pub key_updates: u64,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
@@ -187,6 +81,8 @@ pub(crate) struct SentFrames {
     key_update: Option<u64>,
     /// Stream frames and stream control frames.
     streams: Vec<StreamRecord>,
+    /// A PATH_CHALLENGE.
+    path_challenge: bool,
 }
 
 /// Datagram queues, both bounded in bytes.
@@ -197,45 +93,6 @@ struct Datagrams {
     outgoing: VecDeque<(Bytes, bool)>,
     outgoing_bytes: usize,
     dropped_incoming: u64,
-}
-
-/// Why a datagram could not be queued.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendDatagramError {
-    /// The peer does not accept datagrams (or the handshake has not told us yet).
-    Disabled,
-    /// The datagram exceeds the size the peer accepts; `max` is the limit.
-    TooLarge {
-        /// The largest payload accepted.
-        max: usize,
-    },
-    /// The connection is closed.
-    ConnectionLost,
-}
-
-impl core::fmt::Display for SendDatagramError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Disabled => f.write_str("the peer does not accept datagrams"),
-            Self::TooLarge { max } => {
-                write!(f, "datagram larger than the peer's limit of {max} bytes")
-            }
-            Self::ConnectionLost => f.write_str("the connection is closed"),
-        }
-    }
-}
-
-impl std::error::Error for SendDatagramError {}
-
-/// Events the endpoint must see (connection-ID routing, freeing the table entry).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EndpointEvent {
-    /// The connection is gone; forget its IDs.
-    Drained,
-    /// The peer's stateless-reset token: a datagram for an unknown ID ending in it belongs to
-    /// this connection (which then learns that the peer lost its state).
-    ResetToken([u8; 16]),
 }
 
 /// One connection.
@@ -285,8 +142,14 @@ pub struct Connection {
     /// early keys exist.
     early_buffer: Vec<(PartialDecode, BytesMut)>,
     decrypt_failures: u64,
+    /// Key generation of the 1-RTT packet being processed.
+    rx_packet_generation: u64,
+    /// Restart the idle timer at the next ack-eliciting send (one was received since).
+    idle_restart_on_send: bool,
+    /// Path validation of a new peer address: the challenge we sent, if unanswered.
+    path_challenge: Option<[u8; 8]>,
+    path_challenge_pending: bool,
     mtu: u16,
-    last_ack_eliciting_sent: Option<Instant>,
 }
 
 impl core::fmt::Debug for Connection {
@@ -306,21 +169,6 @@ struct Ids {
     remote_cid: ConnectionId,
     original_dcid: ConnectionId,
     remote: SocketAddr,
-}
-
-/// What the endpoint decided about a client's first Initial packet, to create the server side.
-#[derive(Clone, Copy, Debug)]
-pub struct Incoming {
-    /// The client's address.
-    pub remote: SocketAddr,
-    /// The connection ID the server chose for itself.
-    pub local_cid: ConnectionId,
-    /// The client's source connection ID.
-    pub client_scid: ConnectionId,
-    /// The destination ID of the client's first packet (keys the Initial packets).
-    pub original_dcid: ConnectionId,
-    /// The stateless-reset token for `local_cid`.
-    pub reset_token: [u8; 16],
 }
 
 /// Reuse-friendly default for recovery and congestion.
@@ -397,8 +245,11 @@ impl Connection {
             peer_reset_token: None,
             early_buffer: Vec::new(),
             decrypt_failures: 0,
+            rx_packet_generation: 0,
+            idle_restart_on_send: false,
+            path_challenge: None,
+            path_challenge_pending: false,
             mtu,
-            last_ack_eliciting_sent: None,
         };
         let (client, server) = initial_secrets(crate::VERSION_1, &conn.original_dcid);
         let backend = conn.transport.crypto_backend;
@@ -572,6 +423,10 @@ impl Connection {
     pub fn stats(&self) -> ConnectionStats {
         let mut s = self.stats;
         s.packets_lost = self.recovery.stats().packets_lost;
+        s.rtt = self.recovery.rtt().smoothed();
+        s.min_rtt = self.recovery.rtt().min();
+        s.congestion_window = self.cc.window();
+        s.bytes_in_flight = self.recovery.bytes_in_flight();
         s
     }
 
@@ -752,7 +607,13 @@ impl Connection {
     /// The probe timeout without backoff.
     fn pto(&self) -> Duration {
         let rtt = self.recovery.rtt();
-        rtt.pto_base() + self.transport.max_ack_delay
+        let peer_delay = self
+            .peer_params
+            .as_ref()
+            .map_or(self.transport.max_ack_delay, |p| {
+                Duration::from_millis(p.max_ack_delay_ms)
+            });
+        rtt.pto_base() + peer_delay
     }
 
     fn reset_idle_timer(&mut self, now: Instant) {
@@ -853,6 +714,7 @@ impl Connection {
         let s = &mut self.spaces[space.index()];
         if let Some((offset, len)) = frames.crypto {
             s.crypto_out.on_lost(offset, len);
+            self.stats.retransmitted_bytes += len as u64;
         }
         if frames.handshake_done {
             self.handshake_done_pending = true;
@@ -866,6 +728,15 @@ impl Connection {
             {
                 self.key_update_frame_pending = Some(g);
             }
+        }
+        for record in frames.streams {
+            if let StreamRecord::Data { len, .. } = record {
+                self.stats.retransmitted_bytes += len;
+            }
+            self.streams.on_lost(record);
+        }
+        if frames.path_challenge && self.path_challenge.is_some() {
+            self.path_challenge_pending = true;
         }
     }
 
@@ -897,7 +768,7 @@ impl Connection {
                 }
             }
         }
-        if let Some(early) = out.early_data {
+        if let Some(early) = out.early_data.take() {
             match (self.side, early) {
                 (Side::Client, EarlyData::Rejected) => self.on_zero_rtt_rejected(),
                 (Side::Server, EarlyData::Accepted) => {
@@ -914,7 +785,7 @@ impl Connection {
         for t in out.received_tickets.drain(..) {
             self.events.push_back(Event::NewTicket(Box::new(t)));
         }
-        if out.completed {
+        if core::mem::take(&mut out.completed) {
             self.on_handshake_complete(now);
         }
         self.session_out = out;
@@ -931,7 +802,34 @@ impl Connection {
         self.events.push_back(Event::ZeroRttRejected);
     }
 
+    /// The connection IDs both sides used must be the ones the handshake authenticated
+    /// (RFC 9000 §7.3): otherwise an attacker rewrote them on the path.
+    fn check_peer_cids(&self, params: &TransportParameters) -> Result<(), TransportError> {
+        let mismatch = |what: &str| {
+            TransportError::new(
+                TransportErrorCode::TRANSPORT_PARAMETER_ERROR,
+                format!("{what} does not match the connection ID used on the wire"),
+            )
+        };
+        if params.initial_source_connection_id.as_slice() != self.remote_cid.as_bytes() {
+            return Err(mismatch("initial_source_connection_id"));
+        }
+        if self.side.is_client()
+            && params.original_destination_connection_id.as_deref()
+                != Some(self.original_dcid.as_bytes())
+        {
+            return Err(mismatch("original_destination_connection_id"));
+        }
+        Ok(())
+    }
+
     fn on_handshake_complete(&mut self, now: Instant) {
+        if let Some(params) = self.session.peer_params() {
+            if let Err(e) = self.check_peer_cids(params) {
+                self.fail(now, e);
+                return;
+            }
+        }
         self.state = State::Established;
         if let Some(params) = self.session.peer_params().cloned() {
             self.apply_peer_params(params);
@@ -964,6 +862,8 @@ impl Connection {
         }
         self.recovery
             .set_max_ack_delay(Duration::from_millis(params.max_ack_delay_ms));
+        self.streams
+            .set_peer_limits(streams_glue::peer_limits(&params));
         self.peer_params = Some(params);
     }
 

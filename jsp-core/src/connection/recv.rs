@@ -46,6 +46,7 @@ impl Connection {
                 true
             });
         let mut processed = false;
+        let mut first_dcid = None;
         while !data.is_empty() {
             let partial = match packet::decode(&data, self.local_cid.len()) {
                 Ok(p) => p,
@@ -55,6 +56,11 @@ impl Connection {
                     break;
                 }
             };
+            // Packets coalesced into one datagram all belong to one connection (RFC 9000 §12.2).
+            if *first_dcid.get_or_insert(*partial.dcid()) != *partial.dcid() {
+                self.stats.packets_dropped += 1;
+                break;
+            }
             let packet = data.split_to(partial.len.min(data.len()));
             match self.handle_packet(now, remote, partial, packet) {
                 Ok(true) => processed = true,
@@ -114,7 +120,7 @@ impl Connection {
                 self.on_version_negotiation(&packet, versions.clone());
                 return Ok(false);
             }
-            Header::Long { version, .. } if *version != crate::VERSION_1 => return Ok(false),
+            Header::UnknownVersion { .. } => return Ok(false),
             Header::Long {
                 kind: PacketKind::Retry,
                 ..
@@ -176,6 +182,9 @@ impl Connection {
                 Some((key, _)) => packet::open(&mut packet, &unprotected, &**key),
                 None => return Ok(false),
             },
+            // A server processes no 1-RTT packet before the client's Finished: until then the
+            // client is unauthenticated (RFC 9001 §5.7), even though the keys exist.
+            _ if self.side.is_server() && !self.session.is_complete() => return Ok(false),
             _ => match &self.one_rtt {
                 Some(keys) => {
                     choice = keys.choose_rx(unprotected.key_phase, unprotected.pn);
@@ -209,6 +218,11 @@ impl Connection {
         };
         let pn = unprotected.pn;
         self.stats.packets_received += 1;
+        self.rx_packet_generation = self.one_rtt.as_ref().map_or(0, |k| match choice {
+            RxChoice::Previous => k.rx_generation().saturating_sub(1),
+            RxChoice::Current => k.rx_generation(),
+            RxChoice::Next => k.rx_generation() + 1,
+        });
         if kind == PacketKind::Short {
             let discard_at = now + self.pto() * 3;
             if let Some(keys) = &mut self.one_rtt {
@@ -236,11 +250,15 @@ impl Connection {
             self.address_validated = true;
             self.discard_space(SpaceId::Initial, now);
         }
+        if kind == PacketKind::Short && self.side.is_server() && self.zero_rtt.is_some() {
+            // The client has 1-RTT keys: no further 0-RTT packets are needed.
+            self.zero_rtt = None;
+        }
         if remote != self.remote {
-            tracing::debug!(old = %self.remote, new = %remote, "peer address changed");
-            self.remote = remote;
+            self.on_peer_address_change(remote, pn, largest, packet.len());
         }
         self.reset_idle_timer(now);
+        self.idle_restart_on_send = true;
         let payload = packet.freeze().slice(range);
         let ack_eliciting = self.process_frames(now, space, kind, &payload)?;
         if matches!(self.state, State::Draining | State::Drained) {
@@ -260,6 +278,30 @@ impl Connection {
             }
         }
         Ok(true)
+    }
+
+    /// A packet from a new address. Only the server follows the client (NAT rebinding,
+    /// migration), only after the handshake is confirmed, and only for the newest packet; the
+    /// new path is unvalidated, so the 3× amplification limit applies again until the client
+    /// answers a PATH_CHALLENGE.
+    fn on_peer_address_change(
+        &mut self,
+        remote: SocketAddr,
+        pn: u64,
+        largest: Option<u64>,
+        len: usize,
+    ) {
+        let newest = largest.is_none_or(|l| pn > l);
+        if self.side.is_client() || !self.handshake_confirmed || !newest {
+            return;
+        }
+        tracing::debug!(old = %self.remote, new = %remote, "peer address changed: validating the new path");
+        self.remote = remote;
+        self.address_validated = false;
+        self.amplification_received = len as u64;
+        self.amplification_sent = 0;
+        self.path_challenge = Some(self.rng.array());
+        self.path_challenge_pending = true;
     }
 
     fn on_version_negotiation(&mut self, packet: &[u8], versions: core::ops::Range<usize>) {
@@ -331,7 +373,7 @@ impl Connection {
                     self.apply_session_output(out, now);
                 }
                 Frame::KeyUpdate { generation } => {
-                    let current = self.one_rtt.as_ref().map_or(0, |k| k.rx_generation());
+                    let current = self.rx_packet_generation;
                     if generation != current {
                         return Err(TransportError::new(
                             TransportErrorCode::KEY_UPDATE_ERROR,
@@ -354,8 +396,15 @@ impl Connection {
                     return Err(TransportError::protocol("client sent NEW_TOKEN")
                         .with_frame(frame::ty::NEW_TOKEN));
                 }
-                Frame::PathResponse(_)
-                | Frame::NewToken { .. }
+                Frame::PathResponse(token) => {
+                    if self.path_challenge == Some(token) {
+                        tracing::debug!(remote = %self.remote, "new path validated");
+                        self.path_challenge = None;
+                        self.path_challenge_pending = false;
+                        self.address_validated = true;
+                    }
+                }
+                Frame::NewToken { .. }
                 | Frame::NewConnectionId { .. }
                 | Frame::RetireConnectionId { .. }
                 | Frame::FecRepair { .. } => {

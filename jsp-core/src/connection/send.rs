@@ -120,7 +120,7 @@ impl Connection {
             return false;
         }
         if self.state == State::Closing {
-            return self.close_space() == Some(space);
+            return self.closes_in(space);
         }
         if s.ack_now || (space != SpaceId::Data && s.unacked_eliciting > 0) {
             return true;
@@ -146,18 +146,21 @@ impl Connection {
             || !self.tickets_pending.is_empty()
             || self.key_update_frame_pending.is_some()
             || !self.path_responses.is_empty()
+            || self.path_challenge_pending
             || !self.datagrams.outgoing.is_empty()
             || self.streams_want_to_send(false)
     }
 
-    /// The space a CLOSE goes in: the highest one we can send in.
-    fn close_space(&self) -> Option<SpaceId> {
-        if self.one_rtt.is_some() {
-            return Some(SpaceId::Data);
+    /// Whether a CLOSE goes in `space`: only 1-RTT once the handshake is confirmed; before that
+    /// in every space we have keys for, because we cannot know which keys the peer has yet.
+    fn closes_in(&self, space: SpaceId) -> bool {
+        if self.handshake_confirmed {
+            return space == SpaceId::Data;
         }
-        [SpaceId::Handshake, SpaceId::Initial]
-            .into_iter()
-            .find(|s| !self.spaces[s.index()].discarded && self.spaces[s.index()].tx.is_some())
+        match space {
+            SpaceId::Data => self.one_rtt.is_some(),
+            _ => !self.spaces[space.index()].discarded && self.spaces[space.index()].tx.is_some(),
+        }
     }
 
     /// Builds and seals one packet of `space` at the start of `out`; returns its length.
@@ -250,10 +253,12 @@ impl Connection {
         if ack_eliciting {
             self.cc
                 .on_sent(now, u64::from(size), self.recovery.bytes_in_flight());
-            if self.last_ack_eliciting_sent.is_none() {
+            if self.idle_restart_on_send {
+                // RFC 9000 §10.1: sending the first ack-eliciting packet after a receipt also
+                // restarts the idle timer.
+                self.idle_restart_on_send = false;
                 self.reset_idle_timer(now);
             }
-            self.last_ack_eliciting_sent = Some(now);
             self.reset_keep_alive(now);
         }
         self.recovery.on_packet_sent(
@@ -349,6 +354,13 @@ impl Connection {
                     eliciting = true;
                 }
             }
+            if let (true, Some(token)) = (self.path_challenge_pending, self.path_challenge) {
+                if Frame::PathChallenge(token).encode(w).is_ok() {
+                    self.path_challenge_pending = false;
+                    sent.path_challenge = true;
+                    eliciting = true;
+                }
+            }
             while let Some(token) = self.path_responses.front().copied() {
                 if Frame::PathResponse(token).encode(w).is_err() {
                     break;
@@ -373,7 +385,7 @@ impl Connection {
             let Some((data, safe)) = self.datagrams.outgoing.get(i) else {
                 break;
             };
-            if early && !safe {
+            if early && (!safe || self.early_data_sent + data.len() as u64 > self.max_early_data) {
                 i += 1;
                 continue;
             }

@@ -1,6 +1,5 @@
 //! Pair tests: a client and a server endpoint wired through an in-memory link with virtual time.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -22,6 +21,35 @@ fn client_addr() -> SocketAddr {
 
 fn server_addr() -> SocketAddr {
     "10.0.0.2:443".parse().unwrap()
+}
+
+/// Loss, duplication and reordering on the link, by a seeded pattern.
+pub(crate) struct Impairment {
+    pub(crate) loss: f64,
+    pub(crate) duplicate: f64,
+    pub(crate) reorder: f64,
+    rng: Rng,
+    pub(crate) dropped: u64,
+}
+
+impl Impairment {
+    pub(crate) fn clean() -> Self {
+        Self::new(0.0, 0.0, 0.0, 0)
+    }
+
+    pub(crate) fn new(loss: f64, duplicate: f64, reorder: f64, seed: u8) -> Self {
+        Self {
+            loss,
+            duplicate,
+            reorder,
+            rng: Rng::from_seed([seed; 32]),
+            dropped: 0,
+        }
+    }
+
+    fn roll(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.u64() as f64 / u64::MAX as f64) < p
+    }
 }
 
 /// The server endpoint's config: a fixed stateless-reset key, as a restartable server would have.
@@ -50,7 +78,11 @@ pub(crate) struct Pair {
     pub(crate) server: Option<(ConnectionHandle, Connection)>,
     /// Extra server connections (replays, second clients), kept so they run too.
     pub(crate) extra_servers: Vec<(ConnectionHandle, Connection)>,
-    link: VecDeque<InFlight>,
+    link: Vec<InFlight>,
+    /// Seeded impairments applied to every datagram sent (not to injected ones).
+    pub(crate) impair: Impairment,
+    /// The address the client's datagrams appear to come from (NAT rebinding).
+    pub(crate) client_from: SocketAddr,
     /// Every datagram the client sent, for replay attacks.
     pub(crate) client_sent: Vec<Vec<u8>>,
     /// Drop datagrams in this direction while set.
@@ -116,7 +148,9 @@ impl Pair {
             client: Some(client),
             server: None,
             extra_servers: Vec::new(),
-            link: VecDeque::new(),
+            link: Vec::new(),
+            impair: Impairment::clean(),
+            client_from: client_addr(),
             client_sent: Vec::new(),
             cut: false,
             server_config,
@@ -132,15 +166,32 @@ impl Pair {
     }
 
     fn send(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
-        if from == client_addr() {
+        let from = if from == client_addr() {
             self.client_sent.push(data.clone());
+            self.client_from
+        } else {
+            from
+        };
+        if self.cut || self.impair.roll(self.impair.loss) {
+            self.impair.dropped += 1;
+            return;
         }
-        if !self.cut {
-            self.link.push_back(InFlight {
-                at: self.now + ONE_WAY,
+        let copies = if self.impair.roll(self.impair.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let extra = if self.impair.roll(self.impair.reorder) {
+                Duration::from_millis(self.impair.rng.below(15) + 1)
+            } else {
+                Duration::ZERO
+            };
+            self.link.push(InFlight {
+                at: self.now + ONE_WAY + extra,
                 from,
                 to,
-                data,
+                data: data.clone(),
             });
         }
     }
@@ -148,7 +199,7 @@ impl Pair {
     /// Injects a datagram from `from` to the server, as an attacker on the path would.
     pub(crate) fn inject(&mut self, from: SocketAddr, data: Vec<u8>) {
         let to = server_addr();
-        self.link.push_back(InFlight {
+        self.link.push(InFlight {
             at: self.now + ONE_WAY,
             from,
             to,
@@ -229,7 +280,7 @@ impl Pair {
             .chain(self.server.iter())
             .chain(self.extra_servers.iter())
             .filter_map(|(_, c)| c.poll_timeout());
-        conns.chain(self.link.front().map(|d| d.at)).min()
+        conns.chain(self.link.iter().map(|d| d.at)).min()
     }
 
     fn endpoint_events(&mut self) {
@@ -254,8 +305,10 @@ impl Pair {
             return false;
         };
         self.now = self.now.max(next);
-        while self.link.front().is_some_and(|d| d.at <= self.now) {
-            let d = self.link.pop_front().unwrap();
+        // Deliver everything due, in arrival order (stable for equal times).
+        self.link.sort_by_key(|d| d.at);
+        let due = self.link.iter().take_while(|d| d.at <= self.now).count();
+        for d in self.link.drain(..due).collect::<Vec<_>>() {
             self.deliver(d);
         }
         let now = self.now;
@@ -270,6 +323,21 @@ impl Pair {
             }
         }
         true
+    }
+
+    /// Runs everything that happens within `d` of virtual time from now.
+    pub(crate) fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            self.endpoint_events();
+            self.flush();
+            match self.next_deadline() {
+                Some(t) if t <= end => {
+                    self.step();
+                }
+                _ => break,
+            }
+        }
     }
 
     /// Steps until `done` holds, failing after `max` steps (a hang is a failure).
@@ -623,4 +691,506 @@ fn a_stateless_reset_ends_the_connection_of_a_restarted_server() {
         lost(&Pair::events(pair.client())),
         Some(&ConnectionError::Reset)
     );
+}
+
+/// The byte at `offset` of stream number `n` in the transfer tests.
+fn pattern(n: usize, offset: usize) -> u8 {
+    ((n * 31 + offset * 7 + offset / 251) % 251) as u8
+}
+
+/// One sender stream's progress.
+struct Outgoing {
+    id: crate::frame::StreamId,
+    n: usize,
+    sent: usize,
+    finished: bool,
+}
+
+/// Moves `count` unidirectional streams of `size` bytes from client to server and checks every
+/// byte, in order, exactly once. Returns the steps taken.
+fn transfer(pair: &mut Pair, count: usize, size: usize, max_steps: usize) -> usize {
+    let mut next_stream = 0usize;
+    let mut open: Vec<Outgoing> = Vec::new();
+    let mut received: std::collections::BTreeMap<crate::frame::StreamId, (Vec<u8>, bool)> =
+        Default::default();
+    let mut done = 0usize;
+    let chunk: Vec<u8> = Vec::with_capacity(64 << 10);
+    let _ = chunk;
+    for step in 0..max_steps {
+        // Sender: open streams while allowed, write what flow control accepts, finish.
+        {
+            let c = pair.client();
+            while next_stream < count && open.len() < 200 {
+                let Some(id) = c.open_uni() else { break };
+                open.push(Outgoing {
+                    id,
+                    n: next_stream,
+                    sent: 0,
+                    finished: false,
+                });
+                next_stream += 1;
+            }
+            for o in open.iter_mut() {
+                while o.sent < size {
+                    let end = (o.sent + (32 << 10)).min(size);
+                    let data: Vec<u8> = (o.sent..end).map(|i| pattern(o.n, i)).collect();
+                    let n = c.write(o.id, &data).unwrap();
+                    o.sent += n;
+                    if n < data.len() {
+                        break;
+                    }
+                }
+                if o.sent == size && !o.finished {
+                    c.finish(o.id).unwrap();
+                    o.finished = true;
+                }
+            }
+            open.retain(|o| !o.finished);
+            while c.poll_event().is_some() {}
+        }
+        // Receiver: accept and read everything available.
+        {
+            let s = pair.server();
+            while let Some(id) = s.accept_uni() {
+                received.insert(id, (Vec::new(), false));
+            }
+            for (id, (buf, fin)) in received.iter_mut() {
+                if *fin {
+                    continue;
+                }
+                loop {
+                    match s.read(*id, usize::MAX) {
+                        Ok(Some(bytes)) => buf.extend_from_slice(&bytes),
+                        Ok(None) => {
+                            *fin = true;
+                            done += 1;
+                            break;
+                        }
+                        Err(crate::stream::ReadError::Blocked) => break,
+                        Err(e) => panic!("read error on {id:?}: {e:?}"),
+                    }
+                }
+            }
+            while s.poll_event().is_some() {}
+        }
+        if done == count {
+            for (i, (_, (buf, _))) in received.iter().enumerate() {
+                assert_eq!(buf.len(), size, "stream {i} length");
+                // Stream IDs are opened in order, so the i-th received is stream number i.
+                assert!(
+                    buf.iter().enumerate().all(|(off, b)| *b == pattern(i, off)),
+                    "stream {i} content differs"
+                );
+            }
+            return step;
+        }
+        if !pair.step() {
+            break;
+        }
+    }
+    panic!("transfer of {count}×{size} bytes incomplete after {max_steps} steps: {done} streams done at {:?}", pair.now);
+}
+
+fn lossy() -> Impairment {
+    Impairment::new(0.05, 0.02, 0.05, 17)
+}
+
+#[test]
+fn sixteen_mebibytes_over_one_stream_arrive_byte_exact_on_a_clean_link() {
+    let mut pair = Pair::new(&Setup::new(20));
+    pair.handshake();
+    transfer(&mut pair, 1, 16 << 20, 200_000);
+    assert_eq!(pair.client().stats().packets_lost, 0);
+}
+
+#[test]
+fn sixteen_mebibytes_over_one_stream_survive_loss_duplication_and_reordering() {
+    let mut pair = Pair::new(&Setup::new(21));
+    pair.impair = lossy();
+    pair.handshake();
+    transfer(&mut pair, 1, 16 << 20, 400_000);
+    assert!(pair.impair.dropped > 100, "the link really dropped packets");
+    let stats = pair.client().stats();
+    assert!(
+        stats.packets_lost > 0 && stats.retransmitted_bytes > 0,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn a_thousand_streams_of_sixteen_kibibytes_arrive_byte_exact() {
+    let mut pair = Pair::new(&Setup::new(22));
+    pair.handshake();
+    transfer(&mut pair, 1000, 16 << 10, 200_000);
+}
+
+#[test]
+fn a_thousand_streams_survive_loss_duplication_and_reordering() {
+    let mut pair = Pair::new(&Setup::new(23));
+    pair.impair = lossy();
+    pair.handshake();
+    transfer(&mut pair, 1000, 16 << 10, 400_000);
+}
+
+#[test]
+fn the_handshake_completes_over_a_lossy_link() {
+    for seed in 0..8 {
+        let mut pair = Pair::new(&Setup::new(30 + seed));
+        pair.impair = Impairment::new(0.2, 0.05, 0.1, seed);
+        pair.drive_until(5000, |p| {
+            p.client
+                .as_ref()
+                .is_some_and(|(_, c)| c.is_handshake_complete())
+                && p.server
+                    .as_ref()
+                    .is_some_and(|(_, s)| s.is_handshake_complete())
+        });
+    }
+}
+
+#[test]
+fn datagrams_are_delivered_or_dropped_but_never_duplicated() {
+    let mut pair = Pair::new(&Setup::new(24));
+    pair.impair = Impairment::new(0.1, 0.3, 0.1, 5);
+    pair.handshake();
+    for i in 0..200u32 {
+        pair.client()
+            .send_datagram(Bytes::from(i.to_be_bytes().to_vec()))
+            .unwrap();
+        if i % 10 == 0 {
+            pair.step();
+        }
+    }
+    for _ in 0..200 {
+        pair.step();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(d) = pair.server().recv_datagram() {
+        let n = u32::from_be_bytes(d[..4].try_into().unwrap());
+        assert!(seen.insert(n), "datagram {n} delivered twice");
+    }
+    assert!(
+        seen.len() > 100 && seen.len() < 200,
+        "some lost, most delivered: {}",
+        seen.len()
+    );
+}
+
+#[test]
+fn a_stream_reset_and_stop_sending_are_seen_by_the_peer() {
+    use crate::stream::{ReadError, StreamEvent, WriteError};
+    let mut pair = Pair::new(&Setup::new(25));
+    pair.handshake();
+    let a = pair.client().open_bi().unwrap();
+    pair.client().write(a, b"partial").unwrap();
+    pair.client().reset(a, 7).unwrap();
+    let b = pair.client().open_bi().unwrap();
+    pair.client().write(b, b"hello").unwrap();
+    pair.run_for(Duration::from_millis(500));
+    let server = pair.server();
+    let mut accepted = Vec::new();
+    while let Some(id) = server.accept_bi() {
+        accepted.push(id);
+    }
+    assert!(accepted.contains(&a) && accepted.contains(&b));
+    assert_eq!(server.read(a, 100), Err(ReadError::Reset(7)));
+    server.stop(b, 9).unwrap();
+    let mut stopped = false;
+    for _ in 0..100 {
+        pair.run_for(Duration::from_millis(10));
+        while let Some(e) = pair.client().poll_event() {
+            if let Event::Stream(StreamEvent::Stopped { id, error_code: 9 }) = e {
+                assert_eq!(id, b);
+                stopped = true;
+            }
+        }
+        if stopped {
+            break;
+        }
+    }
+    assert!(stopped, "the client saw STOP_SENDING");
+    assert_eq!(pair.client().write(b, b"more"), Err(WriteError::Stopped(9)));
+}
+
+#[test]
+fn an_unknown_version_is_answered_with_version_negotiation() {
+    let mut pair = Pair::new(&Setup::new(40));
+    pair.flush();
+    let mut first = pair.client_sent[0].clone();
+    first[1..5].copy_from_slice(&0x0a0a_0a0au32.to_be_bytes());
+    let now = pair.now;
+    let event = pair
+        .server_ep
+        .handle_datagram(now, client_addr(), BytesMut::from(&first[..]));
+    assert!(event.is_none(), "no connection for an unknown version");
+    let mut buf = vec![0u8; 1500];
+    let t = pair
+        .server_ep
+        .poll_transmit(&mut buf)
+        .expect("a version negotiation packet");
+    let partial = crate::packet::decode(&buf[..t.size], 8).unwrap();
+    match partial.header {
+        crate::packet::Header::VersionNegotiation { versions, .. } => {
+            let listed: Vec<u32> =
+                crate::packet::header::versions(&buf[..t.size], versions).collect();
+            assert_eq!(listed, vec![crate::VERSION_1]);
+        }
+        other => panic!("expected version negotiation, got {other:?}"),
+    }
+    // A small datagram is not answered at all (no amplification).
+    first.truncate(600);
+    assert!(pair
+        .server_ep
+        .handle_datagram(now, client_addr(), BytesMut::from(&first[..]))
+        .is_none());
+    assert!(pair.server_ep.poll_transmit(&mut buf).is_none());
+}
+
+#[test]
+fn a_full_connection_table_refuses_with_connection_refused() {
+    let mut setup = Setup::new(41);
+    setup.server_config.zero_rtt = false;
+    let mut pair = Pair::new(&setup);
+    pair.server_ep = Endpoint::new(
+        Arc::new(EndpointConfig {
+            max_connections: 1,
+            ..server_endpoint_config()
+        }),
+        Some(pair.server_config.clone()),
+        Rng::from_seed([5; 32]),
+        pair.now,
+    )
+    .unwrap();
+    pair.handshake();
+    // A second client on the same endpoint pair is refused with a clear reason.
+    let now = pair.now;
+    let (h, conn) = pair
+        .client_ep
+        .connect(
+            now,
+            Arc::new(setup.client_config.clone()),
+            server_addr(),
+            None,
+        )
+        .unwrap();
+    let first = pair.client.replace((h, conn));
+    pair.drive_until(200, |p| {
+        p.client.as_ref().is_some_and(|(_, c)| c.is_closed())
+    });
+    let events = Pair::events(pair.client());
+    assert!(
+        matches!(
+            lost(&events),
+            Some(ConnectionError::ConnectionClosed {
+                code: TransportErrorCode::CONNECTION_REFUSED,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    assert!(pair.server_ep.stats().refused >= 1);
+    assert!(first.is_some());
+}
+
+#[test]
+fn handshakes_from_one_source_are_rate_limited() {
+    let setup = Setup::new(42);
+    let mut pair = Pair::new(&setup);
+    pair.flush();
+    let first = pair.client_sent[0].clone();
+    let now = pair.now;
+    let mut accepted = 0;
+    for i in 0..10u8 {
+        // A fresh destination ID per attempt, as new clients would choose.
+        let mut d = first.clone();
+        d[6] ^= i.wrapping_add(1);
+        if let Some(DatagramEvent::NewConnection(..)) = pair.server_ep.handle_datagram(
+            now,
+            "10.9.9.9:1000".parse().unwrap(),
+            BytesMut::from(&d[..]),
+        ) {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 5, "the per-source burst is 5");
+    // Another source is not affected by the first one's flood.
+    let other = pair.server_ep.handle_datagram(
+        now,
+        "10.8.8.8:1000".parse().unwrap(),
+        BytesMut::from(&first[..]),
+    );
+    assert!(matches!(other, Some(DatagramEvent::NewConnection(..))));
+}
+
+#[test]
+fn nat_rebinding_is_followed_after_path_validation() {
+    let mut pair = Pair::new(&Setup::new(43));
+    pair.handshake();
+    exchange_datagrams(&mut pair);
+    pair.client_from = "10.0.0.1:4999".parse().unwrap();
+    exchange_datagrams(&mut pair);
+    pair.run_for(Duration::from_millis(200));
+    let server = pair.server();
+    assert_eq!(server.remote_address(), "10.0.0.1:4999".parse().unwrap());
+    assert!(
+        server.address_validated,
+        "the new path was validated by PATH_CHALLENGE/RESPONSE"
+    );
+    assert!(server.path_challenge.is_none());
+    exchange_datagrams(&mut pair);
+}
+
+#[test]
+fn an_unauthenticated_client_gets_no_data_through() {
+    let mut rng = Rng::from_seed([44; 32]);
+    let trusted = IdentityKey::generate(SignatureScheme::Ed25519, &mut rng).public();
+    let mut setup = Setup::new(45);
+    setup.server_config.client_auth = crate::config::ClientAuth::Required(vec![trusted]);
+    let mut pair = Pair::new(&setup);
+    // The client completes on its side after the server's Finished and sends 1-RTT data at once.
+    pair.drive_until(100, |p| {
+        p.client
+            .as_ref()
+            .is_some_and(|(_, c)| c.is_handshake_complete() || c.is_closed())
+    });
+    let _ = pair.client().send_datagram(Bytes::from_static(b"sneaky"));
+    pair.drive_until(200, |p| {
+        p.server.as_ref().is_some_and(|(_, s)| s.is_closed())
+    });
+    assert!(pair.server().datagrams.incoming.is_empty());
+    let events = Pair::events(pair.server());
+    assert!(
+        matches!(lost(&events), Some(ConnectionError::TransportError(e)) if e.code == TransportErrorCode::HANDSHAKE_FAILED)
+    );
+}
+
+#[test]
+fn rejected_zero_rtt_stream_data_is_resent_under_one_rtt_keys() {
+    let setup = Setup::new(46);
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    pair.run_for(Duration::from_millis(100));
+    let ticket = Pair::events(pair.client())
+        .into_iter()
+        .find_map(|e| match e {
+            Event::NewTicket(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap();
+    // Use the ticket once so that its second use is refused by the replay filter.
+    let mut first = Pair::with_ticket(&setup, Some(ticket.clone()));
+    first.handshake();
+    assert_eq!(
+        first.client().handshake_info().unwrap().early_data,
+        EarlyData::Accepted
+    );
+
+    let mut pair = Pair::with_ticket(&setup, Some(ticket));
+    let id = pair
+        .client()
+        .open_bi()
+        .expect("0-RTT streams under the resumed limits");
+    pair.client().set_replay_safe(id, true);
+    pair.client().write(id, b"GET /index.html").unwrap();
+    pair.client().finish(id).unwrap();
+    pair.handshake();
+    assert_eq!(
+        pair.client().handshake_info().unwrap().early_data,
+        EarlyData::Rejected
+    );
+    pair.run_for(Duration::from_millis(300));
+    let server = pair.server();
+    let got = server.accept_bi().expect("the stream arrived");
+    assert!(!server.received_early(got), "it came under 1-RTT keys");
+    let mut buf = [0u8; 64];
+    assert_eq!(server.read_into(got, &mut buf), Ok(Some(15)));
+    assert_eq!(&buf[..15], b"GET /index.html");
+}
+
+#[test]
+fn accepted_zero_rtt_stream_data_is_marked_early() {
+    let setup = Setup::new(47);
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    pair.run_for(Duration::from_millis(100));
+    let ticket = Pair::events(pair.client())
+        .into_iter()
+        .find_map(|e| match e {
+            Event::NewTicket(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap();
+    let mut pair = Pair::with_ticket(&setup, Some(ticket));
+    let id = pair.client().open_bi().unwrap();
+    pair.client().set_replay_safe(id, true);
+    pair.client().write(id, b"idempotent").unwrap();
+    let unsafe_id = pair.client().open_bi().unwrap();
+    pair.client().write(unsafe_id, b"not replay safe").unwrap();
+    // After one round trip the server has the replay-safe data, before the handshake completes.
+    pair.run_for(Duration::from_millis(15));
+    let server = pair.server();
+    assert!(!server.is_handshake_complete());
+    let got = server.accept_bi().expect("0-RTT stream");
+    assert!(server.received_early(got));
+    assert!(
+        server.accept_bi().is_none(),
+        "data not marked replay-safe waits for 1-RTT"
+    );
+    pair.handshake();
+}
+
+#[test]
+fn flow_control_stalls_a_sender_whose_peer_does_not_read_and_resumes_when_it_reads() {
+    let mut setup = Setup::new(48);
+    let window = 64 << 10;
+    setup.server_config.transport = Arc::new(TransportConfig {
+        stream_receive_window: window,
+        max_stream_receive_window: window,
+        receive_window: 2 * window,
+        ..TransportConfig::default()
+    });
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    let id = pair.client().open_uni().unwrap();
+    let data = vec![7u8; 1 << 20];
+    let mut written = 0;
+    // Write as much as the peer allows; the peer does not read.
+    for _ in 0..50 {
+        written += pair.client().write(id, &data[written..]).unwrap();
+        pair.run_for(Duration::from_millis(50));
+        let server = pair.server();
+        assert!(
+            server.streams.recv_buffered() <= 2 * window,
+            "receiver buffered beyond its window"
+        );
+    }
+    assert_eq!(
+        written as u64, window,
+        "the sender stalls exactly at the stream window"
+    );
+    assert_eq!(pair.client().write(id, &data[written..]), Ok(0));
+    // The reader reads: the window reopens and the writer is told.
+    let server_id = pair.server().accept_uni().unwrap();
+    let mut total = 0;
+    let mut writable = false;
+    for _ in 0..200 {
+        while let Ok(Some(chunk)) = pair.server().read(server_id, usize::MAX) {
+            total += chunk.len();
+        }
+        while let Some(e) = pair.client().poll_event() {
+            writable |= matches!(
+                e,
+                Event::Stream(crate::stream::StreamEvent::Writable { .. })
+            );
+        }
+        if written < data.len() {
+            written += pair.client().write(id, &data[written..]).unwrap();
+        }
+        pair.run_for(Duration::from_millis(50));
+        if total == data.len() {
+            break;
+        }
+    }
+    assert!(writable, "a Writable event announced the reopened window");
+    assert_eq!(total, data.len());
 }

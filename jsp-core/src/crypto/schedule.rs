@@ -351,8 +351,9 @@ impl KeySchedule<Early> {
         derive_secret(&self.secret, "c e traffic", client_hello_hash)
     }
 
-    /// The PSK binder key: `derive_secret(early, "res binder", sha256(""))`. Its
-    /// [`finished_key`] MACs the truncated ClientHello that offers a resumption PSK.
+    /// The PSK binder key: `derive_secret(early, "res binder", sha256(""))`. Reserved: JSP's
+    /// handshake needs no binder (the 0-RTT key is bound to the whole ClientHello hash and every
+    /// handshake is signed; see `docs/PROTOCOL.md`), so nothing uses it today.
     pub fn binder_key(&self) -> Secret {
         derive_secret(&self.secret, "res binder", &sha256(&[]))
     }

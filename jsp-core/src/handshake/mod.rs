@@ -26,8 +26,8 @@
 //! - **ServerHello** picks one suite and group and returns the server's share; from here both
 //!   sides have Handshake keys.
 //! - **EncryptedExtensions** carries the server's transport parameters and whether it wants
-//!   client authentication. On resumption with an accepted PSK, Identity and IdentityVerify are
-//!   skipped.
+//!   client authentication. Identity and IdentityVerify follow on every handshake, resumed or
+//!   not: a resumed session still runs a fresh key exchange and a fresh server signature.
 //! - **Identity / IdentityVerify** send a long-term key and a signature over the transcript so far.
 //! - **Finished** MACs the transcript; after the client's, the handshake is complete.
 //! - **NewSessionTicket** is sent afterwards: an opaque ticket sealed under the server's rotating

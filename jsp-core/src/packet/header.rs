@@ -135,6 +135,16 @@ pub enum Header {
         /// The spin bit (not protected).
         spin: bool,
     },
+    /// A long header of a version this implementation does not speak. Only the version-independent
+    /// fields (RFC 8999) are parsed, so that the endpoint can answer with version negotiation.
+    UnknownVersion {
+        /// The version field.
+        version: u32,
+        /// Destination connection ID.
+        dcid: ConnectionId,
+        /// Source connection ID.
+        scid: ConnectionId,
+    },
     /// A version-negotiation packet.
     VersionNegotiation {
         /// Destination connection ID (the client's source ID).
@@ -163,7 +173,16 @@ impl PartialDecode {
         match &self.header {
             Header::Long { kind, .. } => Some(*kind),
             Header::Short { .. } => Some(PacketKind::Short),
-            Header::VersionNegotiation { .. } => None,
+            Header::VersionNegotiation { .. } | Header::UnknownVersion { .. } => None,
+        }
+    }
+
+    /// The version field of a long header (`None` for short headers).
+    pub fn version(&self) -> Option<u32> {
+        match &self.header {
+            Header::Long { version, .. } | Header::UnknownVersion { version, .. } => Some(*version),
+            Header::VersionNegotiation { .. } => Some(VERSION_NEGOTIATION),
+            Header::Short { .. } => None,
         }
     }
 
@@ -172,6 +191,7 @@ impl PartialDecode {
         match &self.header {
             Header::Long { dcid, .. }
             | Header::Short { dcid, .. }
+            | Header::UnknownVersion { dcid, .. }
             | Header::VersionNegotiation { dcid, .. } => dcid,
         }
     }
@@ -220,6 +240,17 @@ pub fn decode(packet: &[u8], local_cid_len: usize) -> Result<PartialDecode, Head
                 dcid,
                 scid,
                 versions: start..packet.len(),
+            },
+            pn_offset: packet.len(),
+            len: packet.len(),
+        });
+    }
+    if !crate::SUPPORTED_VERSIONS.contains(&version) {
+        return Ok(PartialDecode {
+            header: Header::UnknownVersion {
+                version,
+                dcid,
+                scid,
             },
             pn_offset: packet.len(),
             len: packet.len(),

@@ -203,10 +203,16 @@ fn malformed_headers_get_typed_errors() {
     other_version[1..5].copy_from_slice(&0x1234_5678u32.to_be_bytes());
     assert!(matches!(
         decode(&other_version, 8).unwrap().header,
-        Header::Long {
+        Header::UnknownVersion {
             version: 0x1234_5678,
             ..
         }
+    ));
+    // Even with a first byte the version-1 layout would reject.
+    other_version[0] &= !header::FIXED_BIT;
+    assert!(matches!(
+        decode(&other_version, 8).unwrap().header,
+        Header::UnknownVersion { .. }
     ));
 }
 

@@ -199,6 +199,9 @@ impl Session {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 /// The error for a message that is not expected in the current state.
 fn unexpected(msg: &HandshakeMessage, space: SpaceId, state: &str) -> TransportError {
     TransportError::protocol(format!(

@@ -51,6 +51,7 @@ struct PskDecision {
     psk: Option<Secret>,
     ticket_suite: Option<CipherSuite>,
     early: bool,
+    max_early_data: u32,
 }
 
 impl ServerSession {
@@ -154,6 +155,7 @@ impl ServerSession {
             psk: None,
             ticket_suite: None,
             early: false,
+            max_early_data: 0,
         };
         let Some(offer) = &ch.psk else { return none };
         let Some(contents) = self.config.resumption.open(&offer.ticket) else {
@@ -195,6 +197,7 @@ impl ServerSession {
             psk: Some(Secret::from_bytes(contents.psk)),
             ticket_suite: Some(suite),
             early,
+            max_early_data: contents.max_early_data,
         }
     }
 
@@ -258,7 +261,8 @@ impl ServerSession {
             let secret =
                 KeySchedule::new(psk.psk.as_ref()).client_early_traffic(&self.transcript.hash());
             out.keys.push(KeyInstall::ZeroRtt { suite, secret });
-            self.max_early_data = self.config.max_early_data;
+            // The allowance promised in the ticket, which is what the client sizes its 0-RTT by.
+            self.max_early_data = psk.max_early_data;
         }
         let (server_share, shared) = server_respond(kex, share, rng)
             .map_err(|e| TransportError::handshake(format!("client key share rejected: {e}")))?;

@@ -1,0 +1,191 @@
+//! The connection's public vocabulary: what it hands the driver ([`Transmit`]), the
+//! application ([`Event`], [`ConnectionError`], [`ConnectionStats`], [`SendDatagramError`]) and
+//! the endpoint ([`EndpointEvent`], [`Incoming`]).
+
+use std::net::SocketAddr;
+
+use crate::cid::ConnectionId;
+use crate::error::{TransportError, TransportErrorCode};
+use crate::handshake::ClientTicket;
+use crate::session::HandshakeInfo;
+use crate::stream::StreamEvent;
+use crate::time::Duration;
+
+/// A datagram for the driver to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a transmit must be sent"]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// How many bytes of the caller's buffer it occupies.
+    pub size: usize,
+    /// Segment size for GSO batches (`None`: one datagram).
+    pub segment_size: Option<usize>,
+}
+
+/// Why a connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// This endpoint closed the connection because the peer violated the protocol.
+    TransportError(TransportError),
+    /// The peer closed the connection with a transport error code.
+    ConnectionClosed {
+        /// The peer's error code.
+        code: TransportErrorCode,
+        /// The frame type that triggered it, if the peer said.
+        frame_type: Option<u64>,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// The peer's application closed the connection.
+    ApplicationClosed {
+        /// The application's error code.
+        code: u64,
+        /// The application's reason.
+        reason: String,
+    },
+    /// This side's application closed the connection.
+    LocallyClosed,
+    /// Nothing was received for the idle timeout.
+    TimedOut,
+    /// The peer sent a stateless reset: it lost the connection's state.
+    Reset,
+    /// The server speaks no version this client offers.
+    VersionMismatch,
+}
+
+impl core::fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::TransportError(e) => write!(f, "closed by us: {e}"),
+            Self::ConnectionClosed { code, reason, .. } => {
+                write!(f, "closed by peer: {code}: {reason}")
+            }
+            Self::ApplicationClosed { code, reason } => {
+                write!(f, "closed by peer application: code {code}: {reason}")
+            }
+            Self::LocallyClosed => f.write_str("closed locally"),
+            Self::TimedOut => f.write_str("timed out: nothing received for the idle timeout"),
+            Self::Reset => f.write_str("reset by peer (stateless reset)"),
+            Self::VersionMismatch => f.write_str("no protocol version in common with the server"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectionError {}
+
+/// Something the application should know about.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The handshake completed; what was negotiated.
+    Connected(HandshakeInfo),
+    /// The server refused 0-RTT; data sent early is being resent under 1-RTT keys.
+    ZeroRttRejected,
+    /// A session ticket arrived: store it and pass it to the next connect for 0-RTT resumption.
+    NewTicket(Box<ClientTicket>),
+    /// One or more datagrams can be read with [`Connection::recv_datagram`].
+    DatagramReceived,
+    /// Something happened on a stream (opened by the peer, readable, writable, finished,
+    /// stopped, reset, or more streams available).
+    Stream(StreamEvent),
+    /// The 1-RTT keys moved to a new generation.
+    KeyUpdated {
+        /// The generation now used for sending.
+        generation: u64,
+    },
+    /// The connection ended. Final: no other event follows.
+    ConnectionLost(ConnectionError),
+}
+
+/// Counters a connection keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// UDP datagrams sent.
+    pub datagrams_sent: u64,
+    /// UDP datagrams received.
+    pub datagrams_received: u64,
+    /// Bytes sent (UDP payloads).
+    pub bytes_sent: u64,
+    /// Bytes received (UDP payloads).
+    pub bytes_received: u64,
+    /// Packets sent.
+    pub packets_sent: u64,
+    /// Packets received and authenticated.
+    pub packets_received: u64,
+    /// Packets dropped: undecryptable, duplicate, or malformed.
+    pub packets_dropped: u64,
+    /// Packets declared lost.
+    pub packets_lost: u64,
+    /// Key updates completed.
+    pub key_updates: u64,
+    /// Stream and handshake bytes queued again because the packet carrying them was lost.
+    pub retransmitted_bytes: u64,
+    /// Smoothed round-trip time.
+    pub rtt: Duration,
+    /// Minimum round-trip time seen.
+    pub min_rtt: Duration,
+    /// Congestion window, in bytes.
+    pub congestion_window: u64,
+    /// Bytes in flight (sent, not yet acknowledged or lost).
+    pub bytes_in_flight: u64,
+}
+
+
+
+
+
+/// Why a datagram could not be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendDatagramError {
+    /// The peer does not accept datagrams (or the handshake has not told us yet).
+    Disabled,
+    /// The datagram exceeds the size the peer accepts; `max` is the limit.
+    TooLarge {
+        /// The largest payload accepted.
+        max: usize,
+    },
+    /// The connection is closed.
+    ConnectionLost,
+}
+
+impl core::fmt::Display for SendDatagramError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Disabled => f.write_str("the peer does not accept datagrams"),
+            Self::TooLarge { max } => {
+                write!(f, "datagram larger than the peer's limit of {max} bytes")
+            }
+            Self::ConnectionLost => f.write_str("the connection is closed"),
+        }
+    }
+}
+
+impl std::error::Error for SendDatagramError {}
+
+/// Events the endpoint must see (connection-ID routing, freeing the table entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointEvent {
+    /// The connection is gone; forget its IDs.
+    Drained,
+    /// The peer's stateless-reset token: a datagram for an unknown ID ending in it belongs to
+    /// this connection (which then learns that the peer lost its state).
+    ResetToken([u8; 16]),
+}
+
+/// What the endpoint decided about a client's first Initial packet, to create the server side.
+#[derive(Clone, Copy, Debug)]
+pub struct Incoming {
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// The connection ID the server chose for itself.
+    pub local_cid: ConnectionId,
+    /// The client's source connection ID.
+    pub client_scid: ConnectionId,
+    /// The destination ID of the client's first packet (keys the Initial packets).
+    pub original_dcid: ConnectionId,
+    /// The stateless-reset token for `local_cid`.
+    pub reset_token: [u8; 16],
+}
