@@ -139,9 +139,7 @@ impl Connecting {
         let Some(conn) = self.conn.take() else {
             return Err(self);
         };
-        let server = conn
-            .with(|cs| cs.conn.side().is_server())
-            .unwrap_or(false);
+        let server = conn.with(|cs| cs.conn.side().is_server()).unwrap_or(false);
         if self.zero_rtt || server {
             Ok(Connection { inner: conn })
         } else {
@@ -244,8 +242,7 @@ impl Connection {
     }
 
     fn queue_datagram(&self, data: Bytes, early: bool) -> Result<(), SendDatagramError> {
-        let r = self
-            .inner
+        self.inner
             .with_send(|cs| {
                 if let Some(e) = &cs.error {
                     return Err(SendDatagramError::ConnectionLost(e.clone()));
@@ -265,8 +262,7 @@ impl Connection {
             })
             .unwrap_or(Err(SendDatagramError::ConnectionLost(
                 ConnectionError::EndpointClosed,
-            )));
-        r
+            )))
     }
 
     /// Waits for the next datagram from the peer.

@@ -265,7 +265,11 @@ impl Future for Driver {
             st.driver = None;
             return Poll::Ready(());
         }
-        let deadline = st.conns.values().filter_map(|c| c.conn.poll_timeout()).min();
+        let deadline = st
+            .conns
+            .values()
+            .filter_map(|c| c.conn.poll_timeout())
+            .min();
         drop(st);
         if let Some(deadline) = deadline {
             if this.timer.poll_at(cx, clock::to_std(deadline)).is_ready() {

@@ -28,7 +28,10 @@ pub fn os_rng() -> Result<Rng, BindError> {
 
 /// A new Ed25519 server identity key from the operating system's randomness.
 pub fn generate_identity() -> Result<IdentityKey, BindError> {
-    Ok(IdentityKey::generate(SignatureScheme::Ed25519, &mut os_rng()?))
+    Ok(IdentityKey::generate(
+        SignatureScheme::Ed25519,
+        &mut os_rng()?,
+    ))
 }
 
 /// A server configuration with the core's defaults for `identity`, and fresh ticket keys and
@@ -191,11 +194,12 @@ impl Endpoint {
         st.stop_accepting();
     }
 
-    /// Waits until the endpoint has no connections left (all closed and drained).
+    /// Waits until every connection on the endpoint is closed and drained (its close reached the
+    /// peer, or timed out).
     pub async fn wait_idle(&self) {
         poll_fn(|cx| {
             let mut st = self.shared.lock();
-            if st.conns.is_empty() || st.driver_gone {
+            if st.is_idle() || st.driver_gone {
                 return Poll::Ready(());
             }
             st.idle_wakers.register(cx);

@@ -76,7 +76,10 @@ pub enum ConnectionError {
         reason: String,
     },
     /// The peer's application closed the connection.
-    #[error("the peer closed the connection (application code {code}{})", reason_suffix(reason))]
+    #[error(
+        "the peer closed the connection (application code {code}{})",
+        reason_suffix(reason)
+    )]
     ApplicationClosed {
         /// The peer's application code.
         code: u64,
@@ -197,7 +200,9 @@ pub enum SendDatagramError {
     #[error("the peer does not accept datagrams")]
     Disabled,
     /// The datagram is larger than the peer accepts; see [`crate::Connection::max_datagram_size`].
-    #[error("the datagram is larger than the {max} bytes the peer accepts; split it or use a stream")]
+    #[error(
+        "the datagram is larger than the {max} bytes the peer accepts; split it or use a stream"
+    )]
     TooLarge {
         /// The largest payload accepted now.
         max: usize,

@@ -86,8 +86,7 @@ pub use clock::now;
 pub use connection::{Connecting, Connection};
 pub use endpoint::{generate_identity, os_rng, server_config, Endpoint};
 pub use error::{
-    BindError, ConnectError, ConnectionError, KeyLogError, ReadError, SendDatagramError,
-    WriteError,
+    BindError, ConnectError, ConnectionError, KeyLogError, ReadError, SendDatagramError, WriteError,
 };
 pub use streams::{RecvStream, SendStream, DROPPED_CODE};
 

@@ -153,7 +153,11 @@ pub(crate) enum Timer {
 
 impl Timer {
     /// Re-arms the timer for `deadline` and polls it (so it wakes the task when it fires).
-    pub(crate) fn poll_at(&mut self, cx: &mut Context<'_>, deadline: std::time::Instant) -> Poll<()> {
+    pub(crate) fn poll_at(
+        &mut self,
+        cx: &mut Context<'_>,
+        deadline: std::time::Instant,
+    ) -> Poll<()> {
         match self {
             Self::Tokio(sleep) => {
                 if sleep.deadline() != deadline.into() {

@@ -107,9 +107,14 @@ impl State {
     pub(crate) fn reap(&mut self) {
         self.conns
             .retain(|_, cs| !(cs.refs == 0 && cs.conn.is_drained()));
-        if self.conns.is_empty() {
+        if self.is_idle() {
             self.idle_wakers.wake();
         }
+    }
+
+    /// Whether every connection is closed and drained.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.conns.values().all(|cs| cs.conn.is_drained())
     }
 
     /// Hands the core's events of every connection to the tasks waiting for them.
@@ -236,8 +241,7 @@ impl ConnState {
                     tracing::debug!(remote = %self.remote, generation, "key update");
                 }
                 Event::ConnectionLost(e) => {
-                    let err =
-                        ConnectionError::from_core(&e, self.remote, self.handshake.is_some());
+                    let err = ConnectionError::from_core(&e, self.remote, self.handshake.is_some());
                     tracing::debug!(remote = %self.remote, error = %err, "connection lost");
                     self.error = Some(err);
                     self.wake_all();
@@ -269,13 +273,17 @@ impl ConnState {
                 }
                 if let Some(w) = self.awaiting_finish.remove(&id) {
                     self.finish_outcome.insert(id, Some(error_code));
-                    w.map(Waker::wake);
+                    if let Some(w) = w {
+                        w.wake();
+                    }
                 }
             }
             StreamEvent::Finished { id } => {
                 if let Some(w) = self.awaiting_finish.remove(&id) {
                     self.finish_outcome.insert(id, None);
-                    w.map(Waker::wake);
+                    if let Some(w) = w {
+                        w.wake();
+                    }
                 }
             }
             _ => {}

@@ -206,7 +206,10 @@ impl Drop for SendStream {
         let (id, state) = (self.id, self.state);
         self.conn.with_send(|cs| {
             if state == SendState::Open && !cs.conn.is_closed() {
-                tracing::debug!(stream = id.0, "send stream dropped unfinished: resetting it");
+                tracing::debug!(
+                    stream = id.0,
+                    "send stream dropped unfinished: resetting it"
+                );
                 let _ = cs.conn.reset(id, DROPPED_CODE);
             }
             cs.writers.remove(&id);
@@ -255,7 +258,7 @@ impl RecvStream {
 
     /// Reads into `buf`; `Ok(None)` at the end of the stream.
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
-        poll_fn(|cx| self.poll_read_with(cx, |c, id| c.read_into(id, buf))).await
+        poll_fn(|cx| self.poll_read_with(cx, |c, id| read_into(c, id, buf))).await
     }
 
     /// Reads the next chunk of up to `max` bytes without copying; `Ok(None)` at the end.
@@ -326,6 +329,19 @@ impl RecvStream {
     }
 }
 
+/// Copies in-order data into `buf`, one chunk per call so that the end of the stream is never
+/// consumed together with data (the core forgets a stream once its end was read).
+fn read_into(
+    conn: &mut CoreConnection,
+    id: StreamId,
+    buf: &mut [u8],
+) -> Result<Option<usize>, CoreReadError> {
+    Ok(conn.read(id, buf.len())?.map(|chunk| {
+        buf[..chunk.len()].copy_from_slice(&chunk);
+        chunk.len()
+    }))
+}
+
 impl Drop for RecvStream {
     fn drop(&mut self) {
         let (id, state) = (self.id, self.state);
@@ -349,7 +365,7 @@ impl tokio::io::AsyncRead for RecvStream {
             return Poll::Ready(Ok(()));
         }
         let dst = buf.initialize_unfilled();
-        let r = ready!(this.poll_read_with(cx, |c, id| c.read_into(id, dst)));
+        let r = ready!(this.poll_read_with(cx, |c, id| read_into(c, id, dst)));
         match r {
             Ok(Some(n)) => {
                 buf.advance(n);
@@ -393,7 +409,7 @@ impl futures_io::AsyncRead for RecvStream {
         if this.state == RecvState::Done {
             return Poll::Ready(Ok(0));
         }
-        let r = ready!(this.poll_read_with(cx, |c, id| c.read_into(id, buf)));
+        let r = ready!(this.poll_read_with(cx, |c, id| read_into(c, id, buf)));
         Poll::Ready(match r {
             Ok(n) => Ok(n.unwrap_or(0)),
             Err(e) => Err(e.into()),

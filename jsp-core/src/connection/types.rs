@@ -132,10 +132,6 @@ pub struct ConnectionStats {
     pub bytes_in_flight: u64,
 }
 
-
-
-
-
 /// Why a datagram could not be queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendDatagramError {
