@@ -9,6 +9,9 @@ use std::task::{ready, Context, Poll};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 
+/// Socket buffer size asked for, in bytes.
+const SOCKET_BUFFER: usize = 4 << 20;
+
 /// Which runtime drives an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Runtime {
@@ -43,6 +46,22 @@ impl Runtime {
     /// Wraps a bound, non-blocking std socket for this runtime.
     pub(crate) fn wrap(self, socket: std::net::UdpSocket) -> io::Result<Socket> {
         let state = UdpSocketState::new((&socket).into())?;
+        // Bursts of GSO batches overflow the default buffers (~200 KiB on Linux) and turn into
+        // loss; ask for more (best effort: the kernel caps it at net.core.[rw]mem_max).
+        for (what, r) in [
+            (
+                "receive",
+                state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER),
+            ),
+            (
+                "send",
+                state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER),
+            ),
+        ] {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "cannot enlarge the socket's {what} buffer");
+            }
+        }
         let io = match self {
             Self::Tokio => Io::Tokio(tokio::net::UdpSocket::from_std(socket)?),
             #[cfg(feature = "smol")]
