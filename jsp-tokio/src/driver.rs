@@ -1,0 +1,284 @@
+//! The task that drives one endpoint: socket in, core, socket out, one timer.
+//!
+//! Each wake-up: receive batches of datagrams (GRO) and route them; fire expired connection
+//! timers; hand the core's events to waiting tasks; send what the core produced, gluing
+//! consecutive equal-size datagrams to the same peer into GSO batches; re-arm the timer for the
+//! earliest deadline. Work is budgeted per wake-up so one busy peer cannot starve the others;
+//! when budget runs out the task wakes itself again.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::IoSliceMut;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use jsp_core::endpoint::DatagramEvent;
+use quinn_udp::{RecvMeta, Transmit as UdpTransmit, BATCH_SIZE};
+
+use crate::clock;
+use crate::runtime::{Socket, Timer};
+use crate::state::{ConnState, Shared, State};
+
+/// Largest datagram we receive or ask the core to fill.
+const MAX_DATAGRAM: usize = 1500;
+/// Largest GSO batch, in bytes (the UDP payload limit, rounded down).
+const MAX_BATCH_BYTES: usize = 64_000;
+/// Receive batches (syscalls) per wake-up before yielding.
+const RECV_BUDGET: usize = 16;
+/// Send syscalls per wake-up before yielding.
+const SEND_BUDGET: usize = 64;
+
+/// A datagram or GSO batch in `send_buf` that the socket has not taken yet.
+#[derive(Clone, Copy)]
+struct Pending {
+    destination: SocketAddr,
+    start: usize,
+    len: usize,
+    segment_size: Option<usize>,
+}
+
+/// The endpoint's driver future.
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    socket: Socket,
+    timer: Timer,
+    recv_buf: Vec<u8>,
+    recv_chunk: usize,
+    recv_meta: Vec<RecvMeta>,
+    send_buf: Vec<u8>,
+    pending: VecDeque<Pending>,
+    max_segments: usize,
+}
+
+impl Driver {
+    pub(crate) fn new(shared: Arc<Shared>, socket: Socket, timer: Timer) -> Self {
+        let gro = socket.gro_segments().max(1);
+        let recv_chunk = MAX_DATAGRAM * gro;
+        let max_segments = socket.max_gso_segments().clamp(1, 64);
+        Self {
+            shared,
+            socket,
+            timer,
+            recv_buf: vec![0; recv_chunk * BATCH_SIZE],
+            recv_chunk,
+            recv_meta: vec![RecvMeta::default(); BATCH_SIZE],
+            send_buf: vec![0; MAX_BATCH_BYTES.max(MAX_DATAGRAM)],
+            pending: VecDeque::new(),
+            max_segments,
+        }
+    }
+
+    /// Receives and routes datagrams; returns whether budget ran out with more to read.
+    fn receive(&mut self, cx: &mut Context<'_>, st: &mut State) -> bool {
+        for _ in 0..RECV_BUDGET {
+            let mut slices: Vec<IoSliceMut<'_>> = self
+                .recv_buf
+                .chunks_mut(self.recv_chunk)
+                .map(IoSliceMut::new)
+                .collect();
+            let n = match self.socket.poll_recv(cx, &mut slices, &mut self.recv_meta) {
+                Poll::Pending => return false,
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => {
+                    // ICMP errors and the like: the socket stays usable.
+                    tracing::debug!(error = %e, "receive failed");
+                    continue;
+                }
+            };
+            drop(slices);
+            let now = clock::now();
+            tracing::trace!(buffers = n, "received");
+            // One allocation per batch: copy what arrived into one buffer and split it into
+            // datagrams that share it (the core decrypts each in place and hands out slices).
+            let total = self.recv_meta[..n].iter().map(|m| m.len).sum();
+            let mut all = BytesMut::with_capacity(total);
+            for (i, meta) in self.recv_meta[..n].iter().enumerate() {
+                let start = i * self.recv_chunk;
+                all.extend_from_slice(&self.recv_buf[start..start + meta.len]);
+            }
+            for meta in &self.recv_meta[..n] {
+                let mut buf = all.split_to(meta.len);
+                let stride = meta.stride.max(1);
+                while !buf.is_empty() {
+                    let datagram = buf.split_to(stride.min(buf.len()));
+                    route(st, now, meta.addr, datagram);
+                }
+            }
+        }
+        true
+    }
+
+    /// Sends what the core has; returns whether budget ran out with more to send.
+    fn transmit(&mut self, cx: &mut Context<'_>, st: &mut State) -> bool {
+        let now = clock::now();
+        let mut budget = SEND_BUDGET;
+        loop {
+            // The socket takes queued transmits in order; nothing new is built until it has.
+            while let Some(p) = self.pending.front().copied() {
+                let transmit = UdpTransmit {
+                    destination: p.destination,
+                    ecn: None,
+                    contents: &self.send_buf[p.start..p.start + p.len],
+                    segment_size: p.segment_size,
+                    src_ip: None,
+                };
+                match self.socket.poll_send(cx, &transmit) {
+                    Poll::Pending => {
+                        tracing::trace!("socket full");
+                        return false;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        // Loss recovery resends what mattered; the socket stays usable.
+                        tracing::debug!(error = %e, to = %p.destination, "send failed");
+                    }
+                    Poll::Ready(Ok(())) => {
+                        tracing::trace!(to = %p.destination, len = p.len, segment = ?p.segment_size, "sent");
+                    }
+                }
+                self.pending.pop_front();
+                budget = budget.saturating_sub(1);
+            }
+            if budget == 0 {
+                return true;
+            }
+            if !self.fill(st, now) {
+                return false;
+            }
+        }
+    }
+
+    /// Asks the endpoint and then each connection for datagrams, queueing one batch per
+    /// connection. Returns whether anything was queued.
+    fn fill(&mut self, st: &mut State, now: jsp_core::Instant) -> bool {
+        if let Some(t) = st.endpoint.poll_transmit(&mut self.send_buf) {
+            self.pending.push_back(Pending {
+                destination: t.destination,
+                start: 0,
+                len: t.size,
+                segment_size: None,
+            });
+            return true;
+        }
+        let mut len = 0;
+        for cs in st.conns.values_mut() {
+            len = self.batch(cs, now, len);
+            if len + MAX_DATAGRAM > self.send_buf.len() {
+                break;
+            }
+        }
+        !self.pending.is_empty()
+    }
+
+    /// Appends one connection's datagrams at `start` as a GSO batch; returns the new end.
+    fn batch(&mut self, cs: &mut ConnState, now: jsp_core::Instant, start: usize) -> usize {
+        let mut end = start;
+        let mut first: Option<(SocketAddr, usize)> = None;
+        let mut count = 0;
+        while count < self.max_segments && end + MAX_DATAGRAM <= self.send_buf.len() {
+            let Some(t) = cs
+                .conn
+                .poll_transmit(now, &mut self.send_buf[end..end + MAX_DATAGRAM])
+            else {
+                break;
+            };
+            match first {
+                None => first = Some((t.destination, t.size)),
+                Some((dest, seg)) if dest != t.destination || t.size > seg => {
+                    // Cannot join the batch: the batch goes first, this datagram alone after it.
+                    self.push(start, end, count, dest, seg);
+                    self.pending.push_back(Pending {
+                        destination: t.destination,
+                        start: end,
+                        len: t.size,
+                        segment_size: None,
+                    });
+                    return end + t.size;
+                }
+                Some(_) => {}
+            }
+            end += t.size;
+            count += 1;
+            if first.is_some_and(|(_, seg)| t.size < seg) {
+                break; // a short datagram ends a batch
+            }
+        }
+        if let Some((dest, seg)) = first {
+            self.push(start, end, count, dest, seg);
+        }
+        end
+    }
+
+    fn push(&mut self, start: usize, end: usize, count: usize, dest: SocketAddr, seg: usize) {
+        self.pending.push_back(Pending {
+            destination: dest,
+            start,
+            len: end - start,
+            segment_size: (count > 1).then_some(seg),
+        });
+    }
+}
+
+/// Feeds one datagram to the endpoint and the connection it belongs to.
+fn route(st: &mut State, now: jsp_core::Instant, from: SocketAddr, data: BytesMut) {
+    match st.endpoint.handle_datagram(now, from, data) {
+        Some(DatagramEvent::Route(handle, data)) => {
+            if let Some(cs) = st.conns.get_mut(&handle) {
+                cs.conn.handle_datagram(now, from, data);
+            }
+        }
+        Some(DatagramEvent::NewConnection(handle, conn, data)) => {
+            let mut cs = ConnState::new(*conn, 1);
+            cs.conn.handle_datagram(now, from, data);
+            st.conns.insert(handle, cs);
+            st.incoming.push_back(handle);
+            st.accept_wakers.wake();
+        }
+        None => {}
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let shared = this.shared.clone();
+        let mut st = shared.lock();
+        st.driver = Some(cx.waker().clone());
+        let mut again = this.receive(cx, &mut st);
+        let now = clock::now();
+        for cs in st.conns.values_mut() {
+            if cs.conn.poll_timeout().is_some_and(|t| t <= now) {
+                cs.conn.handle_timeout(now);
+            }
+        }
+        st.dispatch_events();
+        again |= this.transmit(cx, &mut st);
+        st.dispatch_events();
+        st.reap();
+        if st.endpoint_refs == 0 && st.conns.is_empty() {
+            tracing::debug!(local = %st.local_addr, "endpoint driver done");
+            st.driver_gone = true;
+            st.driver = None;
+            return Poll::Ready(());
+        }
+        let deadline = st
+            .conns
+            .values()
+            .filter_map(|c| c.conn.poll_timeout())
+            .min();
+        drop(st);
+        if let Some(deadline) = deadline {
+            if this.timer.poll_at(cx, clock::to_std(deadline)).is_ready() {
+                again = true;
+            }
+        }
+        if again {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
