@@ -16,8 +16,8 @@ fuzz_target!(|data: &[u8]| {
     while offset < buf.len() {
         let Ok(partial) = packet::decode(&buf[offset..], cid_len) else { break };
         assert!(partial.len <= buf.len() - offset);
-        let end = offset + partial.len.max(1);
-        let pkt = &mut buf[offset..end.min(buf.len())];
+        let end = (offset + partial.len.max(1)).min(buf.len());
+        let pkt = &mut buf[offset..end];
         if let Ok(un) = packet::unprotect_header(pkt, &partial, &*hp, None) {
             let _ = packet::open(pkt, &un, &*key);
         }

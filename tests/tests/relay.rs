@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsp_tokio::{generate_identity, server_config, Endpoint};
-use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
 
 /// What the relay did.

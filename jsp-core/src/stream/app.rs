@@ -153,6 +153,11 @@ impl Streams {
     pub fn read_into(&mut self, id: StreamId, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
         let mut filled = 0;
         while filled < buf.len() {
+            // Once something was copied, stop before the end of the stream or a reset: those are
+            // reported by the next call, so that this one's data is not lost with the stream.
+            if filled > 0 && !self.readable_recv(id).is_ok_and(|r| r.has_data()) {
+                break;
+            }
             let rest = buf.get_mut(filled..).unwrap_or(&mut []);
             match self.read(id, rest.len()) {
                 Ok(Some(chunk)) => {

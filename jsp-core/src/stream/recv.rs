@@ -495,6 +495,13 @@ impl Recv {
         }
     }
 
+    /// Whether in-order data (not just the end or a reset) is ready at the read offset.
+    pub(super) fn has_data(&self) -> bool {
+        self.stopped.is_none()
+            && !matches!(self.state, RecvState::ResetRecvd | RecvState::ResetRead)
+            && self.chunks.contains_key(&self.read)
+    }
+
     /// Whether the receive half is over: the application saw the end or the reset, or stopped
     /// reading and the final size is known (so connection accounting is complete).
     pub(super) fn is_done(&self) -> bool {

@@ -385,3 +385,31 @@ fn shuffled_and_late_full_size_frames_stay_far_below_the_fragment_limit() {
     }
     panic!("transfer stalled: {read:?}");
 }
+
+#[test]
+fn read_into_reports_data_then_the_end_on_the_next_call() {
+    use crate::frame::{Dir, Frame, StreamId};
+    use crate::side::Side;
+    use crate::stream::{StreamLimits, Streams};
+    let mut server = Streams::new(Side::Server, StreamLimits::default());
+    let id = StreamId::new(Side::Client, Dir::Uni, 0);
+    let payload = bytes::Bytes::from_static(b"hello");
+    let frame = Frame::Stream {
+        id,
+        offset: 0,
+        fin: true,
+        data: &payload[..],
+    };
+    server
+        .on_frame(&frame, &payload, false, crate::time::Instant::ZERO)
+        .unwrap();
+    let got = server.accept(Dir::Uni).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(server.read_into(got, &mut buf), Ok(Some(5)));
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(
+        server.read_into(got, &mut buf),
+        Ok(None),
+        "the end comes on the next call"
+    );
+}
