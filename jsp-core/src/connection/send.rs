@@ -184,7 +184,10 @@ impl Connection {
             },
         };
         let pn = self.spaces[space.index()].next_pn;
-        let pn_len = number::encoded_len(pn, self.recovery.largest_acked(space));
+        // At least 2 bytes: a 1-byte packet number is misread once a packet is reordered behind
+        // more than 128 later ones, which a fast path with a deep queue does; 1 byte per packet
+        // buys a window of 32768.
+        let pn_len = number::encoded_len(pn, self.recovery.largest_acked(space)).max(2);
         let spec = HeaderSpec {
             kind,
             version: crate::VERSION_1,
