@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::congestion::{ControllerFactory, NewRenoFactory};
+use crate::congestion::{BbrFactory, ControllerFactory};
 use crate::crypto::kex::KeyExchange;
 use crate::crypto::sign::{IdentityKey, PublicIdentity};
 use crate::crypto::{Backend, CipherSuite};
@@ -89,7 +89,8 @@ pub struct TransportConfig {
     pub initial_rtt: Duration,
     /// Handshake bytes buffered per packet-number space before the peer is cut off. Default 64 KiB.
     pub max_handshake_buffer: usize,
-    /// Builds each connection's congestion controller. Default: NewReno with RFC 9002's values.
+    /// Builds each connection's congestion controller. Default: BBR ([`BbrFactory`]);
+    /// [`crate::congestion::NewRenoFactory`] gives RFC 9002's NewReno.
     pub congestion_controller: Arc<dyn ControllerFactory>,
     /// Which implementation protects packets. Default [`Backend::Auto`]. [`Backend::Null`] must be
     /// chosen on both sides and is only for tests and benchmarks.
@@ -115,7 +116,7 @@ impl Default for TransportConfig {
             ack_delay_exponent: 3,
             initial_rtt: Duration::from_millis(333),
             max_handshake_buffer: 64 << 10,
-            congestion_controller: Arc::new(NewRenoFactory::default()),
+            congestion_controller: Arc::new(BbrFactory::default()),
             crypto_backend: Backend::Auto,
         }
     }

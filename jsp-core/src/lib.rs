@@ -18,7 +18,7 @@
 //! - [`crypto`]: cipher suites, key schedule, hybrid key exchange, identity signatures;
 //! - [`handshake`]: handshake messages, transport parameters, session tickets and replay filter;
 //! - [`recovery`]: RTT estimation, loss detection, probe timeouts (RFC 9002);
-//! - [`congestion`]: the congestion-controller trait and NewReno;
+//! - [`congestion`]: the congestion-controller trait, delivery-rate sampling, BBR and NewReno;
 //! - [`session`]: the client and server handshake state machines;
 //! - [`connection`]: one connection, coordinating the rooms above;
 //! - [`endpoint`]: routing, acceptance, rate limits, stateless replies;

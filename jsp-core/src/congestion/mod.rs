@@ -1,11 +1,12 @@
-//! Congestion control: the pluggable [`Controller`] trait, its [`ControllerFactory`], and the
-//! default algorithm, [`NewReno`] (RFC 9002 §7, Appendix B).
+//! Congestion control: the pluggable [`Controller`] trait, its [`ControllerFactory`], the
+//! delivery-rate sampler both feed on ([`delivery`]), the default algorithm, [`Bbr`], and the
+//! fallback, [`NewReno`] (RFC 9002 §7, Appendix B).
 //!
 //! Owns the congestion window of a connection. Invariant: a controller only ever learns about the
 //! path through the calls below, made by the connection from [`crate::recovery::AckOutcome`]s, and
 //! its window never falls below its configured minimum. Nothing here assumes loss-based control:
-//! a model-based algorithm (BBR, a later issue) gets send events, per-packet acknowledgements with
-//! send times and the application-limited flag, and may publish a pacing rate.
+//! a model-based algorithm gets send events, per-packet acknowledgements with send times and the
+//! application-limited flag, one [`RateSample`] per ACK, and may publish a pacing rate.
 //!
 //! How the connection drives a controller:
 //! - [`Controller::on_sent`] for each in-flight packet sent;
@@ -14,10 +15,16 @@
 //!   packets lost, with [`crate::recovery::AckOutcome::largest_lost_sent`], or for an ECN-CE
 //!   increase with the send time of the largest newly acknowledged packet;
 //! - [`Controller::on_spurious_loss`] when recovery reports that a lost packet was acknowledged;
+//! - [`Controller::on_rate_sample`] once per ACK frame, after the calls above, with the
+//!   delivery-rate sample of the packets it acknowledged and the losses it revealed;
 //! - it may send while `bytes_in_flight < window()`.
 
+mod bbr;
+pub mod delivery;
 mod new_reno;
 
+pub use bbr::{Bbr, BbrConfig, BbrFactory, BbrState};
+pub use delivery::{DeliveryRate, PacketDelivery, RateSample};
 pub use new_reno::{NewReno, NewRenoConfig, NewRenoFactory};
 
 use crate::recovery::RttEstimator;
@@ -53,6 +60,10 @@ pub trait Controller: Send {
 
     /// A packet declared lost was acknowledged after all: the reaction may be undone.
     fn on_spurious_loss(&mut self) {}
+
+    /// The delivery-rate sample of one ACK frame, after its [`Self::on_ack`] and
+    /// [`Self::on_congestion_event`] calls. Loss-based controllers may ignore it.
+    fn on_rate_sample(&mut self, _sample: &RateSample) {}
 
     /// The congestion window in bytes.
     fn window(&self) -> u64;

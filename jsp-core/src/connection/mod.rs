@@ -11,6 +11,7 @@
 //! advances the state machine.
 
 mod keys;
+mod pacing;
 mod recv;
 mod send;
 mod spaces;
@@ -33,7 +34,7 @@ use self::spaces::PacketSpace;
 use self::timers::{Timer, TimerTable};
 use crate::cid::ConnectionId;
 use crate::config::{ClientConfig, ServerConfig, TransportConfig};
-use crate::congestion::Controller;
+use crate::congestion::{Controller, DeliveryRate, PacketDelivery};
 use crate::crypto::schedule::{directional_keys, initial_secrets, INITIAL_SUITE};
 use crate::crypto::{HeaderKey, PacketKey};
 use crate::error::{TransportError, TransportErrorCode};
@@ -83,6 +84,8 @@ pub(crate) struct SentFrames {
     streams: Vec<StreamRecord>,
     /// A PATH_CHALLENGE.
     path_challenge: bool,
+    /// The delivery-rate snapshot taken when the packet was sent (in-flight packets only).
+    delivery: PacketDelivery,
 }
 
 /// Datagram queues, both bounded in bytes.
@@ -115,6 +118,9 @@ pub struct Connection {
     remote: SocketAddr,
     recovery: Recovery<SentFrames>,
     cc: Box<dyn Controller>,
+    /// Delivery-rate sampling for the controller.
+    delivery: DeliveryRate,
+    pacer: pacing::Pacer,
     timers: TimerTable,
     events: VecDeque<Event>,
     endpoint_events: VecDeque<EndpointEvent>,
@@ -226,6 +232,8 @@ impl Connection {
             remote,
             recovery,
             cc,
+            delivery: DeliveryRate::new(),
+            pacer: pacing::Pacer::default(),
             timers: TimerTable::default(),
             events: VecDeque::new(),
             endpoint_events: VecDeque::new(),
@@ -687,6 +695,8 @@ impl Connection {
                     }
                 }
                 Timer::LossDetection => self.on_loss_timeout(now),
+                // Nothing to do: the driver's next `poll_transmit` sends what the pacer released.
+                Timer::Pacing => {}
                 Timer::IdleProbe => {
                     self.idle_probed_for = self.timers.get(Timer::Idle);
                     if self.state == State::Established {
@@ -798,6 +808,7 @@ impl Connection {
             self.requeue(space, packet.frames);
         }
         if let Some(sent) = largest_sent {
+            self.delivery.on_lost(lost_bytes);
             self.cc
                 .on_congestion_event(now, sent, out.persistent_congestion, lost_bytes);
         }

@@ -547,6 +547,9 @@ impl Connection {
             self.recovery.bytes_in_flight() < self.cc.window() / 2 && !self.has_pending_data();
         for (space, _pn, packet) in out.acked.drain(..) {
             if packet.in_flight {
+                let size = u64::from(packet.size);
+                let delivery = &packet.frames.delivery;
+                self.delivery.on_ack(now, packet.time_sent, size, delivery);
                 self.cc.on_ack(
                     now,
                     packet.time_sent,
@@ -576,6 +579,7 @@ impl Connection {
             self.recovery.set_anti_deadlock(None);
         }
         self.process_lost(&mut out, now);
+        self.finish_rate_sample(now, &out);
         self.ack_outcome = out;
         Ok(())
     }

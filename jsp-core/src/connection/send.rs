@@ -47,7 +47,9 @@ impl Connection {
                 .saturating_sub(self.amplification_sent);
             max = max.min(usize::try_from(budget).unwrap_or(usize::MAX));
         }
-        let cwnd_open = self.recovery.bytes_in_flight() + u64::from(self.mtu) <= self.cc.window();
+        let cwnd_ok = self.recovery.bytes_in_flight() + u64::from(self.mtu) <= self.cc.window();
+        // Data waits for the pacer too; ACKs, CLOSE, probes and handshake data do not.
+        let cwnd_open = cwnd_ok && self.pacer_allows(now);
         let mut len = 0usize;
         let mut has_initial = false;
         for space in SpaceId::ALL {
@@ -86,6 +88,7 @@ impl Connection {
             len = target;
         }
         if len == 0 {
+            self.check_app_limited(cwnd_ok);
             return None;
         }
         if self.state == State::Closing {
@@ -257,6 +260,8 @@ impl Connection {
         }
         let size = u16::try_from(total).unwrap_or(u16::MAX);
         if ack_eliciting {
+            let in_flight = self.recovery.bytes_in_flight();
+            self.on_in_flight_sent(now, &mut sent, in_flight, u64::from(size));
             if self.idle_restart_on_send {
                 // RFC 9000 §10.1: sending the first ack-eliciting packet after a receipt also
                 // restarts the idle timer.

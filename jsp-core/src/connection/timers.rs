@@ -24,9 +24,11 @@ pub(crate) enum Timer {
     PathValidation = 6,
     /// One last probe before the idle timeout while packets are in flight.
     IdleProbe = 7,
+    /// The pacer releases the next data packet.
+    Pacing = 8,
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 9;
 
 impl Timer {
     const ALL: [Self; COUNT] = [
@@ -38,6 +40,7 @@ impl Timer {
         Self::KeyDiscard,
         Self::PathValidation,
         Self::IdleProbe,
+        Self::Pacing,
     ];
 }
 

@@ -1,0 +1,791 @@
+//! BBR: a model-based congestion controller in the spirit of BBRv3 (draft-ietf-ccwg-bbr).
+//!
+//! Owns the path model of one connection — the windowed maximum delivery rate (`max_bw`, over
+//! the last two PROBE_BW cycles, as BBRv3), the minimum RTT (over
+//! [`BbrConfig::min_rtt_window`]), the loss- and ECN-driven bounds `inflight_hi`, `inflight_lo`
+//! and `bw_lo` — and the state machine that probes it: STARTUP, DRAIN, PROBE_BW (DOWN, CRUISE,
+//! REFILL, UP) and PROBE_RTT. From the model it derives the congestion window
+//! (`cwnd_gain × BDP`, bounded by the inflight limits) and the pacing rate (`pacing_gain × bw`).
+//!
+//! Invariants: the window never falls below [`BbrConfig::minimum_window_packets`] datagrams; the
+//! model only changes through [`Controller::on_rate_sample`] (once per ACK) and
+//! [`Controller::on_congestion_event`]; every computation saturates, so no sample sequence can
+//! panic; no randomness (the probe wait is a fixed per-cycle schedule), so runs are deterministic.
+//!
+//! Deliberate differences from BBRv3:
+//! - losses count as congestion only when the ACK that reveals them shows queueing (an RTT above
+//!   `min_rtt + min_rtt/4 + 1 ms`) or ECN-CE marks: random (wireless) loss well above BBRv3's 2 %
+//!   threshold would otherwise keep cutting `bw_lo`/`inflight_hi` every round, while loss from a
+//!   full bottleneck queue always comes with the queue's delay;
+//! - no ACK-aggregation term (`extra_acked`); `cwnd_gain` of 2 absorbs the JSP receiver's
+//!   every-second-packet ACKs;
+//! - one min-RTT filter of 10 s that also schedules PROBE_RTT (BBRv3 probes every 5 s).
+
+use super::delivery::RateSample;
+use super::{Controller, ControllerFactory};
+use crate::recovery::RttEstimator;
+use crate::time::{Duration, Instant};
+
+/// BBR parameters. The defaults follow the BBRv3 draft where it gives a value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BbrConfig {
+    /// Initial window in datagrams (default 10).
+    pub initial_window_packets: u64,
+    /// Window floor in datagrams (default 4, `BBRMinPipeCwnd`).
+    pub minimum_window_packets: u64,
+    /// Pacing gain in STARTUP (default 2.77 = 4 ln 2, `BBRStartupPacingGain`).
+    pub startup_pacing_gain: f64,
+    /// Length of the min-RTT filter; PROBE_RTT starts when it expires (default 10 s).
+    pub min_rtt_window: Duration,
+    /// Time spent at the reduced PROBE_RTT window (default 200 ms).
+    pub probe_rtt_duration: Duration,
+    /// Fraction of lost bytes over bytes in flight above which a flight was too large
+    /// (default 0.02, `BBRLossThresh`).
+    pub loss_threshold: f64,
+    /// Multiplicative decrease of the lower bounds on congestion (default 0.7, `BBRBeta`).
+    pub beta: f64,
+    /// Share of `inflight_hi` left free while cruising (default 0.15, `BBRHeadroom`).
+    pub headroom: f64,
+}
+
+impl Default for BbrConfig {
+    fn default() -> Self {
+        Self {
+            initial_window_packets: 10,
+            minimum_window_packets: 4,
+            startup_pacing_gain: 2.77,
+            min_rtt_window: Duration::from_secs(10),
+            probe_rtt_duration: Duration::from_millis(200),
+            loss_threshold: 0.02,
+            beta: 0.7,
+            headroom: 0.15,
+        }
+    }
+}
+
+/// BBR's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BbrState {
+    /// Exponential search for the bottleneck rate.
+    Startup,
+    /// Emptying the queue STARTUP built.
+    Drain,
+    /// PROBE_BW: pacing below the estimate to drain any queue.
+    ProbeBwDown,
+    /// PROBE_BW: pacing at the estimate with headroom below `inflight_hi`.
+    ProbeBwCruise,
+    /// PROBE_BW: one round at the estimate with the lower bounds lifted, before probing.
+    ProbeBwRefill,
+    /// PROBE_BW: pacing above the estimate to find more bandwidth.
+    ProbeBwUp,
+    /// A reduced window for a moment to measure the path's minimum RTT again.
+    ProbeRtt,
+}
+
+const STARTUP_CWND_GAIN: f64 = 2.0;
+const DRAIN_PACING_GAIN: f64 = 0.35;
+const DEFAULT_CWND_GAIN: f64 = 2.0;
+const UP_CWND_GAIN: f64 = 2.25;
+const UP_PACING_GAIN: f64 = 1.25;
+const DOWN_PACING_GAIN: f64 = 0.9;
+const PROBE_RTT_CWND_GAIN: f64 = 0.5;
+const PACING_MARGIN: f64 = 0.99;
+/// STARTUP ends when the bandwidth grew less than this factor for [`FULL_BW_ROUNDS`] rounds.
+const FULL_BW_GROWTH: f64 = 1.25;
+const FULL_BW_ROUNDS: u32 = 3;
+/// Loss events within a round that, with a loss rate above the threshold, end STARTUP.
+const STARTUP_LOSS_EVENTS: u32 = 3;
+/// Rounds of CRUISE after which a probe starts at the latest (Reno coexistence, BBRv3 caps at 63).
+const MAX_ROUNDS_BETWEEN_PROBES: u64 = 63;
+const UNBOUNDED: u64 = u64::MAX;
+
+/// The maximum delivery rate over the current and the previous PROBE_BW cycle (BBRv3's
+/// `MaxBwFilter`): every cycle probes above the estimate once, so the window always holds a
+/// probe's measurement, while a rate the path no longer has is forgotten after two cycles.
+#[derive(Clone, Copy, Debug, Default)]
+struct MaxFilter {
+    slots: [u64; 2],
+}
+
+impl MaxFilter {
+    fn get(&self) -> u64 {
+        self.slots[0].max(self.slots[1])
+    }
+
+    fn update(&mut self, v: u64) {
+        self.slots[0] = self.slots[0].max(v);
+    }
+
+    /// A new cycle starts: the oldest cycle's maximum leaves the window.
+    fn advance(&mut self) {
+        self.slots[1] = self.slots[0];
+        self.slots[0] = 0;
+    }
+}
+
+fn mul(x: u64, gain: f64) -> u64 {
+    let v = x as f64 * gain;
+    if v >= u64::MAX as f64 {
+        u64::MAX
+    } else if v > 0.0 {
+        v as u64
+    } else {
+        0
+    }
+}
+
+/// The BBR congestion controller (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct Bbr {
+    config: BbrConfig,
+    mss: u64,
+    min_cwnd: u64,
+    initial_cwnd: u64,
+    state: BbrState,
+    pacing_gain: f64,
+    cwnd_gain: f64,
+    cwnd: u64,
+    pacing_rate: u64,
+    /// Whether `pacing_rate` comes from a bandwidth sample rather than the initial guess.
+    pacing_from_model: bool,
+
+    max_bw: MaxFilter,
+    bw_lo: u64,
+    inflight_hi: u64,
+    inflight_lo: u64,
+    /// Per-round maxima of the delivery rate and of the bytes delivered in a sample.
+    bw_latest: u64,
+    inflight_latest: u64,
+
+    min_rtt: Option<Duration>,
+    min_rtt_stamp: Instant,
+    latest_rtt: Option<Duration>,
+    /// The smallest RTT sample of the current round.
+    round_min_rtt: Option<Duration>,
+
+    round_count: u64,
+    next_round_delivered: u64,
+    round_start: bool,
+
+    filled_pipe: bool,
+    full_bw: u64,
+    full_bw_count: u32,
+    full_bw_now: bool,
+
+    /// Congestion signals of the current round.
+    loss_in_round: bool,
+    loss_events_in_round: u32,
+    lost_in_round: u64,
+    delivered_in_round: u64,
+    cwnd_limited_in_round: bool,
+
+    /// PROBE_BW bookkeeping.
+    cycle_stamp: Instant,
+    phase_stamp: Instant,
+    cycle_count: u64,
+    rounds_since_probe: u64,
+    probe_wait: Duration,
+    probe_up_rounds: u32,
+    probe_up_acked: u64,
+
+    probe_rtt_done: Option<Instant>,
+    probe_rtt_round_done: bool,
+    prior_cwnd: u64,
+}
+
+impl Bbr {
+    /// A controller in STARTUP.
+    pub fn new(config: BbrConfig, now: Instant, max_datagram_size: u16) -> Self {
+        let mss = u64::from(max_datagram_size.max(1));
+        let min_cwnd = config.minimum_window_packets.max(1).saturating_mul(mss);
+        let initial_cwnd = config
+            .initial_window_packets
+            .saturating_mul(mss)
+            .max(min_cwnd);
+        // Before any RTT sample: the initial window per millisecond, so the first flight is
+        // bounded by the window, not the pacer (draft: `InitialCwnd / 1 ms` without an SRTT).
+        let pacing_rate = mul(
+            initial_cwnd.saturating_mul(1000),
+            config.startup_pacing_gain,
+        );
+        let startup_gain = config.startup_pacing_gain;
+        Self {
+            config,
+            mss,
+            min_cwnd,
+            initial_cwnd,
+            state: BbrState::Startup,
+            pacing_gain: startup_gain,
+            cwnd_gain: STARTUP_CWND_GAIN,
+            cwnd: initial_cwnd,
+            pacing_rate,
+            pacing_from_model: false,
+            max_bw: MaxFilter::default(),
+            bw_lo: UNBOUNDED,
+            inflight_hi: UNBOUNDED,
+            inflight_lo: UNBOUNDED,
+            bw_latest: 0,
+            inflight_latest: 0,
+            min_rtt: None,
+            min_rtt_stamp: now,
+            latest_rtt: None,
+            round_min_rtt: None,
+            round_count: 0,
+            next_round_delivered: 0,
+            round_start: false,
+            filled_pipe: false,
+            full_bw: 0,
+            full_bw_count: 0,
+            full_bw_now: false,
+            loss_in_round: false,
+            loss_events_in_round: 0,
+            lost_in_round: 0,
+            delivered_in_round: 0,
+            cwnd_limited_in_round: false,
+            cycle_stamp: now,
+            phase_stamp: now,
+            cycle_count: 0,
+            rounds_since_probe: 0,
+            probe_wait: Duration::from_secs(2),
+            probe_up_rounds: 0,
+            probe_up_acked: 0,
+            probe_rtt_done: None,
+            probe_rtt_round_done: false,
+            prior_cwnd: 0,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> BbrState {
+        self.state
+    }
+
+    /// The windowed maximum delivery rate, in bytes per second.
+    pub fn max_bw(&self) -> u64 {
+        self.max_bw.get()
+    }
+
+    /// The bandwidth the model uses: `max_bw` bounded by `bw_lo`, in bytes per second.
+    pub fn bw(&self) -> u64 {
+        self.max_bw.get().min(self.bw_lo)
+    }
+
+    /// The windowed minimum RTT, once sampled.
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
+    }
+
+    /// The loss-driven upper bound on bytes in flight (`u64::MAX`: none yet).
+    pub fn inflight_hi(&self) -> u64 {
+        self.inflight_hi
+    }
+
+    /// The congestion-driven short-term bound on bytes in flight (`u64::MAX`: none).
+    pub fn inflight_lo(&self) -> u64 {
+        self.inflight_lo
+    }
+
+    /// The current pacing gain.
+    pub fn pacing_gain(&self) -> f64 {
+        self.pacing_gain
+    }
+
+    /// Round trips counted so far.
+    pub fn round_count(&self) -> u64 {
+        self.round_count
+    }
+
+    /// Whether STARTUP found the bottleneck full.
+    pub fn filled_pipe(&self) -> bool {
+        self.filled_pipe
+    }
+
+    /// Bytes in flight for `gain` × the bandwidth-delay product of `bw` (the initial window
+    /// before the first RTT sample).
+    fn bdp(&self, bw: u64, gain: f64) -> u64 {
+        match self.min_rtt {
+            None => mul(self.initial_cwnd, gain),
+            Some(rtt) => {
+                let bdp = u128::from(bw) * rtt.as_nanos() / 1_000_000_000;
+                mul(u64::try_from(bdp).unwrap_or(u64::MAX), gain)
+            }
+        }
+    }
+
+    /// Bytes a burst of the pacer may carry beyond the BDP: about 1 ms at the pacing rate,
+    /// at least two datagrams (BBR's `send_quantum` budget).
+    fn quantum(&self) -> u64 {
+        (self.pacing_rate / 1000).clamp(2 * self.mss, 64 * 1024)
+    }
+
+    fn inflight_with_headroom(&self) -> u64 {
+        if self.inflight_hi == UNBOUNDED {
+            return UNBOUNDED;
+        }
+        let headroom = mul(self.inflight_hi, self.config.headroom).max(self.mss);
+        self.inflight_hi.saturating_sub(headroom).max(self.min_cwnd)
+    }
+
+    fn is_probing_bw(&self) -> bool {
+        matches!(
+            self.state,
+            BbrState::Startup | BbrState::ProbeBwRefill | BbrState::ProbeBwUp
+        )
+    }
+
+    /// Whether the losses this ACK revealed are a sign of congestion rather than noise.
+    fn loss_is_congestive(&self, rs: &RateSample) -> bool {
+        if rs.ecn_ce {
+            return true;
+        }
+        match (self.min_rtt, rs.rtt.or(self.latest_rtt)) {
+            (Some(min), Some(rtt)) => rtt > min + (min / 8).max(Duration::from_millis(1)),
+            _ => true,
+        }
+    }
+
+    /// BBRv3 `IsInflightTooHigh`: the flight the acknowledged packet was part of lost more than
+    /// the threshold (or the peer reported CE marks), and the loss shows queueing.
+    fn is_inflight_too_high(&self, rs: &RateSample) -> bool {
+        if rs.newly_lost == 0 && !rs.ecn_ce {
+            return false;
+        }
+        let too_much_loss = rs.lost as f64 > rs.tx_in_flight as f64 * self.config.loss_threshold;
+        (too_much_loss || rs.ecn_ce) && self.loss_is_congestive(rs)
+    }
+
+    /// Whether the round that just ended had queueing delay in every RTT sample while the
+    /// model was not probing.
+    fn standing_queue(&self) -> bool {
+        let (Some(min), Some(round_min)) = (self.min_rtt, self.round_min_rtt) else {
+            return false;
+        };
+        self.filled_pipe
+            && matches!(self.state, BbrState::ProbeBwDown | BbrState::ProbeBwCruise)
+            && round_min > min + (min / 4).max(Duration::from_millis(2))
+    }
+
+    fn update_round(&mut self, rs: &RateSample) {
+        self.round_start = false;
+        if rs.newly_acked > 0 && rs.prior_delivered >= self.next_round_delivered {
+            self.next_round_delivered = rs.total_delivered;
+            self.round_count += 1;
+            self.rounds_since_probe = self.rounds_since_probe.saturating_add(1);
+            self.round_start = true;
+        }
+    }
+
+    fn update_min_rtt(&mut self, rs: &RateSample) -> bool {
+        let expired = rs.now > self.min_rtt_stamp + self.config.min_rtt_window;
+        if let Some(rtt) = rs.rtt {
+            self.latest_rtt = Some(rtt);
+            if self.min_rtt.is_none_or(|m| rtt < m || expired) {
+                self.min_rtt = Some(rtt);
+                self.min_rtt_stamp = rs.now;
+            }
+        }
+        expired
+    }
+
+    fn handle_inflight_too_high(&mut self, rs: &RateSample) {
+        if !rs.is_app_limited {
+            let target = self.bdp(self.bw(), self.cwnd_gain);
+            self.inflight_hi = rs.tx_in_flight.max(mul(target, self.config.beta));
+            self.inflight_hi = self.inflight_hi.max(self.min_cwnd);
+        }
+        if self.state == BbrState::ProbeBwUp {
+            self.start_down(rs.now);
+        }
+    }
+
+    /// BBRv3 `BBRAdaptLowerBoundsFromCongestion`, once per round with congestive loss.
+    fn adapt_lower_bounds(&mut self) {
+        if self.is_probing_bw() || !self.loss_in_round {
+            return;
+        }
+        if self.bw_lo == UNBOUNDED {
+            self.bw_lo = self.max_bw.get();
+        }
+        if self.inflight_lo == UNBOUNDED {
+            self.inflight_lo = self.cwnd;
+        }
+        self.bw_lo = self.bw_latest.max(mul(self.bw_lo, self.config.beta));
+        self.inflight_lo = self
+            .inflight_latest
+            .max(mul(self.inflight_lo, self.config.beta))
+            .max(self.min_cwnd);
+    }
+
+    fn reset_lower_bounds(&mut self) {
+        self.bw_lo = UNBOUNDED;
+        self.inflight_lo = UNBOUNDED;
+    }
+
+    /// BBRv3 `BBRCheckFullBWReached`: the delivery rate grew less than 25 % for three rounds.
+    fn check_full_bw(&mut self, rs: &RateSample) {
+        if self.full_bw_now || rs.is_app_limited || rs.delivery_rate == 0 {
+            return;
+        }
+        if rs.delivery_rate >= mul(self.full_bw, FULL_BW_GROWTH) {
+            self.full_bw = rs.delivery_rate;
+            self.full_bw_count = 0;
+            return;
+        }
+        if self.round_start {
+            self.full_bw_count += 1;
+            self.full_bw_now = self.full_bw_count >= FULL_BW_ROUNDS;
+        }
+    }
+
+    fn reset_full_bw(&mut self, rate: u64) {
+        self.full_bw = rate;
+        self.full_bw_count = 0;
+        self.full_bw_now = false;
+    }
+
+    fn check_startup_done(&mut self) {
+        if self.state != BbrState::Startup {
+            return;
+        }
+        if self.full_bw_now {
+            self.filled_pipe = true;
+        }
+        if self.round_start && !self.filled_pipe {
+            // Excessive loss: the queue is full, STARTUP has overshot.
+            let total = self.delivered_in_round.saturating_add(self.lost_in_round);
+            let rate_high = self.lost_in_round as f64 > total as f64 * self.config.loss_threshold;
+            if self.loss_in_round && self.loss_events_in_round >= STARTUP_LOSS_EVENTS && rate_high {
+                self.filled_pipe = true;
+                let bdp = self.bdp(self.max_bw.get(), 1.0);
+                self.inflight_hi = bdp.max(self.inflight_latest).max(self.min_cwnd);
+            }
+        }
+        if self.filled_pipe {
+            self.state = BbrState::Drain;
+            self.pacing_gain = DRAIN_PACING_GAIN;
+            self.cwnd_gain = STARTUP_CWND_GAIN;
+        }
+    }
+
+    fn check_drain_done(&mut self, rs: &RateSample) {
+        if self.state == BbrState::Drain && rs.bytes_in_flight <= self.bdp(self.bw(), 1.0) {
+            self.start_down(rs.now);
+        }
+    }
+
+    fn start_down(&mut self, now: Instant) {
+        self.state = BbrState::ProbeBwDown;
+        self.pacing_gain = DOWN_PACING_GAIN;
+        self.cwnd_gain = DEFAULT_CWND_GAIN;
+        self.cycle_stamp = now;
+        self.phase_stamp = now;
+        self.rounds_since_probe = 0;
+        self.cycle_count = self.cycle_count.wrapping_add(1);
+        // BBRv3 waits a random 2–3 s; the core has no randomness here, so the wait walks
+        // deterministically through that interval (0, 0.375, 0.75, 0.125, … s extra).
+        let extra_ms = (self.cycle_count.wrapping_mul(375)) % 1000;
+        self.probe_wait = Duration::from_millis(2000 + extra_ms);
+    }
+
+    fn start_cruise(&mut self, now: Instant) {
+        self.state = BbrState::ProbeBwCruise;
+        self.pacing_gain = 1.0;
+        self.cwnd_gain = DEFAULT_CWND_GAIN;
+        self.phase_stamp = now;
+    }
+
+    fn start_refill(&mut self, now: Instant, rs: &RateSample) {
+        self.reset_lower_bounds();
+        self.max_bw.advance();
+        self.state = BbrState::ProbeBwRefill;
+        self.pacing_gain = 1.0;
+        self.cwnd_gain = DEFAULT_CWND_GAIN;
+        self.phase_stamp = now;
+        self.probe_up_rounds = 0;
+        self.probe_up_acked = 0;
+        // The refill round ends when what is sent from now on is acknowledged.
+        self.next_round_delivered = rs.total_delivered;
+    }
+
+    fn start_up(&mut self, now: Instant, rs: &RateSample) {
+        self.state = BbrState::ProbeBwUp;
+        self.pacing_gain = UP_PACING_GAIN;
+        self.cwnd_gain = UP_CWND_GAIN;
+        self.phase_stamp = now;
+        self.probe_up_rounds = 0;
+        self.probe_up_acked = 0;
+        self.next_round_delivered = rs.total_delivered;
+        self.reset_full_bw(rs.delivery_rate);
+    }
+
+    fn time_to_probe(&self, now: Instant) -> bool {
+        let reno_rounds = (self.bdp(self.bw(), 1.0) / self.mss).clamp(1, MAX_ROUNDS_BETWEEN_PROBES);
+        now.saturating_duration_since(self.cycle_stamp) >= self.probe_wait
+            || self.rounds_since_probe >= reno_rounds
+    }
+
+    /// BBRv3 `BBRProbeInflightHiUpward`: while probing up and using the whole window, raise
+    /// `inflight_hi` by 1, 2, 4, … datagrams per round.
+    fn raise_inflight_hi(&mut self, rs: &RateSample) {
+        if self.inflight_hi == UNBOUNDED
+            || !self.cwnd_limited_in_round
+            || self.cwnd < self.inflight_hi
+        {
+            return;
+        }
+        self.probe_up_acked = self.probe_up_acked.saturating_add(rs.newly_acked);
+        let per = (self.cwnd >> self.probe_up_rounds.min(30)).max(self.mss);
+        let steps = self.probe_up_acked / per;
+        if steps > 0 {
+            self.probe_up_acked -= steps * per;
+            self.inflight_hi = self
+                .inflight_hi
+                .saturating_add(steps.saturating_mul(self.mss));
+        }
+        if self.round_start {
+            self.probe_up_rounds = self.probe_up_rounds.saturating_add(1);
+        }
+    }
+
+    fn update_probe_bw(&mut self, rs: &RateSample) {
+        let now = rs.now;
+        match self.state {
+            BbrState::ProbeBwDown => {
+                if self.time_to_probe(now) {
+                    self.start_refill(now, rs);
+                } else if rs.bytes_in_flight
+                    <= self
+                        .bdp(self.max_bw.get(), 1.0)
+                        .min(self.inflight_with_headroom())
+                {
+                    self.start_cruise(now);
+                }
+            }
+            BbrState::ProbeBwCruise if self.time_to_probe(now) => self.start_refill(now, rs),
+            BbrState::ProbeBwRefill if self.round_start => self.start_up(now, rs),
+            BbrState::ProbeBwUp => {
+                self.raise_inflight_hi(rs);
+                // BBRv3 `BBRIsTimeToGoDown`: keep probing while the window bound by
+                // `inflight_hi` is what limits the rate; stop once the rate stops growing.
+                let bounded = self.inflight_hi != UNBOUNDED
+                    && self.cwnd_limited_in_round
+                    && self.cwnd >= self.inflight_hi;
+                if bounded {
+                    self.reset_full_bw(rs.delivery_rate);
+                } else if self.full_bw_now {
+                    self.start_down(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn probe_rtt_cwnd(&self) -> u64 {
+        self.bdp(self.bw(), PROBE_RTT_CWND_GAIN).max(self.min_cwnd)
+    }
+
+    fn check_probe_rtt(&mut self, rs: &RateSample, expired: bool) {
+        if self.state != BbrState::ProbeRtt && expired {
+            self.state = BbrState::ProbeRtt;
+            self.pacing_gain = 1.0;
+            self.cwnd_gain = PROBE_RTT_CWND_GAIN;
+            self.prior_cwnd = self.prior_cwnd.max(self.cwnd);
+            self.probe_rtt_done = None;
+            self.probe_rtt_round_done = false;
+        }
+        if self.state != BbrState::ProbeRtt {
+            return;
+        }
+        match self.probe_rtt_done {
+            None => {
+                if rs.bytes_in_flight <= self.probe_rtt_cwnd() {
+                    self.probe_rtt_done = Some(rs.now + self.config.probe_rtt_duration);
+                    self.probe_rtt_round_done = false;
+                    self.next_round_delivered = rs.total_delivered;
+                }
+            }
+            Some(done) => {
+                if self.round_start {
+                    self.probe_rtt_round_done = true;
+                }
+                if self.probe_rtt_round_done && rs.now >= done {
+                    self.min_rtt_stamp = rs.now;
+                    self.cwnd = self.cwnd.max(self.prior_cwnd);
+                    self.prior_cwnd = 0;
+                    self.probe_rtt_done = None;
+                    self.reset_lower_bounds();
+                    if self.filled_pipe {
+                        self.start_down(rs.now);
+                        self.start_cruise(rs.now);
+                    } else {
+                        self.state = BbrState::Startup;
+                        self.pacing_gain = self.config.startup_pacing_gain;
+                        self.cwnd_gain = STARTUP_CWND_GAIN;
+                    }
+                }
+            }
+        }
+    }
+
+    fn update_pacing_rate(&mut self) {
+        let bw = self.bw();
+        if bw == 0 {
+            return;
+        }
+        let rate = mul(bw, self.pacing_gain * PACING_MARGIN).max(1);
+        if self.filled_pipe || rate > self.pacing_rate || !self.pacing_from_model {
+            self.pacing_rate = rate;
+            self.pacing_from_model = true;
+        }
+    }
+
+    fn update_cwnd(&mut self, rs: &RateSample) {
+        let target = self
+            .bdp(self.bw(), self.cwnd_gain)
+            .saturating_add(self.quantum())
+            .max(self.min_cwnd);
+        if self.filled_pipe {
+            self.cwnd = self.cwnd.saturating_add(rs.newly_acked).min(target);
+        } else if self.cwnd < target || rs.total_delivered < self.initial_cwnd {
+            self.cwnd = self.cwnd.saturating_add(rs.newly_acked);
+        }
+        self.cwnd = self.cwnd.max(self.min_cwnd);
+        if self.state == BbrState::ProbeRtt {
+            self.cwnd = self.cwnd.min(self.probe_rtt_cwnd());
+        }
+        // BBRv3 `BBRBoundCwndForModel`.
+        let mut cap = match self.state {
+            BbrState::ProbeBwDown | BbrState::ProbeBwRefill | BbrState::ProbeBwUp => {
+                self.inflight_hi
+            }
+            BbrState::ProbeBwCruise | BbrState::ProbeRtt => self.inflight_with_headroom(),
+            _ => UNBOUNDED,
+        };
+        cap = cap.min(self.inflight_lo).max(self.min_cwnd);
+        self.cwnd = self.cwnd.min(cap);
+    }
+}
+
+impl Controller for Bbr {
+    fn on_sent(&mut self, _now: Instant, _bytes: u64, bytes_in_flight: u64) {
+        if bytes_in_flight.saturating_add(self.mss) > self.cwnd {
+            self.cwnd_limited_in_round = true;
+        }
+    }
+
+    fn on_ack(
+        &mut self,
+        _now: Instant,
+        _sent: Instant,
+        _bytes: u64,
+        _rtt: &RttEstimator,
+        _app_limited: bool,
+    ) {
+        // Everything happens per ACK event, in `on_rate_sample`.
+    }
+
+    fn on_congestion_event(
+        &mut self,
+        _now: Instant,
+        _sent: Instant,
+        persistent: bool,
+        _lost_bytes: u64,
+    ) {
+        // Losses reach the model through the rate samples; only a persistent congestion (a
+        // whole flight lost, RFC 9002 §7.6) collapses the window at once.
+        if persistent {
+            self.prior_cwnd = self.prior_cwnd.max(self.cwnd);
+            self.cwnd = self.min_cwnd;
+        }
+    }
+
+    fn on_rate_sample(&mut self, rs: &RateSample) {
+        self.update_round(rs);
+        // Congestion signals of this ACK.
+        let congestive = rs.newly_lost > 0 && self.loss_is_congestive(rs) || rs.ecn_ce;
+        if congestive {
+            self.loss_in_round = true;
+            self.loss_events_in_round = self.loss_events_in_round.saturating_add(1);
+        }
+        self.lost_in_round = self.lost_in_round.saturating_add(rs.newly_lost);
+        self.delivered_in_round = self.delivered_in_round.saturating_add(rs.newly_acked);
+        // The bandwidth model.
+        if rs.delivery_rate > 0 && (!rs.is_app_limited || rs.delivery_rate >= self.max_bw.get()) {
+            self.max_bw.update(rs.delivery_rate);
+        }
+        self.bw_latest = self.bw_latest.max(rs.delivery_rate);
+        self.inflight_latest = self.inflight_latest.max(rs.delivered);
+        if self.is_inflight_too_high(rs)
+            && matches!(self.state, BbrState::ProbeBwRefill | BbrState::ProbeBwUp)
+        {
+            self.handle_inflight_too_high(rs);
+        }
+        if self.round_start {
+            if self.standing_queue() {
+                // Not probing, yet every RTT sample of the round carried queueing delay: the
+                // model's rate is above the path's (a bandwidth step down). Treat it as a
+                // congestion signal so the lower bounds follow the measured rate at once.
+                self.loss_in_round = true;
+            }
+            self.adapt_lower_bounds();
+        }
+        self.check_full_bw(rs);
+        self.check_startup_done();
+        self.check_drain_done(rs);
+        self.update_probe_bw(rs);
+        let expired = self.update_min_rtt(rs);
+        if let Some(rtt) = rs.rtt {
+            self.round_min_rtt = Some(self.round_min_rtt.map_or(rtt, |m| m.min(rtt)));
+        }
+        if self.min_rtt.is_some() && !self.pacing_from_model && self.max_bw.get() == 0 {
+            // First RTT sample and no bandwidth sample yet: pace the initial window over it.
+            if let Some(rtt) = self.min_rtt.filter(|r| !r.is_zero()) {
+                let rate = u128::from(self.initial_cwnd) * 1_000_000_000 / rtt.as_nanos();
+                self.pacing_rate = mul(
+                    u64::try_from(rate).unwrap_or(u64::MAX),
+                    self.config.startup_pacing_gain,
+                );
+            }
+        }
+        self.check_probe_rtt(rs, expired);
+        if self.round_start {
+            // Start the next round's signals (after using them above).
+            self.bw_latest = rs.delivery_rate;
+            self.inflight_latest = rs.delivered;
+            self.loss_in_round = false;
+            self.round_min_rtt = None;
+            self.loss_events_in_round = 0;
+            self.lost_in_round = 0;
+            self.delivered_in_round = 0;
+            self.cwnd_limited_in_round = false;
+        }
+        self.update_pacing_rate();
+        self.update_cwnd(rs);
+    }
+
+    fn window(&self) -> u64 {
+        self.cwnd
+    }
+
+    fn pacing_rate(&self) -> Option<u64> {
+        Some(self.pacing_rate)
+    }
+
+    fn name(&self) -> &'static str {
+        "bbr"
+    }
+}
+
+/// Builds a [`Bbr`] controller per connection.
+#[derive(Clone, Debug, Default)]
+pub struct BbrFactory(pub BbrConfig);
+
+impl ControllerFactory for BbrFactory {
+    fn build(&self, now: Instant, max_datagram_size: u16) -> Box<dyn Controller> {
+        Box::new(Bbr::new(self.0.clone(), now, max_datagram_size))
+    }
+}
+
+#[cfg(test)]
+#[path = "bbr_tests.rs"]
+mod tests;

@@ -1,0 +1,346 @@
+//! BBR state-machine tests over a fluid model of one bottleneck: each round trip the sender
+//! puts `min(pacing rate, cwnd / RTT)` on the path, the bottleneck drains at its rate, the excess
+//! queues (raising the RTT) and overflows the buffer as loss. Ten ACK samples per round.
+
+use super::*;
+
+const MSS: u64 = 1200;
+const MB: u64 = 1_000_000;
+
+struct Path {
+    /// Bottleneck rate in bytes per second.
+    rate: u64,
+    min_rtt: Duration,
+    /// Bottleneck buffer in bytes.
+    buffer: u64,
+    /// Random loss, as a fraction of the bytes sent.
+    random_loss: f64,
+    /// RTT sample to report instead of the model's (for a path whose delay never drops).
+    fixed_rtt: Option<Duration>,
+}
+
+struct Harness {
+    bbr: Bbr,
+    path: Path,
+    now: Instant,
+    queue: u64,
+    delivered: u64,
+    states: Vec<BbrState>,
+    /// Largest queueing delay seen.
+    max_queue_delay: Duration,
+}
+
+impl Harness {
+    fn new(rate: u64, rtt_ms: u64, buffer: u64) -> Self {
+        Self {
+            bbr: Bbr::new(BbrConfig::default(), Instant::ZERO, MSS as u16),
+            path: Path {
+                rate,
+                min_rtt: Duration::from_millis(rtt_ms),
+                buffer,
+                random_loss: 0.0,
+                fixed_rtt: None,
+            },
+            now: Instant::ZERO,
+            queue: 0,
+            delivered: 0,
+            states: vec![BbrState::Startup],
+            max_queue_delay: Duration::ZERO,
+        }
+    }
+
+    fn queue_delay(&self) -> Duration {
+        Duration::from_nanos(self.queue.saturating_mul(1_000_000_000) / self.path.rate.max(1))
+    }
+
+    /// One round trip.
+    fn round(&mut self) {
+        let rtt = self.path.min_rtt + self.queue_delay();
+        let secs = rtt.as_secs_f64();
+        let cwnd = self.bbr.window();
+        let pacing = self.bbr.pacing_rate().unwrap_or(u64::MAX);
+        let send_rate = (pacing as f64).min(cwnd as f64 / secs);
+        let sent = (send_rate * secs) as u64;
+        let drained = (self.path.rate as f64 * secs) as u64;
+        let mut lost = (sent as f64 * self.path.random_loss) as u64;
+        let backlog = (self.queue + sent).saturating_sub(lost);
+        let delivered = backlog.min(drained).max(MSS);
+        let left = backlog.saturating_sub(drained);
+        if left > self.path.buffer {
+            lost += left - self.path.buffer;
+        }
+        self.queue = left.min(self.path.buffer);
+        self.max_queue_delay = self.max_queue_delay.max(self.queue_delay());
+        let delivery_rate = (delivered as f64 / secs) as u64;
+        let inflight = sent.max(MSS);
+        self.bbr
+            .on_sent(self.now, MSS, inflight.saturating_sub(MSS));
+        let prior = self.delivered;
+        let samples = 10u64;
+        for k in 0..samples {
+            self.now += rtt / samples as u32;
+            self.delivered += delivered / samples;
+            let rs = RateSample {
+                now: self.now,
+                delivery_rate,
+                delivered,
+                interval: rtt,
+                prior_delivered: prior,
+                total_delivered: self.delivered,
+                is_app_limited: false,
+                tx_in_flight: inflight,
+                lost: lost * (k + 1) / samples,
+                newly_acked: delivered / samples,
+                newly_lost: lost / samples,
+                bytes_in_flight: inflight,
+                rtt: Some(self.path.fixed_rtt.unwrap_or(rtt)),
+                ecn_ce: false,
+            };
+            self.bbr.on_rate_sample(&rs);
+            if self.states.last() != Some(&self.bbr.state()) {
+                self.states.push(self.bbr.state());
+            }
+        }
+    }
+
+    fn rounds(&mut self, n: usize) {
+        for _ in 0..n {
+            self.round();
+        }
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.round();
+        }
+    }
+
+    fn in_probe_bw(&self) -> bool {
+        matches!(
+            self.bbr.state(),
+            BbrState::ProbeBwDown
+                | BbrState::ProbeBwCruise
+                | BbrState::ProbeBwRefill
+                | BbrState::ProbeBwUp
+        )
+    }
+}
+
+fn near(value: u64, target: u64, tolerance: f64) -> bool {
+    let (v, t) = (value as f64, target as f64);
+    (v - t).abs() <= t * tolerance
+}
+
+#[test]
+fn startup_grows_the_window_and_rate_exponentially() {
+    let mut h = Harness::new(10 * MB, 50, 2 * MB);
+    let start_window = h.bbr.window();
+    h.rounds(5);
+    assert_eq!(h.bbr.state(), BbrState::Startup);
+    // The window doubles per round while nothing limits it: at least 2^4 after 5 rounds.
+    assert!(
+        h.bbr.window() >= start_window * 16,
+        "window {} after 5 rounds from {}",
+        h.bbr.window(),
+        start_window
+    );
+    let rate = h.bbr.pacing_rate().unwrap_or(0);
+    assert!(
+        near((h.bbr.pacing_gain() * 100.0) as u64, 277, 0.01),
+        "pacing gain {}",
+        h.bbr.pacing_gain()
+    );
+    assert!(
+        rate > 2 * h.bbr.max_bw(),
+        "startup paces at ~2.77× the estimate"
+    );
+}
+
+#[test]
+fn startup_exits_through_drain_into_probe_bw_at_the_bottleneck_rate() {
+    let mut h = Harness::new(10 * MB, 50, 4 * MB);
+    h.rounds(40);
+    assert!(h.bbr.filled_pipe());
+    let drain = h.states.iter().position(|s| *s == BbrState::Drain);
+    let startup = h.states.iter().position(|s| *s == BbrState::Startup);
+    assert_eq!(startup, Some(0));
+    assert_eq!(drain, Some(1), "states {:?}", h.states);
+    assert!(h.in_probe_bw(), "states {:?}", h.states);
+    assert!(
+        near(h.bbr.max_bw(), 10 * MB, 0.15),
+        "max_bw {}",
+        h.bbr.max_bw()
+    );
+    assert_eq!(h.bbr.min_rtt(), Some(Duration::from_millis(50)));
+    // DRAIN emptied the queue STARTUP built: the window is about 2 BDP, not more.
+    let bdp = 10 * MB / 20;
+    assert!(h.bbr.window() <= 3 * bdp, "cwnd {}", h.bbr.window());
+    assert!(
+        h.queue_delay() < Duration::from_millis(50),
+        "queue {:?}",
+        h.queue_delay()
+    );
+}
+
+#[test]
+fn probe_bw_cycles_through_down_cruise_refill_and_up() {
+    let mut h = Harness::new(10 * MB, 50, 4 * MB);
+    h.rounds(40);
+    let from = h.states.len();
+    h.run_for(Duration::from_secs(12));
+    let cycle: Vec<_> = h.states[from..].to_vec();
+    let order = [
+        BbrState::ProbeBwRefill,
+        BbrState::ProbeBwUp,
+        BbrState::ProbeBwDown,
+        BbrState::ProbeBwCruise,
+    ];
+    let mut probes = 0;
+    for w in cycle.windows(4) {
+        if w == order {
+            probes += 1;
+        }
+    }
+    // 12 s holds at least three 2–3 s cycles.
+    assert!(probes >= 3, "states {cycle:?}");
+    assert!(
+        cycle.iter().all(|s| *s != BbrState::Startup),
+        "states {cycle:?}"
+    );
+    assert!(
+        near(h.bbr.max_bw(), 10 * MB, 0.15),
+        "max_bw {}",
+        h.bbr.max_bw()
+    );
+}
+
+#[test]
+fn a_bandwidth_step_down_is_followed_within_the_filter_window() {
+    let mut h = Harness::new(10 * MB, 50, 4 * MB);
+    h.run_for(Duration::from_secs(5));
+    assert!(near(h.bbr.bw(), 10 * MB, 0.15));
+    h.path.rate = 2_500_000;
+    // The max filter forgets the old rate after 10 rounds (rounds lengthen with the queue).
+    h.rounds(14);
+    assert!(
+        h.bbr.bw() <= 3_000_000,
+        "bw {} after the step down, states {:?}",
+        h.bbr.bw(),
+        h.states
+    );
+    h.rounds(40);
+    assert!(near(h.bbr.bw(), 2_500_000, 0.2), "bw {}", h.bbr.bw());
+    assert!(
+        h.queue_delay() < Duration::from_millis(100),
+        "standing queue {:?}",
+        h.queue_delay()
+    );
+}
+
+#[test]
+fn a_bandwidth_step_up_is_found_by_the_next_probe() {
+    let mut h = Harness::new(2_500_000, 50, 4 * MB);
+    h.run_for(Duration::from_secs(5));
+    assert!(near(h.bbr.bw(), 2_500_000, 0.15), "bw {}", h.bbr.bw());
+    h.path.rate = 10 * MB;
+    // One PROBE_BW cycle (at most ~3 s) plus the exponential UP phase.
+    h.run_for(Duration::from_secs(4));
+    assert!(
+        h.bbr.bw() >= 8 * MB,
+        "bw {} after the step up, states {:?}",
+        h.bbr.bw(),
+        h.states
+    );
+}
+
+#[test]
+fn congestive_loss_bounds_inflight() {
+    // A shallow buffer (a quarter BDP) so that probing overflows it.
+    let mut h = Harness::new(10 * MB, 50, 125_000);
+    h.run_for(Duration::from_secs(8));
+    assert!(
+        h.bbr.inflight_hi() != u64::MAX,
+        "loss set an upper bound, states {:?}",
+        h.states
+    );
+    let bdp = 10 * MB / 20;
+    assert!(
+        h.bbr.inflight_hi() <= bdp * 2,
+        "inflight_hi {} vs BDP {bdp}",
+        h.bbr.inflight_hi()
+    );
+    assert!(h.bbr.window() <= h.bbr.inflight_hi().max(4 * MSS));
+    assert!(near(h.bbr.bw(), 10 * MB, 0.3), "bw {}", h.bbr.bw());
+}
+
+#[test]
+fn random_loss_without_queueing_does_not_shrink_the_model() {
+    let mut h = Harness::new(10 * MB, 50, 4 * MB);
+    h.path.random_loss = 0.05;
+    h.run_for(Duration::from_secs(10));
+    assert!(h.bbr.filled_pipe() && h.bbr.state() != BbrState::Drain);
+    assert!(
+        h.bbr.bw() >= 8 * MB,
+        "bw {} under 5 % random loss",
+        h.bbr.bw()
+    );
+}
+
+#[test]
+fn probe_rtt_starts_after_ten_seconds_without_a_new_minimum() {
+    let mut h = Harness::new(10 * MB, 50, 4 * MB);
+    // The reported RTT never falls back to the first sample's minimum.
+    h.rounds(1);
+    let first = h.bbr.min_rtt();
+    assert_eq!(first, Some(Duration::from_millis(50)));
+    h.path.fixed_rtt = Some(Duration::from_millis(60));
+    h.run_for(Duration::from_millis(9_900));
+    assert!(
+        !h.states.contains(&BbrState::ProbeRtt),
+        "states {:?}",
+        h.states
+    );
+    h.run_for(Duration::from_millis(400));
+    assert!(
+        h.states.contains(&BbrState::ProbeRtt),
+        "states {:?}",
+        h.states
+    );
+    // PROBE_RTT lasts at least 200 ms and a round, then returns to PROBE_BW with the
+    // refreshed minimum.
+    h.run_for(Duration::from_secs(1));
+    assert!(h.in_probe_bw(), "states {:?}", h.states);
+    assert_eq!(h.bbr.min_rtt(), Some(Duration::from_millis(60)));
+}
+
+#[test]
+fn the_window_never_falls_below_four_datagrams() {
+    let mut bbr = Bbr::new(BbrConfig::default(), Instant::ZERO, MSS as u16);
+    bbr.on_congestion_event(Instant::from_millis(10), Instant::ZERO, true, 100 * MSS);
+    assert_eq!(bbr.window(), 4 * MSS);
+    // Garbage samples: zero rates, huge losses, no RTT.
+    for i in 0..100u64 {
+        let rs = RateSample {
+            now: Instant::from_millis(20 + i),
+            newly_lost: u64::MAX / 2,
+            lost: u64::MAX,
+            tx_in_flight: 1,
+            newly_acked: i,
+            total_delivered: i * i,
+            prior_delivered: i * i,
+            delivery_rate: if i % 2 == 0 { 0 } else { u64::MAX },
+            ..RateSample::default()
+        };
+        bbr.on_rate_sample(&rs);
+        assert!(bbr.window() >= 4 * MSS);
+    }
+}
+
+#[test]
+fn the_factory_builds_bbr_in_startup() {
+    let cc = BbrFactory::default().build(Instant::ZERO, 1500);
+    assert_eq!(cc.name(), "bbr");
+    assert_eq!(cc.window(), 15_000);
+    assert!(cc.pacing_rate().is_some());
+}
