@@ -37,7 +37,9 @@ impl Connection {
         let len = data.len() as u64;
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += len;
-        if !self.address_validated {
+        if !self.address_validated && remote == self.remote {
+            // Anti-amplification counts only what the address we send to sent us: bytes from
+            // other sources (a spoofed copy of the client's DCID) must not raise its budget.
             self.amplification_received += len;
         }
         // The last 16 bytes, kept before in-place decryption, for stateless-reset detection.
