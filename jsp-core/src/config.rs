@@ -207,6 +207,25 @@ pub struct EndpointConfig {
     pub stateless_reset_key: Option<[u8; 32]>,
     /// Versions accepted, most preferred first. Default: [`crate::SUPPORTED_VERSIONS`].
     pub supported_versions: Vec<u32>,
+    /// How long a Retry token validates the client's address. Default 10 s: long enough for a
+    /// client on a slow path to answer, short enough that a captured token is of little use.
+    pub retry_token_lifetime: Duration,
+    /// How often the Retry-token key is replaced (the previous key is kept one more period for
+    /// tokens in flight). Default 120 s, WireGuard's cookie-secret rotation.
+    pub retry_key_rotation: Duration,
+    /// How long a NEW_TOKEN token validates the client's address on a later connection; zero
+    /// issues none. Default 24 h. Its key rotates every lifetime.
+    pub new_token_lifetime: Duration,
+    /// Used NEW_TOKEN tokens remembered to refuse a second use. When full, the oldest are
+    /// forgotten and every token issued before them refused. Default 65,536 (about 3 MiB).
+    pub token_log_capacity: usize,
+    /// The endpoint is *under load* (see `ServerConfig::address_validation`) when new handshake
+    /// attempts have used this fraction of the global handshake bucket's burst, i.e. arrive
+    /// faster than `handshake_rate` for a moment. Default 1/8, as WireGuard's queue threshold.
+    pub load_fraction: f64,
+    /// How long the endpoint stays under load after the last attempt that put it there.
+    /// Default 1 s (WireGuard's `UnderLoadAfterTime`).
+    pub load_hold: Duration,
 }
 
 impl Default for EndpointConfig {
@@ -226,6 +245,12 @@ impl Default for EndpointConfig {
             max_tracked_sources: 4096,
             stateless_reset_key: None,
             supported_versions: crate::SUPPORTED_VERSIONS.to_vec(),
+            retry_token_lifetime: Duration::from_secs(10),
+            retry_key_rotation: Duration::from_secs(120),
+            new_token_lifetime: Duration::from_secs(24 * 3600),
+            token_log_capacity: 65_536,
+            load_fraction: 0.125,
+            load_hold: Duration::from_secs(1),
         }
     }
 }
@@ -265,6 +290,21 @@ impl EndpointConfig {
                 "must be a non-empty subset of SUPPORTED_VERSIONS",
             ));
         }
+        if self.retry_token_lifetime.is_zero() {
+            return Err(ConfigError::new("retry_token_lifetime", "must be positive"));
+        }
+        if self.retry_key_rotation < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "retry_key_rotation",
+                "must be at least 1 s",
+            ));
+        }
+        if self.token_log_capacity == 0 {
+            return Err(ConfigError::new("token_log_capacity", "must be at least 1"));
+        }
+        if !(self.load_fraction > 0.0 && self.load_fraction <= 1.0) {
+            return Err(ConfigError::new("load_fraction", "must be in (0, 1]"));
+        }
         Ok(())
     }
 }
@@ -292,6 +332,23 @@ fn validate_common(suites: &[CipherSuite], kex: &[KeyExchange]) -> Result<(), Co
         ));
     }
     Ok(())
+}
+
+/// When a server makes clients prove their address with a Retry before it spends anything on
+/// their handshake (docs/PROTOCOL.md §10.6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AddressValidation {
+    /// Never send a Retry: every acceptable Initial starts a handshake at once (only the 3×
+    /// amplification limit and the rate limits protect the server).
+    Never,
+    /// Send a Retry to every Initial without a valid token while the endpoint is under load
+    /// (`EndpointConfig::load_fraction`); otherwise accept at once. Default: the usual cost is
+    /// nothing, and under a flood no key exchange happens before an address is proven.
+    #[default]
+    UnderLoad,
+    /// Send a Retry to every Initial without a valid token: one more round trip for new clients
+    /// (none for clients with a NEW_TOKEN token), no handshake work for spoofed sources ever.
+    Always,
 }
 
 /// Whether and how a server asks clients to authenticate.
@@ -336,6 +393,9 @@ pub struct ServerConfig {
     pub tickets_per_connection: u8,
     /// Ticket keys and the 0-RTT replay filter, shared by the endpoint's connections.
     pub resumption: Arc<ServerResumption>,
+    /// When clients must prove their address with a Retry first. Default
+    /// [`AddressValidation::UnderLoad`].
+    pub address_validation: AddressValidation,
 }
 
 impl core::fmt::Debug for ServerConfig {
@@ -365,6 +425,7 @@ impl ServerConfig {
             freshness_window: Duration::from_secs(10),
             tickets_per_connection: 2,
             resumption,
+            address_validation: AddressValidation::UnderLoad,
         }
     }
 

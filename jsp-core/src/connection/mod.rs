@@ -86,6 +86,8 @@ pub(crate) struct SentFrames {
     path_challenge: bool,
     /// The delivery-rate snapshot taken when the packet was sent (in-flight packets only).
     delivery: PacketDelivery,
+    /// The NEW_TOKEN frame.
+    new_token: bool,
 }
 
 /// Datagram queues, both bounded in bytes.
@@ -163,7 +165,23 @@ pub struct Connection {
     /// The validated address to return to if the new path does not answer.
     previous_remote: Option<SocketAddr>,
     mtu: u16,
+    /// Client: the token its Initial packets carry (from a Retry, or a NEW_TOKEN of an earlier
+    /// connection); empty for none.
+    initial_token: Vec<u8>,
+    /// The source ID of the Retry this handshake went through: the client's after accepting
+    /// one (it ignores any later Retry), the server's when the client came back with its token.
+    retry_scid: Option<ConnectionId>,
+    /// Server: the NEW_TOKEN token to give the client after the handshake.
+    new_token: Option<Bytes>,
+    /// Server: the NEW_TOKEN frame is due (first send or retransmission).
+    new_token_pending: bool,
+    /// Client: NEW_TOKEN frames reported so far (bounded by [`MAX_NEW_TOKENS`]).
+    new_tokens_received: u8,
 }
+
+/// NEW_TOKEN frames a client reports per connection; further ones are ignored (a server has
+/// no reason to send more than one or two, and events must stay bounded).
+const MAX_NEW_TOKENS: u8 = 4;
 
 impl core::fmt::Debug for Connection {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -269,6 +287,11 @@ impl Connection {
             previous_remote: None,
             idle_probed_for: None,
             mtu,
+            initial_token: Vec::new(),
+            retry_scid: None,
+            new_token: None,
+            new_token_pending: false,
+            new_tokens_received: 0,
         };
         let (client, server) = initial_secrets(crate::VERSION_1, &conn.original_dcid);
         let backend = conn.transport.crypto_backend;
@@ -373,13 +396,17 @@ impl Connection {
             local_cid,
             client_scid,
             original_dcid,
+            retry_scid,
+            validated,
+            new_token,
             reset_token,
         } = incoming;
         let mut params = Self::local_params(&config.transport, &local_cid);
         params.original_destination_connection_id = Some(original_dcid.to_vec());
+        params.retry_source_connection_id = retry_scid.map(|c| c.to_vec());
         params.stateless_reset_token = Some(reset_token);
         let session = ServerSession::new(config.clone(), params.clone());
-        Self::base(
+        let mut conn = Self::base(
             Side::Server,
             config.transport.clone(),
             Session::Server(Box::new(session)),
@@ -387,11 +414,25 @@ impl Connection {
             Ids {
                 local_cid,
                 remote_cid: client_scid,
-                original_dcid,
+                // After a Retry the Initial packets are keyed by the Retry's source ID.
+                original_dcid: retry_scid.unwrap_or(original_dcid),
                 remote,
             },
             now,
-        )
+        );
+        conn.retry_scid = retry_scid;
+        // A valid token proved the address: no 3x limit (RFC 9000 §8.1).
+        conn.address_validated = validated;
+        conn.new_token = new_token.map(Bytes::from);
+        conn
+    }
+
+    /// Client: the address-validation token to carry in Initial packets (a NEW_TOKEN token
+    /// from an earlier connection). Call before the first `poll_transmit`; ignored by servers.
+    pub fn set_initial_token(&mut self, token: Vec<u8>) {
+        if self.side.is_client() && self.retry_scid.is_none() {
+            self.initial_token = token;
+        }
     }
 
     fn zero_rtt_pending(&self, out: &SessionOutput) -> bool {
@@ -418,6 +459,13 @@ impl Connection {
     /// The destination ID of the client's first packets (the server's routing key for them).
     pub fn original_dcid(&self) -> ConnectionId {
         self.original_dcid
+    }
+
+    /// Whether the peer's current address is validated (server: by a token, a Handshake packet
+    /// or a PATH_RESPONSE; until then at most 3× the bytes received are sent to it). Always
+    /// true on clients.
+    pub fn is_peer_address_validated(&self) -> bool {
+        self.address_validated
     }
 
     /// Whether the handshake has completed on this side.
@@ -842,6 +890,9 @@ impl Connection {
         if frames.path_challenge && self.path_challenge.is_some() {
             self.path_challenge_pending = true;
         }
+        if frames.new_token {
+            self.new_token_pending = true;
+        }
     }
 
     /// Applies what the handshake produced: bytes to send, keys, completion, tickets.
@@ -927,6 +978,14 @@ impl Connection {
         {
             return Err(mismatch("original_destination_connection_id"));
         }
+        // Present exactly when this client followed a Retry, and equal to its source ID: a
+        // Retry injected or removed on the path is detected (RFC 9000 §7.3).
+        if self.side.is_client()
+            && params.retry_source_connection_id.as_deref()
+                != self.retry_scid.as_ref().map(|c| c.as_bytes())
+        {
+            return Err(mismatch("retry_source_connection_id"));
+        }
         Ok(())
     }
 
@@ -947,6 +1006,7 @@ impl Connection {
             // The server confirms the handshake when it completes (RFC 9001 §4.1.2).
             self.handshake_confirmed = true;
             self.handshake_done_pending = true;
+            self.new_token_pending = self.new_token.is_some();
             self.discard_space(SpaceId::Handshake, now);
         }
         if let Some(info) = self.session.info() {
@@ -991,4 +1051,4 @@ impl Connection {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use super::keys::RxChoice;
 use super::timers::Timer;
 use super::{Connection, ConnectionError, Event, State};
+use crate::crypto::schedule::{directional_keys, initial_secrets, INITIAL_SUITE};
 use crate::error::{TransportError, TransportErrorCode};
 use crate::frame::{self, Ack, Close, CloseKind, Frame};
 use crate::handshake::HandshakeMessage;
@@ -36,7 +37,9 @@ impl Connection {
         let len = data.len() as u64;
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += len;
-        if !self.address_validated {
+        if !self.address_validated && remote == self.remote {
+            // Anti-amplification counts only what the address we send to sent us: bytes from
+            // other sources (a spoofed copy of the client's DCID) must not raise its budget.
             self.amplification_received += len;
         }
         // The last 16 bytes, kept before in-place decryption, for stateless-reset detection.
@@ -126,7 +129,10 @@ impl Connection {
             Header::Long {
                 kind: PacketKind::Retry,
                 ..
-            } => return Ok(false),
+            } => {
+                self.on_retry(now, &partial, &packet);
+                return Ok(false);
+            }
             Header::Long { kind, .. } => *kind,
             Header::Short { .. } => PacketKind::Short,
         };
@@ -323,6 +329,73 @@ impl Connection {
         self.timers.set(Timer::PathValidation, deadline);
     }
 
+    /// Client: a Retry (RFC 9000 §17.2.5.2). Accepted once, only before anything from the server
+    /// was processed, and only when its integrity tag verifies for our original destination ID
+    /// and it carries a token; then the client starts over: the Retry's source ID becomes the
+    /// destination ID and keys new Initial keys, the token goes into every later Initial, and
+    /// everything sent so far in Initial and 0-RTT packets is taken back and sent again
+    /// (packet numbers continue). Anything else is dropped without effect.
+    fn on_retry(&mut self, now: Instant, partial: &PartialDecode, packet: &[u8]) {
+        let Header::Long { scid, token, .. } = &partial.header else {
+            return;
+        };
+        if self.side.is_server()
+            || self.state != State::Handshake
+            || self.retry_scid.is_some()
+            || self.remote_cid_from_peer
+            || self.stats.packets_received > 0
+            || *scid == self.original_dcid
+        {
+            return;
+        }
+        let Some(token) = packet::retry::verify_retry(&self.original_dcid, packet, token.clone())
+        else {
+            tracing::debug!("dropping a Retry whose integrity tag does not verify");
+            return;
+        };
+        tracing::debug!(retry_scid = %scid, "following a Retry");
+        self.initial_token = token.to_vec();
+        self.retry_scid = Some(*scid);
+        self.remote_cid = *scid;
+        let (client, server) = initial_secrets(crate::VERSION_1, scid);
+        let backend = self.transport.crypto_backend;
+        let initial = &mut self.spaces[SpaceId::Initial.index()];
+        initial.rx = Some(directional_keys(backend, INITIAL_SUITE, &server));
+        initial.tx = Some(directional_keys(backend, INITIAL_SUITE, &client));
+        // The server kept nothing: whatever we sent must go again, under the new keys.
+        for space in [SpaceId::Initial, SpaceId::Data] {
+            if space == SpaceId::Data && self.zero_rtt.is_none() {
+                continue;
+            }
+            let mut taken = Vec::new();
+            self.recovery.take_all(space, &mut taken);
+            for (_, sent) in taken {
+                self.requeue(space, sent.frames);
+            }
+        }
+        self.spaces[SpaceId::Initial.index()]
+            .crypto_out
+            .requeue_unacked();
+        self.update_loss_timer(now);
+    }
+
+    /// Client: a NEW_TOKEN frame. Reported to the application and the endpoint (which keeps it
+    /// for the next connection to this server), at most [`super::MAX_NEW_TOKENS`] times.
+    fn on_new_token(&mut self, token: &[u8]) {
+        if self.new_tokens_received >= super::MAX_NEW_TOKENS
+            || token.len() > crate::endpoint::MAX_TOKEN_LEN
+        {
+            return;
+        }
+        self.new_tokens_received += 1;
+        self.events.push_back(Event::NewToken(token.to_vec()));
+        self.endpoint_events
+            .push_back(super::EndpointEvent::NewToken {
+                server: self.remote,
+                token: token.to_vec(),
+            });
+    }
+
     fn on_version_negotiation(&mut self, packet: &[u8], versions: core::ops::Range<usize>) {
         if self.side.is_server()
             || self.stats.packets_received > 0
@@ -415,6 +488,16 @@ impl Connection {
                     return Err(TransportError::protocol("client sent NEW_TOKEN")
                         .with_frame(frame::ty::NEW_TOKEN));
                 }
+                Frame::NewToken { token } => {
+                    if token.is_empty() {
+                        return Err(TransportError::new(
+                            TransportErrorCode::FRAME_ENCODING_ERROR,
+                            "empty NEW_TOKEN",
+                        )
+                        .with_frame(frame::ty::NEW_TOKEN));
+                    }
+                    self.on_new_token(token);
+                }
                 Frame::PathResponse(token) => {
                     if self.path_challenge == Some(token) {
                         tracing::debug!(remote = %self.remote, "new path validated");
@@ -425,8 +508,7 @@ impl Connection {
                         self.timers.stop(Timer::PathValidation);
                     }
                 }
-                Frame::NewToken { .. }
-                | Frame::NewConnectionId { .. }
+                Frame::NewConnectionId { .. }
                 | Frame::RetireConnectionId { .. }
                 | Frame::FecRepair { .. } => {
                     // Migration, address tokens and FEC arrive with later work; these frames are

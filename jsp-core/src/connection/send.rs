@@ -150,6 +150,7 @@ impl Connection {
         }
         self.handshake_done_pending
             || !self.tickets_pending.is_empty()
+            || self.new_token_pending
             || self.key_update_frame_pending.is_some()
             || !self.path_responses.is_empty()
             || self.path_challenge_pending
@@ -191,12 +192,18 @@ impl Connection {
         // more than 128 later ones, which a fast path with a deep queue does; 1 byte per packet
         // buys a window of 32768.
         let pn_len = number::encoded_len(pn, self.recovery.largest_acked(space)).max(2);
+        // A client's Initial packets carry its address-validation token, if it has one.
+        let token = if kind == PacketKind::Initial && self.side.is_client() {
+            self.initial_token.as_slice()
+        } else {
+            &[]
+        };
         let spec = HeaderSpec {
             kind,
             version: crate::VERSION_1,
             dcid: self.remote_cid,
             scid: self.local_cid,
-            token: &[],
+            token,
             pn,
             pn_len,
             key_phase,
@@ -384,6 +391,13 @@ impl Connection {
                 }
                 self.path_responses.pop_front();
                 eliciting = true;
+            }
+            if let (true, Some(token)) = (self.new_token_pending, &self.new_token) {
+                if (Frame::NewToken { token }).encode(w).is_ok() {
+                    self.new_token_pending = false;
+                    sent.new_token = true;
+                    eliciting = true;
+                }
             }
             while let Some(ticket) = self.tickets_pending.last() {
                 if (Frame::SessionTicket { data: ticket }).encode(w).is_err() {

@@ -85,6 +85,12 @@ pub enum Event {
     ZeroRttRejected,
     /// A session ticket arrived: store it and pass it to the next connect for 0-RTT resumption.
     NewTicket(Box<ClientTicket>),
+    /// The server sent an address-validation token (NEW_TOKEN) for a later connection to the
+    /// same server. The client's endpoint keeps the latest one per server address and puts it
+    /// in the next connection's Initial by itself; an application that restarts can store it
+    /// and hand it back with `Endpoint::set_address_token`. Single use, bound to the client's
+    /// current IP address.
+    NewToken(Vec<u8>),
     /// One or more datagrams can be read with [`Connection::recv_datagram`].
     DatagramReceived,
     /// Something happened on a stream (opened by the peer, readable, writable, finished,
@@ -172,10 +178,17 @@ pub enum EndpointEvent {
     /// The peer's stateless-reset token: a datagram for an unknown ID ending in it belongs to
     /// this connection (which then learns that the peer lost its state).
     ResetToken([u8; 16]),
+    /// Client: the server at `server` sent an address-validation token for the next connection.
+    NewToken {
+        /// The server's address.
+        server: SocketAddr,
+        /// The token, opaque to the client.
+        token: Vec<u8>,
+    },
 }
 
 /// What the endpoint decided about a client's first Initial packet, to create the server side.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Incoming {
     /// The client's address.
     pub remote: SocketAddr,
@@ -183,8 +196,16 @@ pub struct Incoming {
     pub local_cid: ConnectionId,
     /// The client's source connection ID.
     pub client_scid: ConnectionId,
-    /// The destination ID of the client's first packet (keys the Initial packets).
+    /// The destination ID of the client's first Initial packet. Without a Retry it keys the
+    /// Initial packets; after one it comes from the Retry token and is only echoed in `odcid`.
     pub original_dcid: ConnectionId,
+    /// After a Retry: the destination ID of this Initial, i.e. the Retry's source ID. It keys
+    /// the Initial packets and is echoed in the `rscid` transport parameter.
+    pub retry_scid: Option<ConnectionId>,
+    /// The client proved its address with a token: no amplification limit applies.
+    pub validated: bool,
+    /// A NEW_TOKEN token to give the client once the handshake is complete.
+    pub new_token: Option<Vec<u8>>,
     /// The stateless-reset token for `local_cid`.
     pub reset_token: [u8; 16],
 }

@@ -123,6 +123,16 @@ pub struct TransportParameters {
         skip_serializing_if = "Option::is_none"
     )]
     pub original_destination_connection_id: Option<Vec<u8>>,
+    /// Key `rscid`. The source connection ID of the Retry packet the server sent, present
+    /// exactly when it sent one (so a Retry cannot be injected or removed unnoticed); server
+    /// only, at most 20 bytes.
+    #[serde(
+        rename = "rscid",
+        default,
+        with = "cbor::opt_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_source_connection_id: Option<Vec<u8>>,
 }
 
 impl Default for TransportParameters {
@@ -144,6 +154,7 @@ impl Default for TransportParameters {
             stateless_reset_token: None,
             initial_source_connection_id: Vec::new(),
             original_destination_connection_id: None,
+            retry_source_connection_id: None,
         }
     }
 }
@@ -155,7 +166,7 @@ fn param_error(reason: &str) -> TransportError {
 impl TransportParameters {
     /// Checks every value against its documented bounds. `sent_by_server` says who announced
     /// them: a client may not send the server-only fields (`stateless_reset_token`,
-    /// `original_destination_connection_id`). Fails with TRANSPORT_PARAMETER_ERROR and a reason
+    /// `original_destination_connection_id`, `retry_source_connection_id`). Fails with TRANSPORT_PARAMETER_ERROR and a reason
     /// naming the field.
     pub fn validate(&self, sent_by_server: bool) -> Result<(), TransportError> {
         let varints = [
@@ -215,7 +226,19 @@ impl TransportParameters {
                 ));
             }
         }
+        if let Some(rscid) = &self.retry_source_connection_id {
+            if rscid.len() > MAX_CID_LEN {
+                return Err(param_error(
+                    "retry_source_connection_id is longer than 20 bytes",
+                ));
+            }
+        }
         if !sent_by_server {
+            if self.retry_source_connection_id.is_some() {
+                return Err(param_error(
+                    "retry_source_connection_id is server-only but the client sent it",
+                ));
+            }
             if self.stateless_reset_token.is_some() {
                 return Err(param_error(
                     "stateless_reset_token is server-only but the client sent it",
@@ -280,6 +303,14 @@ pub(crate) mod tests {
                     disable_active_migration: m,
                     stateless_reset_token: if server { n } else { None },
                     initial_source_connection_id: o,
+                    retry_source_connection_id: if server {
+                        p.clone().map(|mut v| {
+                            v.reverse();
+                            v
+                        })
+                    } else {
+                        None
+                    },
                     original_destination_connection_id: if server { p } else { None },
                 },
             )
@@ -299,7 +330,8 @@ pub(crate) mod tests {
             prop_assert_eq!(&back, &p);
             // Parameters generated for a client are valid from either side.
             let has_server_fields = p.stateless_reset_token.is_some()
-                || p.original_destination_connection_id.is_some();
+                || p.original_destination_connection_id.is_some()
+                || p.retry_source_connection_id.is_some();
             prop_assert_eq!(p.validate(server).is_ok(), server || !has_server_fields);
         }
     }

@@ -6,11 +6,20 @@
 //! refuses handshakes it will not serve with a CONNECTION_REFUSED close — all without per-peer
 //! state for packets it does not accept.
 //!
+//! Address validation ([`token`], docs/PROTOCOL.md §10.6): depending on
+//! [`crate::config::AddressValidation`] and on load, an Initial without a valid token is
+//! answered with a stateless Retry carrying a sealed token, and nothing is allocated — no
+//! connection, no key exchange — until the client comes back with it. After each handshake the
+//! server gives the client a NEW_TOKEN token that validates its address on the next connection.
+//! A client endpoint keeps the latest such token per server and uses it by itself.
+//!
 //! Endpoint and connections are separate values (DESIGN rule 4): the endpoint returns
 //! [`DatagramEvent::Route`] with the datagram and the driver feeds it to the connection it owns;
 //! connections report back through [`crate::connection::EndpointEvent`].
 
-use std::collections::{HashMap, VecDeque};
+pub mod token;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -19,7 +28,8 @@ use bytes::BytesMut;
 use crate::cid::ConnectionId;
 use crate::coding::Writer;
 use crate::config::{
-    ClientConfig, ConfigError, EndpointConfig, RateLimit, ServerConfig, MIN_UDP_PAYLOAD,
+    AddressValidation, ClientConfig, ConfigError, EndpointConfig, RateLimit, ServerConfig,
+    MIN_UDP_PAYLOAD,
 };
 use crate::connection::{Connection, EndpointEvent, Incoming, Transmit};
 use crate::crypto::schedule::{directional_keys, hmac_sha256, initial_secrets, INITIAL_SUITE};
@@ -30,6 +40,9 @@ use crate::handshake::ClientTicket;
 use crate::packet::{self, header, Header, HeaderSpec, PacketKind};
 use crate::rand::Rng;
 use crate::time::Instant;
+
+use self::token::{AddressTokens, KIND_NEW_TOKEN, KIND_RETRY};
+pub use self::token::{TokenError, MAX_TOKEN_LEN};
 
 /// Identifies a connection within its endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,11 +76,21 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Instant) -> bool {
+    fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         self.updated = self.updated.max(now);
         self.tokens = (self.tokens + elapsed * self.limit.rate).min(self.limit.burst);
+    }
+
+    /// The tokens available at `now`.
+    pub fn available(&mut self, now: Instant) -> f64 {
+        self.refill(now);
+        self.tokens
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -94,6 +117,18 @@ pub struct EndpointStats {
     pub version_negotiations: u64,
     /// Stateless resets sent.
     pub stateless_resets: u64,
+    /// Retry packets sent (Initials answered statelessly, nothing allocated).
+    pub retries_sent: u64,
+    /// Connections accepted on a valid Retry token.
+    pub retry_tokens_accepted: u64,
+    /// Connections accepted on a valid NEW_TOKEN token.
+    pub new_tokens_accepted: u64,
+    /// Tokens that did not validate (altered, forged, other address, expired, replayed); an
+    /// invalid Retry token is answered with INVALID_TOKEN, an invalid NEW_TOKEN token counts as
+    /// no token.
+    pub tokens_rejected: u64,
+    /// Times the endpoint entered the under-load state.
+    pub load_episodes: u64,
 }
 
 struct Route {
@@ -106,6 +141,9 @@ struct Route {
 
 /// Most queued stateless responses; beyond this they are dropped (they are best-effort).
 const MAX_RESPONSES: usize = 64;
+
+/// Servers a client endpoint keeps a NEW_TOKEN token for; the oldest is forgotten first.
+pub const MAX_STORED_TOKENS: usize = 256;
 
 /// One endpoint.
 pub struct Endpoint {
@@ -124,6 +162,16 @@ pub struct Endpoint {
     stats: EndpointStats,
     /// When the endpoint was created (the start of new buckets' clocks).
     created: Instant,
+    /// Address-validation token keys and the NEW_TOKEN replay log.
+    tokens: AddressTokens,
+    /// Measures unvalidated handshake attempts (same rate and burst as the global bucket); when
+    /// `load_fraction` of it is used, the endpoint is under load.
+    attempts: TokenBucket,
+    /// Under load until this instant.
+    load_until: Option<Instant>,
+    /// Client: the latest NEW_TOKEN token per server, and their insertion order (bounded).
+    stored_tokens: BTreeMap<SocketAddr, Vec<u8>>,
+    stored_order: VecDeque<SocketAddr>,
 }
 
 impl core::fmt::Debug for Endpoint {
@@ -133,6 +181,13 @@ impl core::fmt::Debug for Endpoint {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
+}
+
+/// The IDs and token range of an Initial for an unknown connection.
+struct InitialIds {
+    dcid: ConnectionId,
+    scid: ConnectionId,
+    token: core::ops::Range<usize>,
 }
 
 /// The per-source key: IPv4 addresses as is, IPv6 by their /64 prefix (one subscriber).
@@ -160,8 +215,21 @@ impl Endpoint {
             s.validate()?;
         }
         let reset_key = config.stateless_reset_key.unwrap_or_else(|| rng.array());
+        let tokens = AddressTokens::new(
+            &mut rng,
+            now,
+            config.retry_key_rotation,
+            config.retry_token_lifetime,
+            config.new_token_lifetime,
+            config.token_log_capacity,
+        );
         Ok(Self {
             handshake_bucket: TokenBucket::new(config.handshake_rate, now),
+            attempts: TokenBucket::new(config.handshake_rate, now),
+            tokens,
+            load_until: None,
+            stored_tokens: BTreeMap::new(),
+            stored_order: VecDeque::new(),
             config,
             server,
             rng,
@@ -246,9 +314,58 @@ impl Endpoint {
     ) -> Result<(ConnectionHandle, Connection), ConfigError> {
         let local_cid = self.new_cid();
         let rng = self.rng.fork();
-        let conn = Connection::new_client(config, remote, local_cid, rng, ticket, now)?;
+        let mut conn = Connection::new_client(config, remote, local_cid, rng, ticket, now)?;
+        if let Some(token) = self.take_address_token(remote) {
+            conn.set_initial_token(token);
+        }
         let handle = self.insert(local_cid, None);
         Ok((handle, conn))
+    }
+
+    /// Client: stores `token` (from [`crate::connection::Event::NewToken`] of an earlier run) for
+    /// the next connection to `server`, replacing any older one. At most
+    /// [`MAX_STORED_TOKENS`] servers are remembered, the oldest forgotten first.
+    pub fn set_address_token(&mut self, server: SocketAddr, token: Vec<u8>) {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return;
+        }
+        if self.stored_tokens.insert(server, token).is_none() {
+            self.stored_order.push_back(server);
+            while self.stored_order.len() > MAX_STORED_TOKENS {
+                if let Some(old) = self.stored_order.pop_front() {
+                    self.stored_tokens.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Client: takes the stored token for `server` (each token is used once: reusing it would
+    /// link the connections and the server accepts it only once).
+    fn take_address_token(&mut self, server: SocketAddr) -> Option<Vec<u8>> {
+        let token = self.stored_tokens.remove(&server)?;
+        self.stored_order.retain(|s| *s != server);
+        Some(token)
+    }
+
+    /// Whether the endpoint is under load at `now`: unvalidated handshake attempts recently
+    /// used `load_fraction` of the global handshake budget (docs/PROTOCOL.md §10.6).
+    pub fn is_under_load(&self, now: Instant) -> bool {
+        self.load_until.is_some_and(|t| now < t)
+    }
+
+    /// Counts an unvalidated handshake attempt and says whether the endpoint is under load.
+    fn note_attempt(&mut self, now: Instant) -> bool {
+        let _ = self.attempts.try_take(now);
+        let burst = self.config.handshake_rate.burst;
+        let used = burst - self.attempts.available(now);
+        if used >= self.config.load_fraction * burst {
+            if !self.is_under_load(now) {
+                self.stats.load_episodes += 1;
+                tracing::debug!("under load: answering new handshakes with Retry");
+            }
+            self.load_until = Some(now + self.config.load_hold);
+        }
+        self.is_under_load(now)
     }
 
     /// Tells the endpoint what a connection reported.
@@ -271,6 +388,11 @@ impl Endpoint {
                         self.reset_tokens.remove(&old);
                     }
                     self.reset_tokens.insert(token, handle);
+                }
+            }
+            EndpointEvent::NewToken { server, token } => {
+                if self.server.is_none() {
+                    self.set_address_token(server, token);
                 }
             }
         }
@@ -322,10 +444,15 @@ impl Endpoint {
                 kind: PacketKind::Initial,
                 dcid,
                 scid,
+                token,
                 ..
             } => {
-                let (dcid, scid) = (*dcid, *scid);
-                self.accept(now, remote, dcid, scid, data)
+                let initial = InitialIds {
+                    dcid: *dcid,
+                    scid: *scid,
+                    token: token.clone(),
+                };
+                self.accept(now, remote, initial, data)
             }
             Header::Short { .. } => {
                 // A stateless reset from a peer that lost our connection looks like this: its
@@ -376,19 +503,67 @@ impl Endpoint {
         &mut self,
         now: Instant,
         remote: SocketAddr,
-        dcid: ConnectionId,
-        scid: ConnectionId,
+        initial: InitialIds,
         data: BytesMut,
     ) -> Option<DatagramEvent> {
         let Some(server) = self.server.clone() else {
             self.stats.datagrams_dropped += 1;
             return None;
         };
+        let InitialIds { dcid, scid, token } = initial;
         // A client's first datagram is padded to 1200 bytes; smaller ones are not answered, so
         // the server never amplifies a small spoofed packet.
         if data.len() < usize::from(MIN_UDP_PAYLOAD) || dcid.len() < 8 {
             self.stats.datagrams_dropped += 1;
             return None;
+        }
+        self.tokens.rotate_if_due(&mut self.rng, now);
+        let token = data.get(token).unwrap_or_default();
+        let mut proof = None;
+        match token.first().copied() {
+            None => {}
+            Some(KIND_RETRY) => match self.tokens.check_retry(now, remote, &dcid, token) {
+                Ok(odcid) => proof = Some(odcid),
+                Err(e) => {
+                    // The client followed a Retry but its token does not hold (expired, or
+                    // another address): tell it, statelessly, instead of letting it time out.
+                    tracing::debug!(%remote, error = %e, "invalid Retry token");
+                    self.stats.tokens_rejected += 1;
+                    self.refuse(
+                        remote,
+                        &dcid,
+                        &scid,
+                        TransportErrorCode::INVALID_TOKEN,
+                        b"invalid token",
+                    );
+                    return None;
+                }
+            },
+            Some(KIND_NEW_TOKEN) => match self.tokens.check_new_token(now, remote.ip(), token) {
+                Ok(()) => proof = Some(dcid),
+                Err(e) => {
+                    // An old or foreign NEW_TOKEN token: as if there were none.
+                    tracing::debug!(%remote, error = %e, "NEW_TOKEN token not accepted");
+                    self.stats.tokens_rejected += 1;
+                }
+            },
+            Some(_) => self.stats.tokens_rejected += 1,
+        }
+        let retry_scid = match (proof, token.first().copied()) {
+            (Some(_), Some(KIND_RETRY)) => Some(dcid),
+            _ => None,
+        };
+        if proof.is_none() {
+            let loaded = self.note_attempt(now);
+            let retry = match server.address_validation {
+                AddressValidation::Never => false,
+                AddressValidation::UnderLoad => loaded,
+                AddressValidation::Always => true,
+            };
+            if retry {
+                self.send_retry(now, remote, &dcid, &scid);
+                return None;
+            }
         }
         if self.routes.len() >= self.config.max_connections
             // Per source first, so that one flooding source cannot spend everyone's tokens.
@@ -396,24 +571,77 @@ impl Endpoint {
             || !self.handshake_bucket.try_take(now)
         {
             self.stats.refused += 1;
-            self.refuse(remote, &dcid, &scid);
+            self.refuse(
+                remote,
+                &dcid,
+                &scid,
+                TransportErrorCode::CONNECTION_REFUSED,
+                b"server busy",
+            );
             return None;
         }
+        match (proof, retry_scid) {
+            (Some(_), Some(_)) => self.stats.retry_tokens_accepted += 1,
+            (Some(_), None) => self.stats.new_tokens_accepted += 1,
+            _ => {}
+        }
         let local_cid = self.new_cid();
-        let token = self.reset_token(&local_cid);
+        let reset_token = self.reset_token(&local_cid);
+        let new_token = (!self.config.new_token_lifetime.is_zero())
+            .then(|| self.tokens.new_token(&mut self.rng, now, remote.ip()));
         let rng = self.rng.fork();
         let incoming = Incoming {
             remote,
             local_cid,
             client_scid: scid,
-            original_dcid: dcid,
-            reset_token: token,
+            original_dcid: proof.unwrap_or(dcid),
+            retry_scid,
+            validated: proof.is_some(),
+            new_token,
+            reset_token,
         };
         let conn = Connection::new_server(server, incoming, rng, now);
+        // Route this Initial's destination ID (the Retry's source ID after a Retry) to it.
         let handle = self.insert(local_cid, Some(dcid));
         self.stats.accepted += 1;
-        tracing::debug!(%remote, cid = %local_cid, "accepted connection");
+        tracing::debug!(%remote, cid = %local_cid, validated = proof.is_some(), "accepted connection");
         Some(DatagramEvent::NewConnection(handle, Box::new(conn), data))
+    }
+
+    /// Answers an Initial with a Retry (docs/PROTOCOL.md §3.10): a fresh source ID for the
+    /// client to come back to and a token bound to its address, that ID and its original
+    /// destination ID. Nothing is kept.
+    fn send_retry(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        client_dcid: &ConnectionId,
+        client_scid: &ConnectionId,
+    ) {
+        let retry_scid = loop {
+            let cid = ConnectionId::random(&mut self.rng, self.config.cid_len.max(8));
+            if !self.by_cid.contains_key(&cid) && cid != *client_dcid {
+                break cid;
+            }
+        };
+        let token = self
+            .tokens
+            .retry_token(&mut self.rng, now, remote, &retry_scid, client_dcid);
+        let mut buf = vec![0u8; 64 + token.len() + packet::retry::RETRY_TAG_LEN];
+        let unused = self.rng.array::<1>()[0];
+        if let Ok(n) = packet::retry::write_retry(
+            &mut buf,
+            crate::VERSION_1,
+            client_scid,
+            &retry_scid,
+            client_dcid,
+            &token,
+            unused,
+        ) {
+            buf.truncate(n);
+            self.stats.retries_sent += 1;
+            self.queue_response(remote, buf);
+        }
     }
 
     fn queue_response(&mut self, remote: SocketAddr, bytes: Vec<u8>) {
@@ -461,13 +689,16 @@ impl Endpoint {
         self.queue_response(remote, buf);
     }
 
-    /// Answers a refused handshake with an Initial packet carrying CONNECTION_REFUSED, so the
-    /// client fails fast with a clear reason instead of timing out.
+    /// Answers a refused handshake with an Initial packet carrying a CLOSE with `code`
+    /// (CONNECTION_REFUSED, or INVALID_TOKEN), so the client fails fast with a clear reason
+    /// instead of timing out.
     fn refuse(
         &mut self,
         remote: SocketAddr,
         client_dcid: &ConnectionId,
         client_scid: &ConnectionId,
+        code: TransportErrorCode,
+        reason: &[u8],
     ) {
         let (_, server_secret) = initial_secrets(crate::VERSION_1, client_dcid);
         let keys = directional_keys(crate::crypto::Backend::Auto, INITIAL_SUITE, &server_secret);
@@ -489,8 +720,8 @@ impl Endpoint {
         };
         let close = Frame::Close(Close {
             kind: CloseKind::Transport { frame_type: 0 },
-            code: TransportErrorCode::CONNECTION_REFUSED.0,
-            reason: b"server busy",
+            code: code.0,
+            reason,
         });
         if close.encode(&mut w).is_err() {
             return;
@@ -505,7 +736,8 @@ impl Endpoint {
         }
     }
 
-    /// The next stateless response (version negotiation, stateless reset, refusal) to send.
+    /// The next stateless response (version negotiation, stateless reset, Retry, refusal) to
+    /// send.
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
         let (destination, bytes) = self.responses.pop_front()?;
         let out = buf.get_mut(..bytes.len())?;
@@ -517,6 +749,9 @@ impl Endpoint {
         })
     }
 }
+
+#[cfg(test)]
+mod retry_tests;
 
 #[cfg(test)]
 mod tests {
