@@ -7,8 +7,10 @@
 //!   resume, or on arrival) and after the `WriteChunk` of its last chunk;
 //! - each data stream carries at most `window` requested chunks, answered in request order, and
 //!   a chunk arriving out of that order is a protocol error;
-//! - memory is bounded: one chunk being collected per data stream, and no new requests while
-//!   `lanes × window` verified chunks wait in the action queue for the caller;
+//! - memory is bounded: one chunk being collected per data stream, at most `lanes × window`
+//!   chunks requested and not received, and no new requests while `lanes × window` verified
+//!   chunks wait in the action queue for the caller — so at most about
+//!   `(2 × lanes × window + lanes) × chunk size` bytes are held however the peer behaves;
 //! - a chunk that fails verification is requested again, at most `max_retries` times.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
@@ -276,8 +278,12 @@ impl Receiver {
     /// Feeds bytes that arrived on `channel`'s stream, in stream order, in pieces of any size.
     /// An error fails the transfer: an `Error` message for the sender is queued (unless the
     /// sender sent one) and every later call returns [`FileError::Failed`].
+    /// Once the transfer finished, further bytes are ignored.
     pub fn handle_data(&mut self, channel: Channel, bytes: &[u8]) -> Result<(), FileError> {
         self.live()?;
+        if self.state == State::Finished {
+            return Ok(());
+        }
         let r = self.handle_data_inner(channel, bytes);
         if let Err(e) = &r {
             self.fail(e.clone());

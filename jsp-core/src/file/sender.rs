@@ -19,8 +19,10 @@ use bytes::Bytes;
 
 use super::error::FileError;
 use super::hash::chunk_hash;
-use super::manifest::{FileId, Manifest, MAX_MANIFEST_LEN};
-use super::wire::{truncate_reason, ChunkHeader, Decoded, ErrorMessage, Message, StreamDecoder};
+use super::manifest::{FileId, Manifest};
+use super::wire::{
+    encode_offer, truncate_reason, ChunkHeader, Decoded, ErrorMessage, Message, StreamDecoder,
+};
 
 /// Sender settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,8 +126,7 @@ impl Sender {
     /// A sender offering `manifest` (shared, so one manifest can serve many connections). Fails
     /// if the encoded manifest does not fit in one `Offer`.
     pub fn new(manifest: Arc<Manifest>, config: SenderConfig) -> Result<Self, FileError> {
-        let offer = Message::Offer(Box::new(Manifest::clone(&manifest))).try_encode()?;
-        debug_assert!(offer.len() <= MAX_MANIFEST_LEN + super::wire::HEADER_LEN);
+        let offer = encode_offer(&manifest)?;
         Ok(Self {
             manifest,
             offer,
@@ -142,6 +143,11 @@ impl Sender {
     /// The manifest offered.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The transfer id of the manifest offered (for the ticket).
+    pub fn transfer_id(&self) -> super::TransferId {
+        self.manifest.transfer_id()
     }
 
     /// Figures of what was sent.
@@ -168,8 +174,12 @@ impl Sender {
     /// that carries `Fetch` becomes the control stream; streams carrying `Request`s are data
     /// streams. An error fails the transfer: an `Error` message for the receiver is queued
     /// (unless the receiver sent one) and every later call returns [`FileError::Failed`].
+    /// Once the transfer finished, further bytes are ignored.
     pub fn handle_data(&mut self, stream: StreamKey, bytes: &[u8]) -> Result<(), FileError> {
         self.live()?;
+        if self.state == State::Finished {
+            return Ok(());
+        }
         let r = self.handle_data_inner(stream, bytes);
         if let Err(e) = &r {
             self.fail(e.clone(), Some(stream));

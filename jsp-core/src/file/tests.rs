@@ -337,6 +337,31 @@ fn multi_chunk_files_with_a_short_last_chunk_arrive_over_one_lane_and_many() {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn transfers_succeed_for_any_lane_count_window_and_fragmentation(
+        lanes in 1u16..8,
+        window in 1u32..8,
+        fragment in 1usize..3000,
+        sizes in prop::collection::vec(0usize..9000, 1..6),
+    ) {
+        let source: Files = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (format!("dir{}/f{i}", i % 2), data(i as u64, n)))
+            .collect();
+        let manifest = Arc::new(manifest_for(&source, &[], MIN_CHUNK_SIZE));
+        let mut disk = Disk::default();
+        let config = ReceiverConfig { lanes, window, ..ReceiverConfig::default() };
+        let out = transfer(&manifest, &source, &mut disk, Opts { fragment, config, ..Opts::default() });
+        assert_success(&out, &source, &disk);
+        prop_assert_eq!(out.progress.bytes_received, manifest.total_bytes());
+        prop_assert_eq!(out.progress.chunks_requested, manifest.total_chunks());
+    }
+}
+
 fn resume_source() -> (Files, Arc<Manifest>, u32) {
     let chunk = 64 * 1024;
     let mut source = Files::new();
@@ -926,6 +951,7 @@ proptest! {
         prop_assert_eq!(decoded.root(), m.root());
         prop_assert_eq!(&decoded, &m);
         let framed = Message::Offer(Box::new(m.clone())).try_encode().unwrap();
+        prop_assert_eq!(&super::wire::encode_offer(&m).unwrap(), &framed);
         let (msg, used) = Message::decode(&framed, MAX_MANIFEST_LEN).unwrap().unwrap();
         prop_assert_eq!(used, framed.len());
         prop_assert_eq!(msg, Message::Offer(Box::new(m)));

@@ -373,6 +373,23 @@ impl Message {
     }
 }
 
+/// The framed `Offer` of `manifest`, without cloning it; fails if the manifest does not fit.
+pub(crate) fn encode_offer(manifest: &Manifest) -> Result<Vec<u8>, MessageError> {
+    let body = manifest.encode();
+    if body.len() > MAX_MANIFEST_LEN {
+        return Err(MessageError::TooLong {
+            message: "Offer",
+            len: body.len(),
+            max: MAX_MANIFEST_LEN,
+        });
+    }
+    let [_, l0, l1, l2] = (body.len() as u32).to_be_bytes();
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&[code::OFFER, l0, l1, l2]);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
 /// Checks the type and length of a frame header; returns the body length.
 fn check_header(ty: u8, len: [u8; 3], max_offer_len: usize) -> Result<usize, MessageError> {
     let message = type_name(ty).ok_or(MessageError::UnknownType(ty))?;
