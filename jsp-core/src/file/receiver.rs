@@ -626,7 +626,7 @@ impl Receiver {
             }
         } else {
             let attempts = self.attempts.entry((h.file.0, h.index)).or_insert(0);
-            *attempts += 1;
+            *attempts = attempts.saturating_add(1);
             if *attempts > self.config.max_retries {
                 return Err(FileError::ChunkCorrupt {
                     file: h.file.0,

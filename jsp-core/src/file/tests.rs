@@ -542,6 +542,43 @@ fn a_receiver_asking_for_another_transfer_id_is_refused() {
 }
 
 #[test]
+fn receiver_settings_out_of_range_and_calls_out_of_order_are_refused_without_failing() {
+    let id = TransferId([1; 16]);
+    for (lanes, window) in [(0, 4), (65, 4), (4, 0), (4, 257)] {
+        let config = ReceiverConfig {
+            lanes,
+            window,
+            ..ReceiverConfig::default()
+        };
+        assert!(matches!(
+            Receiver::new(id, config),
+            Err(FileError::Misuse { .. })
+        ));
+    }
+    let m = small_manifest();
+    let mut r = Receiver::new(m.transfer_id(), ReceiverConfig::default()).unwrap();
+    assert!(matches!(r.start(), Err(FileError::Misuse { .. })));
+    assert!(matches!(
+        r.have_chunk(FileId(0), 0, b""),
+        Err(FileError::Misuse { .. })
+    ));
+    r.handle_data(
+        Channel::Control,
+        &Message::Offer(Box::new(Manifest::clone(&m))).encode(),
+    )
+    .unwrap();
+    assert!(matches!(
+        r.have_chunk(FileId(0), 99, b""),
+        Err(FileError::Misuse { .. })
+    ));
+    assert_eq!(r.have_chunk(FileId(0), 0, b"short"), Ok(false));
+    r.start().unwrap();
+    assert!(matches!(r.start(), Err(FileError::Misuse { .. })));
+    assert_eq!(r.error(), None);
+    assert_eq!(r.file_progress(FileId(0)), Some((0, 5000)));
+}
+
+#[test]
 fn an_offer_that_does_not_hash_to_the_ticket_id_is_refused_by_the_receiver() {
     let (_, manifest, _) = resume_source();
     let other = manifest_for(
