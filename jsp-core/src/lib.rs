@@ -22,6 +22,7 @@
 //! - [`session`]: the client and server handshake state machines;
 //! - [`connection`]: one connection, coordinating the rooms above;
 //! - [`endpoint`]: routing, acceptance, rate limits, stateless replies;
+//! - [`file`]: the sans-IO file-transfer protocol (manifest, chunk requests, resume, verification);
 //! - [`config`]: validated configuration with documented defaults;
 //! - [`error`]: wire error codes.
 #![forbid(unsafe_code)]
@@ -35,6 +36,7 @@ pub mod connection;
 pub mod crypto;
 pub mod endpoint;
 pub mod error;
+pub mod file;
 pub mod frame;
 pub mod handshake;
 pub mod packet;

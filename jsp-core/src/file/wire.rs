@@ -1,0 +1,573 @@
+//! File-transfer messages and their framing on streams.
+//!
+//! Every message is `type: u8 ‖ length: u24 (big-endian) ‖ body`, the body one CBOR map (like the
+//! handshake messages). A `ChunkHeader` is followed by exactly `len` raw chunk bytes, which the
+//! length field does not count.
+//!
+//! | type | message | direction, stream | body keys |
+//! |---|---|---|---|
+//! | 1 | `Fetch` | receiver → sender, control (first message) | `id`: 16-byte transfer id |
+//! | 2 | `Offer` | sender → receiver, control | the manifest ([`super::manifest`]) |
+//! | 3 | `Request` | receiver → sender, data | `f`: file index; `r`: [[start, end], …] chunk ranges |
+//! | 4 | `ChunkHeader` | sender → receiver, data | `f`: file index; `i`: chunk index; `n`: byte length |
+//! | 5 | `Done` | receiver → sender, control | (empty map) |
+//! | 6 | `Error` | either, control (or any stream) | `c`: [`ErrorCode`]; `r`: reason text |
+//!
+//! Invariants of decoding: a body longer than its type's limit ([`MAX_BODY_LEN`], or the
+//! manifest limit for `Offer`) is refused as soon as the 4-byte header shows it; a decoded message
+//! obeys its field limits (`Request`: 1 to [`MAX_RANGES`] non-empty ranges, ascending and
+//! disjoint; `ChunkHeader`: 1 ≤ `n` ≤ [`MAX_CHUNK_SIZE`]; `Error`: a reason of at most
+//! [`MAX_REASON_LEN`] bytes); and the incremental stream decoder holds at most one body plus one chunk.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
+
+use core::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use super::cbor;
+use super::error::{ErrorCode, FileError, MessageError};
+use super::hash::{TransferId, TRANSFER_ID_LEN};
+use super::manifest::{FileId, Manifest, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN};
+
+/// Length of the frame header: type (1) and body length (3).
+pub const HEADER_LEN: usize = 4;
+/// Longest body of every message but `Offer`.
+pub const MAX_BODY_LEN: usize = 2048;
+/// Most ranges in one `Request`.
+pub const MAX_RANGES: usize = 64;
+/// Longest reason in an `Error` message, in bytes; longer reasons are cut when encoding.
+pub const MAX_REASON_LEN: usize = 256;
+
+mod code {
+    pub(super) const FETCH: u8 = 1;
+    pub(super) const OFFER: u8 = 2;
+    pub(super) const REQUEST: u8 = 3;
+    pub(super) const CHUNK_HEADER: u8 = 4;
+    pub(super) const DONE: u8 = 5;
+    pub(super) const ERROR: u8 = 6;
+}
+
+/// A request for chunks of one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The file (manifest entry index).
+    pub file: FileId,
+    /// Half-open chunk-index ranges, ascending and disjoint.
+    pub chunks: Vec<Range<u64>>,
+}
+
+/// The header in front of one chunk's raw bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkHeader {
+    /// The file (manifest entry index).
+    pub file: FileId,
+    /// The chunk index within the file.
+    pub index: u64,
+    /// The number of raw bytes that follow.
+    pub len: u32,
+}
+
+/// An error that ends the transfer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorMessage {
+    /// What kind of error.
+    pub code: ErrorCode,
+    /// A human-readable reason (at most [`MAX_REASON_LEN`] bytes).
+    pub reason: String,
+}
+
+/// One file-transfer message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// Type 1: the receiver asks for the transfer with this id.
+    Fetch(TransferId),
+    /// Type 2: the sender offers the manifest.
+    Offer(Box<Manifest>),
+    /// Type 3: the receiver asks for chunks; the sender answers on the same stream, in order.
+    Request(Request),
+    /// Type 4: one chunk's header; its raw bytes follow.
+    ChunkHeader(ChunkHeader),
+    /// Type 5: the receiver has every file verified; the transfer is over.
+    Done,
+    /// Type 6: the transfer failed.
+    Error(ErrorMessage),
+}
+
+fn type_name(ty: u8) -> Option<&'static str> {
+    Some(match ty {
+        code::FETCH => "Fetch",
+        code::OFFER => "Offer",
+        code::REQUEST => "Request",
+        code::CHUNK_HEADER => "ChunkHeader",
+        code::DONE => "Done",
+        code::ERROR => "Error",
+        _ => return None,
+    })
+}
+
+/// Body limit of a message type.
+fn body_limit(ty: u8, max_offer_len: usize) -> usize {
+    if ty == code::OFFER {
+        max_offer_len.min(MAX_MANIFEST_LEN)
+    } else {
+        MAX_BODY_LEN
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct FetchWire {
+    #[serde(rename = "id", with = "serde_bytes")]
+    id: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct RequestOut {
+    #[serde(rename = "f")]
+    file: u32,
+    #[serde(rename = "r")]
+    ranges: Vec<(u64, u64)>,
+}
+
+#[derive(Deserialize)]
+struct RequestIn {
+    #[serde(rename = "f")]
+    file: u32,
+    #[serde(rename = "r", deserialize_with = "cbor::list::<_, _, MAX_RANGES>")]
+    ranges: Vec<(u64, u64)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChunkHeaderWire {
+    #[serde(rename = "f")]
+    file: u32,
+    #[serde(rename = "i")]
+    index: u64,
+    #[serde(rename = "n")]
+    len: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DoneWire {}
+
+#[derive(Serialize, Deserialize)]
+struct ErrorWire {
+    #[serde(rename = "c")]
+    code: u32,
+    #[serde(rename = "r")]
+    reason: String,
+}
+
+impl From<&FileError> for ErrorMessage {
+    /// The message that reports `e` to the peer.
+    fn from(e: &FileError) -> Self {
+        ErrorMessage {
+            code: e.code(),
+            reason: truncate_reason(&e.to_string()),
+        }
+    }
+}
+
+/// `reason` cut to at most [`MAX_REASON_LEN`] bytes at a character boundary.
+pub(crate) fn truncate_reason(reason: &str) -> String {
+    let mut end = reason.len().min(MAX_REASON_LEN);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason.get(..end).unwrap_or_default().to_owned()
+}
+
+fn invalid(message: &'static str, field: &'static str, reason: &'static str) -> MessageError {
+    MessageError::InvalidField {
+        message,
+        field,
+        reason,
+    }
+}
+
+fn body<T: serde::de::DeserializeOwned>(
+    message: &'static str,
+    bytes: &[u8],
+) -> Result<T, MessageError> {
+    cbor::from_slice(bytes).map_err(|detail| MessageError::BadCbor { message, detail })
+}
+
+fn decode_body(ty: u8, bytes: &[u8], max_offer_len: usize) -> Result<Message, MessageError> {
+    let name = type_name(ty).ok_or(MessageError::UnknownType(ty))?;
+    Ok(match ty {
+        code::FETCH => {
+            let w: FetchWire = body(name, bytes)?;
+            let id = <[u8; TRANSFER_ID_LEN]>::try_from(w.id)
+                .map_err(|_| invalid(name, "id", "must be exactly 16 bytes"))?;
+            Message::Fetch(TransferId(id))
+        }
+        code::OFFER => Message::Offer(Box::new(Manifest::decode(bytes, max_offer_len)?)),
+        code::REQUEST => {
+            let w: RequestIn = body(name, bytes)?;
+            if w.ranges.is_empty() {
+                return Err(invalid(name, "chunks", "must not be empty"));
+            }
+            if w.ranges.len() > MAX_RANGES {
+                return Err(invalid(name, "chunks", "more than 64 ranges"));
+            }
+            let mut prev_end = 0u64;
+            let mut chunks = Vec::with_capacity(w.ranges.len());
+            for (i, (start, end)) in w.ranges.into_iter().enumerate() {
+                if start >= end {
+                    return Err(invalid(name, "chunks", "empty or reversed range"));
+                }
+                if i > 0 && start < prev_end {
+                    return Err(invalid(name, "chunks", "ranges not ascending and disjoint"));
+                }
+                prev_end = end;
+                chunks.push(start..end);
+            }
+            Message::Request(Request {
+                file: FileId(w.file),
+                chunks,
+            })
+        }
+        code::CHUNK_HEADER => {
+            let w: ChunkHeaderWire = body(name, bytes)?;
+            if w.len == 0 || w.len > MAX_CHUNK_SIZE {
+                return Err(invalid(name, "len", "must be 1 to 16 MiB"));
+            }
+            Message::ChunkHeader(ChunkHeader {
+                file: FileId(w.file),
+                index: w.index,
+                len: w.len,
+            })
+        }
+        code::DONE => {
+            let _: DoneWire = body(name, bytes)?;
+            Message::Done
+        }
+        code::ERROR => {
+            let w: ErrorWire = body(name, bytes)?;
+            if w.reason.len() > MAX_REASON_LEN {
+                return Err(invalid(name, "reason", "longer than 256 bytes"));
+            }
+            Message::Error(ErrorMessage {
+                code: ErrorCode(w.code),
+                reason: w.reason,
+            })
+        }
+        other => return Err(MessageError::UnknownType(other)),
+    })
+}
+
+impl Message {
+    /// The wire type code (1–6).
+    pub fn type_code(&self) -> u8 {
+        match self {
+            Self::Fetch(_) => code::FETCH,
+            Self::Offer(_) => code::OFFER,
+            Self::Request(_) => code::REQUEST,
+            Self::ChunkHeader(_) => code::CHUNK_HEADER,
+            Self::Done => code::DONE,
+            Self::Error(_) => code::ERROR,
+        }
+    }
+
+    /// The message's name ("Fetch", ...).
+    pub fn name(&self) -> &'static str {
+        type_name(self.type_code()).unwrap_or("unknown")
+    }
+
+    fn write_body(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        match self {
+            Self::Fetch(id) => cbor::to_vec_into(&FetchWire { id: id.0.to_vec() }, out),
+            Self::Offer(m) => {
+                out.extend_from_slice(&m.encode());
+                Ok(())
+            }
+            Self::Request(r) => cbor::to_vec_into(
+                &RequestOut {
+                    file: r.file.0,
+                    ranges: r.chunks.iter().map(|c| (c.start, c.end)).collect(),
+                },
+                out,
+            ),
+            Self::ChunkHeader(h) => cbor::to_vec_into(
+                &ChunkHeaderWire {
+                    file: h.file.0,
+                    index: h.index,
+                    len: h.len,
+                },
+                out,
+            ),
+            Self::Done => cbor::to_vec_into(&DoneWire {}, out),
+            Self::Error(e) => cbor::to_vec_into(
+                &ErrorWire {
+                    code: e.code.0,
+                    reason: truncate_reason(&e.reason),
+                },
+                out,
+            ),
+        }
+    }
+
+    /// The framed message. The length is not checked: a body longer than 2^24 − 1 bytes gets the
+    /// length 0xFFFFFF, which every receiver refuses, so framing never desynchronizes. Use
+    /// [`Message::try_encode`] to check first.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&[self.type_code(), 0, 0, 0]);
+        if self.write_body(&mut out).is_err() {
+            // Unreachable with a Vec writer; an empty body is refused by every receiver.
+            out.truncate(HEADER_LEN);
+        }
+        let body_len = out.len().saturating_sub(HEADER_LEN);
+        let len = u32::try_from(body_len).unwrap_or(u32::MAX).min(0x00FF_FFFF);
+        let [_, l0, l1, l2] = len.to_be_bytes();
+        if let Some(header) = out.get_mut(1..HEADER_LEN) {
+            header.copy_from_slice(&[l0, l1, l2]);
+        }
+        out
+    }
+
+    /// Like [`Message::encode`], but fails if the body exceeds its type's limit (for `Offer`,
+    /// [`MAX_MANIFEST_LEN`]) or a `Request` breaks its field limits.
+    pub fn try_encode(&self) -> Result<Vec<u8>, MessageError> {
+        if let Self::Request(r) = self {
+            if r.chunks.is_empty() || r.chunks.len() > MAX_RANGES {
+                return Err(invalid("Request", "chunks", "must have 1 to 64 ranges"));
+            }
+        }
+        let out = self.encode();
+        let len = out.len().saturating_sub(HEADER_LEN);
+        let max = body_limit(self.type_code(), MAX_MANIFEST_LEN);
+        if len > max {
+            return Err(MessageError::TooLong {
+                message: self.name(),
+                len,
+                max,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Parses one framed message from the front of `buf`: `Ok(None)` if more bytes are needed,
+    /// else the message and the bytes it used. For a `ChunkHeader`, the raw bytes that follow are
+    /// not consumed. An unknown type or an over-long length is reported as soon as the header
+    /// shows it. `max_offer_len` caps an `Offer` body below [`MAX_MANIFEST_LEN`].
+    pub fn decode(
+        buf: &[u8],
+        max_offer_len: usize,
+    ) -> Result<Option<(Message, usize)>, MessageError> {
+        let Some(&ty) = buf.first() else {
+            return Ok(None);
+        };
+        let Some(&[a, b, c]) = buf.get(1..HEADER_LEN) else {
+            // Report an unknown type before waiting for the length.
+            type_name(ty).ok_or(MessageError::UnknownType(ty))?;
+            return Ok(None);
+        };
+        let len = check_header(ty, [a, b, c], max_offer_len)?;
+        let Some(bytes) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
+            return Ok(None);
+        };
+        Ok(Some((
+            decode_body(ty, bytes, max_offer_len)?,
+            HEADER_LEN + len,
+        )))
+    }
+}
+
+/// The framed `Offer` of `manifest`, without cloning it; fails if the manifest does not fit.
+pub(crate) fn encode_offer(manifest: &Manifest) -> Result<Vec<u8>, MessageError> {
+    let body = manifest.encode();
+    if body.len() > MAX_MANIFEST_LEN {
+        return Err(MessageError::TooLong {
+            message: "Offer",
+            len: body.len(),
+            max: MAX_MANIFEST_LEN,
+        });
+    }
+    let [_, l0, l1, l2] = (body.len() as u32).to_be_bytes();
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&[code::OFFER, l0, l1, l2]);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Checks the type and length of a frame header; returns the body length.
+fn check_header(ty: u8, len: [u8; 3], max_offer_len: usize) -> Result<usize, MessageError> {
+    let message = type_name(ty).ok_or(MessageError::UnknownType(ty))?;
+    let [a, b, c] = len;
+    let len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+    let max = body_limit(ty, max_offer_len);
+    if len > max {
+        return Err(MessageError::TooLong { message, len, max });
+    }
+    Ok(len)
+}
+
+/// What a [`StreamDecoder`] produced.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A complete message. After a `ChunkHeader`, the decoder collects its raw bytes next.
+    Message(Message),
+    /// The complete raw bytes of the chunk announced by the last `ChunkHeader`.
+    Payload(Vec<u8>),
+}
+
+/// Incremental decoder for one stream: takes the stream's bytes in pieces of any size.
+#[derive(Debug)]
+pub(crate) struct StreamDecoder {
+    /// The frame being assembled: header, then body.
+    frame: Vec<u8>,
+    /// The body length, once the header is complete.
+    body_len: Option<usize>,
+    /// Raw chunk bytes being collected, and how many are announced.
+    payload: Option<(Vec<u8>, usize)>,
+    max_offer_len: usize,
+}
+
+impl StreamDecoder {
+    /// A decoder accepting `Offer` bodies of at most `max_offer_len` bytes.
+    pub(crate) fn new(max_offer_len: usize) -> Self {
+        Self {
+            frame: Vec::new(),
+            body_len: None,
+            payload: None,
+            max_offer_len,
+        }
+    }
+
+    /// Whether the decoder is between frames (nothing partial buffered).
+    #[cfg(test)]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.frame.is_empty() && self.payload.is_none()
+    }
+
+    /// Consumes bytes from the front of `input` until one item completes or the input runs out.
+    /// Returns the bytes consumed and the item, if any. Every call with non-empty input consumes
+    /// at least one byte or returns an item, so a loop over it terminates.
+    ///
+    /// Chunk bytes are collected into a buffer reserved for the announced length on the first
+    /// payload byte; the caller validates the `ChunkHeader` (returned before any payload byte is
+    /// consumed) and stops feeding the decoder if it refuses it.
+    pub(crate) fn advance(
+        &mut self,
+        input: &[u8],
+    ) -> Result<(usize, Option<Decoded>), MessageError> {
+        if input.is_empty() {
+            return Ok((0, None));
+        }
+        if let Some((data, want)) = &mut self.payload {
+            if data.is_empty() {
+                data.reserve_exact(*want);
+            }
+            let take = (*want - data.len()).min(input.len());
+            data.extend_from_slice(input.get(..take).unwrap_or_default());
+            if data.len() == *want {
+                let done = self.payload.take().map(|(d, _)| d).unwrap_or_default();
+                return Ok((take, Some(Decoded::Payload(done))));
+            }
+            return Ok((take, None));
+        }
+        let mut used = 0;
+        if self.body_len.is_none() {
+            let take = (HEADER_LEN - self.frame.len()).min(input.len());
+            self.frame
+                .extend_from_slice(input.get(..take).unwrap_or_default());
+            used += take;
+            let Some(&[ty, a, b, c]) = self.frame.get(..HEADER_LEN) else {
+                if let Some(&ty) = self.frame.first() {
+                    type_name(ty).ok_or(MessageError::UnknownType(ty))?;
+                }
+                return Ok((used, None));
+            };
+            self.body_len = Some(check_header(ty, [a, b, c], self.max_offer_len)?);
+        }
+        let body_len = self.body_len.unwrap_or(0);
+        let total = HEADER_LEN + body_len;
+        let rest = input.get(used..).unwrap_or_default();
+        let take = (total - self.frame.len()).min(rest.len());
+        self.frame
+            .extend_from_slice(rest.get(..take).unwrap_or_default());
+        used += take;
+        if self.frame.len() < total {
+            return Ok((used, None));
+        }
+        let ty = self.frame.first().copied().unwrap_or(0);
+        let msg = decode_body(
+            ty,
+            self.frame.get(HEADER_LEN..).unwrap_or_default(),
+            self.max_offer_len,
+        );
+        self.frame = Vec::new();
+        self.body_len = None;
+        let msg = msg?;
+        if let Message::ChunkHeader(h) = &msg {
+            self.payload = Some((Vec::new(), h.len as usize));
+        }
+        Ok((used, Some(Decoded::Message(msg))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_messages_round_trip_through_the_stream_decoder_byte_by_byte() {
+        let msgs = vec![
+            Message::Fetch(TransferId([9; 16])),
+            Message::Request(Request {
+                file: FileId(3),
+                chunks: vec![0..2, 5..9],
+            }),
+            Message::ChunkHeader(ChunkHeader {
+                file: FileId(1),
+                index: 7,
+                len: 3,
+            }),
+            Message::Done,
+            Message::Error(ErrorMessage {
+                code: ErrorCode::SOURCE_CHANGED,
+                reason: "x".repeat(300),
+            }),
+        ];
+        let mut wire = Vec::new();
+        for m in &msgs {
+            wire.extend(m.try_encode().unwrap());
+            if let Message::ChunkHeader(_) = m {
+                wire.extend_from_slice(b"abc");
+            }
+        }
+        let mut d = StreamDecoder::new(MAX_MANIFEST_LEN);
+        let mut got = Vec::new();
+        for b in &wire {
+            let (used, item) = d.advance(std::slice::from_ref(b)).unwrap();
+            assert_eq!(used, 1);
+            got.extend(item);
+        }
+        assert!(d.is_idle());
+        assert_eq!(got.len(), msgs.len() + 1);
+        assert!(matches!(&got[3], Decoded::Payload(p) if p == b"abc"));
+        let Decoded::Message(Message::Error(e)) = &got[5] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(e.reason.len(), MAX_REASON_LEN);
+    }
+
+    #[test]
+    fn an_absurd_length_is_refused_from_the_header_alone() {
+        for ty in 1..=6u8 {
+            let r = Message::decode(&[ty, 0xff, 0xff, 0xff], 1 << 20);
+            assert!(
+                matches!(r, Err(MessageError::TooLong { .. })),
+                "{ty}: {r:?}"
+            );
+        }
+        assert_eq!(
+            Message::decode(&[0], 100),
+            Err(MessageError::UnknownType(0))
+        );
+        assert_eq!(
+            Message::decode(&[7, 0], 100),
+            Err(MessageError::UnknownType(7))
+        );
+    }
+}
