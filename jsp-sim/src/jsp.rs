@@ -36,6 +36,13 @@ pub trait JspApp: Any {
     fn is_done(&self) -> bool {
         true
     }
+
+    /// When the application wants to act next on its own (a request due at a set time), if
+    /// ever. At that instant [`JspApp::on_connection`] runs for every live connection.
+    /// Default: never (the application only reacts to its connections).
+    fn next_wakeup(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// A JSP endpoint, its connections and its application, as a simulator [`Node`].
@@ -184,19 +191,25 @@ impl Node for JspNode {
             .values()
             .filter(|c| !c.is_drained())
             .filter_map(|c| c.poll_timeout())
+            .chain(self.app.next_wakeup())
             .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        let app_due = self.app.next_wakeup().is_some_and(|t| t <= now);
         let due: Vec<ConnectionHandle> = self
             .conns
             .iter()
-            .filter(|(_, c)| !c.is_drained() && c.poll_timeout().is_some_and(|t| t <= now))
+            .filter(|(_, c)| {
+                !c.is_drained() && (app_due || c.poll_timeout().is_some_and(|t| t <= now))
+            })
             .map(|(h, _)| *h)
             .collect();
         for handle in due {
             if let Some(conn) = self.conns.get_mut(&handle) {
-                conn.handle_timeout(now);
+                if conn.poll_timeout().is_some_and(|t| t <= now) {
+                    conn.handle_timeout(now);
+                }
             }
             self.after(now, handle);
         }

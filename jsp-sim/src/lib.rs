@@ -13,7 +13,9 @@
 //! - [`trace`]: the running hash of everything that happened;
 //! - [`rng`]: the seeded generator everything random comes from;
 //! - [`scenario`]: transfer scenarios with exact-delivery checks, used by the CLI runner and the
-//!   end-to-end suite.
+//!   end-to-end suite, and request/response message runs for latency;
+//! - `quinn` (feature `quinn`): quinn-proto hosted as a node, running the same scenarios, for
+//!   side-by-side comparisons (`cargo run --release -p jsp-sim --example vs_quinn`).
 //!
 //! ```
 //! use jsp_sim::profile::Profile;
@@ -31,6 +33,8 @@ pub mod jsp;
 pub mod link;
 pub mod node;
 pub mod profile;
+#[cfg(feature = "quinn")]
+pub mod quinn;
 pub mod rng;
 pub mod scenario;
 pub mod sim;

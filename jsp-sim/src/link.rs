@@ -280,6 +280,8 @@ pub struct LinkDirection {
     ge_bad: bool,
     ge_at: Instant,
     stats: LinkStats,
+    /// When recording: how long each datagram the bottleneck accepted waited in its queue.
+    queue_delays: Option<Vec<Duration>>,
 }
 
 impl LinkDirection {
@@ -296,7 +298,21 @@ impl LinkDirection {
             ge_bad: false,
             ge_at: Instant::ZERO,
             stats: LinkStats::default(),
+            queue_delays: None,
         }
+    }
+
+    /// From now on, keeps how long each datagram accepted by the bottleneck waits in the queue
+    /// before its serialization starts (see [`Self::queue_delays`]).
+    pub fn record_queue_delays(&mut self) {
+        self.queue_delays.get_or_insert_with(Vec::new);
+    }
+
+    /// The queueing delays recorded, in order (empty unless [`Self::record_queue_delays`] was
+    /// called; a link without a bottleneck never queues). For a datagram whose round trip sees
+    /// an empty queue the other way, this is its RTT minus the path's base RTT.
+    pub fn queue_delays(&self) -> &[Duration] {
+        self.queue_delays.as_deref().unwrap_or(&[])
     }
 
     /// The current settings.
@@ -355,6 +371,9 @@ impl LinkDirection {
                     return Fate::Dropped(DropReason::QueueFull);
                 }
                 let start = self.busy_until.max(now);
+                if let Some(d) = &mut self.queue_delays {
+                    d.push(start.saturating_duration_since(now));
+                }
                 let end = start + self.serialization(ip_len, bps);
                 self.busy_until = end;
                 self.queue.push_back((end, ip_len));

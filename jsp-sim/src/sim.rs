@@ -224,6 +224,7 @@ pub struct Simulator {
     buf: Vec<u8>,
     stats: SimStats,
     same_instant: u64,
+    record_queue_delays: bool,
 }
 
 impl core::fmt::Debug for Simulator {
@@ -255,6 +256,7 @@ impl Simulator {
             buf: vec![0; 1 << 16],
             stats: SimStats::default(),
             same_instant: 0,
+            record_queue_delays: false,
         }
     }
 
@@ -316,10 +318,13 @@ impl Simulator {
     /// Connects two hosts with a link: `ab` carries `a → b`, `ba` carries `b → a`.
     pub fn connect(&mut self, a: NodeId, b: NodeId, ab: LinkConfig, ba: LinkConfig) -> LinkId {
         let id = LinkId(self.links.len());
-        let dirs = [
+        let mut dirs = [
             LinkDirection::new(ab, self.rng.fork()),
             LinkDirection::new(ba, self.rng.fork()),
         ];
+        if self.record_queue_delays {
+            dirs.iter_mut().for_each(LinkDirection::record_queue_delays);
+        }
         self.links.push(Link { a, b, dirs });
         self.routes.insert((a, b), (id, 0));
         self.routes.insert((b, a), (id, 1));
@@ -387,6 +392,23 @@ impl Simulator {
     pub fn link_stats(&self, link: LinkId) -> Option<[LinkStats; 2]> {
         let l = self.links.get(link.0)?;
         Some([l.dirs[0].stats(), l.dirs[1].stats()])
+    }
+
+    /// Makes every link, present and future, keep the queueing delay of each datagram (see
+    /// [`LinkDirection::queue_delays`]); for measuring bufferbloat. Off by default.
+    pub fn record_queue_delays(&mut self) {
+        self.record_queue_delays = true;
+        for l in &mut self.links {
+            l.dirs
+                .iter_mut()
+                .for_each(LinkDirection::record_queue_delays);
+        }
+    }
+
+    /// Both directions' queueing delays of a link (`[a → b, b → a]`), as recorded.
+    pub fn queue_delays(&self, link: LinkId) -> Option<[&[Duration]; 2]> {
+        let l = self.links.get(link.0)?;
+        Some([l.dirs[0].queue_delays(), l.dirs[1].queue_delays()])
     }
 
     /// Both directions' current settings of a link (`[a → b, b → a]`), with whether each is up.

@@ -11,6 +11,7 @@
 //!   connections' counters consistent with what the network carried.
 
 mod apps;
+pub mod messages;
 pub mod pattern;
 mod random;
 
@@ -24,7 +25,7 @@ use jsp_core::session::ServerResumption;
 use jsp_core::{Duration, Instant};
 
 pub use self::apps::{ClientApp, ClientStream, Loss, ServerApp, ServerConn, ServerStream};
-use crate::jsp::JspNode;
+use crate::jsp::{JspApp, JspNode};
 use crate::link::{LinkChange, LinkStats};
 use crate::profile::{Fault, Profile};
 use crate::sim::{LinkId, NodeId, RunLimits, SimError, SimStats, Simulator, Which};
@@ -112,6 +113,9 @@ pub struct Scenario {
     pub time_limit: Duration,
     /// Trace lines to keep (0: none).
     pub trace_log: usize,
+    /// Keep each datagram's queueing delay on the client → server links (for
+    /// [`Report::up_queue_delays`]). Off by default.
+    pub record_queue_delays: bool,
 }
 
 impl Scenario {
@@ -127,6 +131,7 @@ impl Scenario {
             keep_alive: None,
             time_limit: Duration::from_secs(3600),
             trace_log: 0,
+            record_queue_delays: false,
         }
     }
 
@@ -211,6 +216,9 @@ pub struct Report {
     pub violations: Vec<String>,
     /// The simulator's own counters.
     pub sim_stats: SimStats,
+    /// How long each datagram waited in the bottleneck queue of a client → server link, all
+    /// clients (empty unless [`Scenario::record_queue_delays`]).
+    pub up_queue_delays: Vec<Duration>,
 }
 
 impl Report {
@@ -246,7 +254,7 @@ impl Report {
 /// The server's address in every scenario.
 pub const SERVER_ADDR: &str = "10.0.0.1:443";
 
-fn client_addr(i: usize) -> SocketAddr {
+pub(crate) fn client_addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 1, (i / 250) as u8, (i % 250) as u8 + 1], 50_000))
 }
 
@@ -254,7 +262,13 @@ fn at(d: Duration) -> Instant {
     Instant::from_duration(d)
 }
 
-fn schedule_faults(sim: &mut Simulator, link: LinkId, client: NodeId, i: usize, faults: &[Fault]) {
+pub(crate) fn schedule_faults(
+    sim: &mut Simulator,
+    link: LinkId,
+    client: NodeId,
+    i: usize,
+    faults: &[Fault],
+) {
     let mut rebinds = 0u16;
     for f in faults {
         match f {
@@ -278,15 +292,44 @@ fn schedule_faults(sim: &mut Simulator, link: LinkId, client: NodeId, i: usize, 
     }
 }
 
-struct Setup {
-    sim: Simulator,
-    server: NodeId,
-    clients: Vec<(NodeId, LinkId)>,
+/// A scenario's network, built: the simulator, the server and each client with its link.
+#[derive(Debug)]
+pub struct Setup {
+    /// The simulator, at time zero.
+    pub sim: Simulator,
+    /// The server's node.
+    pub server: NodeId,
+    /// Each client's node and its link to the server.
+    pub clients: Vec<(NodeId, LinkId)>,
+}
+
+/// A simulator for `s` with its recording options set, before any node is added.
+pub(crate) fn new_simulator(s: &Scenario) -> Simulator {
+    let mut sim = Simulator::new(s.seed);
+    sim.trace_mut().set_log_limit(s.trace_log);
+    if s.record_queue_delays {
+        sim.record_queue_delays();
+    }
+    sim
 }
 
 fn build(s: &Scenario) -> Result<Setup, String> {
-    let mut sim = Simulator::new(s.seed);
-    sim.trace_mut().set_log_limit(s.trace_log);
+    build_jsp(
+        s,
+        Box::new(ServerApp::new(s.seed, s.transfer.clone())),
+        |_| Box::new(ClientApp::new(s.seed, s.transfer.clone())),
+    )
+}
+
+/// Builds the network of `s` with JSP nodes running other applications than the scenario's own
+/// transfer: `server_app` on the server, `client_app(i)` on client `i`. Every random choice is
+/// drawn as in [`Scenario::run`], so the links behave the same for the same seed.
+pub fn build_jsp(
+    s: &Scenario,
+    server_app: Box<dyn JspApp>,
+    mut client_app: impl FnMut(usize) -> Box<dyn JspApp>,
+) -> Result<Setup, String> {
+    let mut sim = new_simulator(s);
     let mut rng = sim.rng().fork_core();
     let identity = Arc::new(IdentityKey::generate(SignatureScheme::Ed25519, &mut rng));
     let resumption = Arc::new(ServerResumption::new(&mut rng, Instant::ZERO));
@@ -307,7 +350,7 @@ fn build(s: &Scenario) -> Result<Setup, String> {
         Arc::new(server_config),
         sim.rng().fork_core(),
         Instant::ZERO,
-        Box::new(ServerApp::new(s.seed, s.transfer.clone())),
+        server_app,
     )
     .map_err(|e| e.to_string())?;
     let server = sim.add_node("server", server_addr, Box::new(server_node));
@@ -318,7 +361,7 @@ fn build(s: &Scenario) -> Result<Setup, String> {
             endpoint.clone(),
             sim.rng().fork_core(),
             Instant::ZERO,
-            Box::new(ClientApp::new(s.seed, s.transfer.clone())),
+            client_app(i),
         )
         .map_err(|e| e.to_string())?;
         node.connect(Instant::ZERO, client_config.clone(), server_addr, None)
@@ -333,6 +376,27 @@ fn build(s: &Scenario) -> Result<Setup, String> {
         server,
         clients,
     })
+}
+
+/// The bounds of a run of `s`: its time limit, and a hang window longer than anything the
+/// protocol may legitimately wait out.
+pub fn run_limits(s: &Scenario) -> RunLimits {
+    let longest_outage = s
+        .all_faults()
+        .filter_map(|f| match f {
+            Fault::Outage { duration, .. } => Some(*duration),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(Duration::ZERO);
+    RunLimits {
+        max_time: at(s.time_limit),
+        // The effective idle timeout is max(idle, 3 × PTO), and one RTT sample taken across an
+        // outage can make the PTO tens of seconds; past this long without progress, it is a hang.
+        hang_after: (s.idle_timeout * 3 + Duration::from_secs(10))
+            .max(Duration::from_secs(120))
+            .max(longest_outage + Duration::from_secs(10)),
+    }
 }
 
 /// Runs `s` and checks every invariant.
@@ -360,6 +424,7 @@ pub fn run(s: &Scenario) -> Report {
         losses: Vec::new(),
         violations: Vec::new(),
         sim_stats: SimStats::default(),
+        up_queue_delays: Vec::new(),
     };
     let mut setup = match build(s) {
         Ok(setup) => setup,
@@ -368,22 +433,7 @@ pub fn run(s: &Scenario) -> Report {
             return report;
         }
     };
-    let longest_outage = s
-        .all_faults()
-        .filter_map(|f| match f {
-            Fault::Outage { duration, .. } => Some(*duration),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(Duration::ZERO);
-    let limits = RunLimits {
-        max_time: at(s.time_limit),
-        // The effective idle timeout is max(idle, 3 × PTO), and one RTT sample taken across an
-        // outage can make the PTO tens of seconds; past this long without progress, it is a hang.
-        hang_after: (s.idle_timeout * 3 + Duration::from_secs(10))
-            .max(Duration::from_secs(120))
-            .max(longest_outage + Duration::from_secs(10)),
-    };
+    let limits = run_limits(s);
     let mut result = setup.sim.run(limits);
     if result.is_ok() && s.transfer.datagrams > 0 {
         // Let datagrams still in flight land before counting them.
@@ -462,6 +512,9 @@ fn evaluate(s: &Scenario, setup: &Setup, r: &mut Report) {
     let mut last_completion = Instant::ZERO;
     let mut up_lossless = true;
     for (i, (id, link)) in setup.clients.iter().enumerate() {
+        if let Some([up, _]) = sim.queue_delays(*link) {
+            r.up_queue_delays.extend_from_slice(up);
+        }
         if let Some([up, down]) = sim.link_stats(*link) {
             r.up.add(&up);
             r.down.add(&down);

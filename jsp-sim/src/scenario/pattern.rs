@@ -81,13 +81,35 @@ impl Writer {
         id: StreamId,
         scratch: &mut Vec<u8>,
     ) -> Result<(), String> {
+        self.pump_with(
+            scratch,
+            |data: &[u8], conn: &mut Connection| {
+                conn.write(id, data)
+                    .map_err(|e| format!("write on stream {} failed: {e}", id.0))
+            },
+            |conn: &mut Connection| {
+                conn.finish(id)
+                    .map_err(|e| format!("finish of stream {} failed: {e}", id.0))
+            },
+            conn,
+        )
+    }
+
+    /// [`Self::pump`] for any stack: `write` hands bytes to the stream and returns how many it
+    /// took (fewer than offered when it is blocked); `finish` sends the FIN. `ctx` is passed to
+    /// both (the connection, typically).
+    pub fn pump_with<C: ?Sized>(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        mut write: impl FnMut(&[u8], &mut C) -> Result<usize, String>,
+        finish: impl FnOnce(&mut C) -> Result<(), String>,
+        ctx: &mut C,
+    ) -> Result<(), String> {
         scratch.resize(64 << 10, 0);
         while self.written < self.total {
             let n = (self.total - self.written).min(scratch.len() as u64) as usize;
             fill(self.key, self.written, &mut scratch[..n]);
-            let accepted = conn
-                .write(id, &scratch[..n])
-                .map_err(|e| format!("write on stream {} failed: {e}", id.0))?;
+            let accepted = write(&scratch[..n], ctx)?;
             self.hash.update(&scratch[..accepted]);
             self.written += accepted as u64;
             if accepted < n {
@@ -95,8 +117,7 @@ impl Writer {
             }
         }
         if !self.finished {
-            conn.finish(id)
-                .map_err(|e| format!("finish of stream {} failed: {e}", id.0))?;
+            finish(ctx)?;
             self.finished = true;
         }
         Ok(())
@@ -139,6 +160,25 @@ impl Verifier {
             fin: false,
             error: None,
             hash: Sha256::new(),
+        }
+    }
+
+    /// Checks the next `data` of the stream (for a stack other than JSP; [`Self::drain`] does
+    /// this for a JSP connection).
+    pub fn feed(&mut self, data: &[u8], scratch: &mut Vec<u8>) {
+        self.check(data, scratch);
+    }
+
+    /// The stream ended (its FIN arrived): from now on it is complete or in error.
+    pub fn end(&mut self) {
+        if !self.fin {
+            self.fin = true;
+            if self.received != self.expected && self.error.is_none() {
+                self.error = Some(format!(
+                    "stream ended after {} of {} bytes",
+                    self.received, self.expected
+                ));
+            }
         }
     }
 
@@ -187,15 +227,7 @@ impl Verifier {
                     self.check(&chunk, scratch);
                 }
                 Ok(None) => {
-                    if !self.fin {
-                        self.fin = true;
-                        if self.received != self.expected && self.error.is_none() {
-                            self.error = Some(format!(
-                                "stream ended after {} of {} bytes",
-                                self.received, self.expected
-                            ));
-                        }
-                    }
+                    self.end();
                     return read;
                 }
                 Err(ReadError::Blocked) => return read,
