@@ -510,6 +510,9 @@ fn evaluate(s: &Scenario, setup: &Setup, r: &mut Report) {
     };
     let mut all_complete = true;
     let mut last_completion = Instant::ZERO;
+    // When every client's connection ended (for an explained reason), a server connection that
+    // then times out has lost its peer: that loss is explained by the client's.
+    let mut explained_client_losses: Vec<Instant> = Vec::new();
     let mut up_lossless = true;
     for (i, (id, link)) in setup.clients.iter().enumerate() {
         if let Some([up, _]) = sim.queue_delays(*link) {
@@ -556,7 +559,9 @@ fn evaluate(s: &Scenario, setup: &Setup, r: &mut Report) {
                     loss.error,
                     secs(loss.at)
                 ));
-                if !explained(loss) {
+                if explained(loss) {
+                    explained_client_losses.push(loss.at);
+                } else {
                     r.violations.push(format!(
                         "client {i} lost its connection at {:.3}s ({}) without a cut of half the idle timeout or a rebinding",
                         secs(loss.at),
@@ -605,7 +610,9 @@ fn evaluate(s: &Scenario, setup: &Setup, r: &mut Report) {
                 loss.error,
                 secs(loss.at)
             ));
-            if c.completed_at.is_none() && !explained(loss) {
+            let peers_gone = explained_client_losses.len() == setup.clients.len()
+                && explained_client_losses.iter().all(|t| *t <= loss.at);
+            if c.completed_at.is_none() && !explained(loss) && !peers_gone {
                 r.violations.push(format!(
                     "server connection {} lost at {:.3}s ({}) without a cut of half the idle timeout or a rebinding",
                     h.0,
