@@ -92,6 +92,10 @@ pub struct TransportConfig {
     /// Builds each connection's congestion controller. Default: BBR ([`BbrFactory`]);
     /// [`crate::congestion::NewRenoFactory`] gives RFC 9002's NewReno.
     pub congestion_controller: Arc<dyn ControllerFactory>,
+    /// Export every traffic secret as [`crate::connection::Event::KeyLog`], for decrypting
+    /// packet captures while debugging. Default false. Anyone holding the secrets can read the
+    /// traffic: turn it on only on a test machine; the connection logs a warning when it is on.
+    pub key_log: bool,
     /// Which implementation protects packets. Default [`Backend::Auto`]. [`Backend::Null`] must be
     /// chosen on both sides and is only for tests and benchmarks.
     pub crypto_backend: Backend,
@@ -118,6 +122,7 @@ impl Default for TransportConfig {
             max_handshake_buffer: 64 << 10,
             congestion_controller: Arc::new(BbrFactory::default()),
             crypto_backend: Backend::Auto,
+            key_log: false,
         }
     }
 }

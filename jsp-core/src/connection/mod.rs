@@ -20,7 +20,8 @@ mod timers;
 mod types;
 
 pub use types::{
-    ConnectionError, ConnectionStats, EndpointEvent, Event, Incoming, SendDatagramError, Transmit,
+    ConnectionError, ConnectionStats, EndpointEvent, Event, Incoming, KeyLogEntry, SendDatagramError,
+    Transmit,
 };
 
 use std::collections::VecDeque;
@@ -302,6 +303,9 @@ impl Connection {
         let initial = &mut conn.spaces[SpaceId::Initial.index()];
         initial.rx = Some(directional_keys(backend, INITIAL_SUITE, &rx));
         initial.tx = Some(directional_keys(backend, INITIAL_SUITE, &tx));
+        if conn.transport.key_log {
+            tracing::warn!(side = ?side, "key log is ON: this connection's traffic secrets are exported");
+        }
         if side.is_client() {
             // Anti-deadlock (RFC 9002 §6.2.2.1): the client keeps probing until the handshake is
             // confirmed, even with nothing in flight, or a lost server flight would stall both.
@@ -905,6 +909,9 @@ impl Connection {
             }
         }
         for install in out.keys.drain(..) {
+            if self.transport.key_log {
+                self.log_keys(&install);
+            }
             match install {
                 crate::session::KeyInstall::ZeroRtt { suite, secret } => {
                     let keys = directional_keys(backend, suite, &secret);
@@ -947,6 +954,36 @@ impl Connection {
             self.on_handshake_complete(now);
         }
         self.session_out = out;
+    }
+
+    /// Exports the secrets of `install` as key-log events (only with `key_log` on).
+    fn log_keys(&mut self, install: &crate::session::KeyInstall) {
+        use crate::session::KeyInstall;
+        let client = self.side.is_client();
+        let entries: Vec<(&'static str, [u8; 32])> = match install {
+            KeyInstall::ZeroRtt { secret, .. } => vec![("CLIENT_EARLY_TRAFFIC_SECRET", *secret.as_bytes())],
+            KeyInstall::Handshake { rx, tx, .. } => {
+                let (c, s) = if client { (tx, rx) } else { (rx, tx) };
+                vec![
+                    ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", *c.as_bytes()),
+                    ("SERVER_HANDSHAKE_TRAFFIC_SECRET", *s.as_bytes()),
+                ]
+            }
+            KeyInstall::OneRtt { rx, tx, .. } => {
+                let (c, s) = if client { (tx, rx) } else { (rx, tx) };
+                vec![
+                    ("CLIENT_TRAFFIC_SECRET_0", *c.as_bytes()),
+                    ("SERVER_TRAFFIC_SECRET_0", *s.as_bytes()),
+                ]
+            }
+        };
+        for (label, secret) in entries {
+            self.events.push_back(Event::KeyLog(KeyLogEntry {
+                label,
+                connection_id: self.original_dcid,
+                secret,
+            }));
+        }
     }
 
     fn on_zero_rtt_rejected(&mut self) {

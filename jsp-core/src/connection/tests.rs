@@ -1249,3 +1249,43 @@ fn poll_transmit_never_spins_on_acknowledgement_only_packets() {
         assert!(calls < 20, "poll_transmit keeps producing packets");
     }
 }
+
+#[test]
+fn the_opt_in_key_log_exports_matching_secrets_on_both_sides() {
+    let mut setup = Setup::new(60);
+    let transport = Arc::new(TransportConfig {
+        key_log: true,
+        ..TransportConfig::default()
+    });
+    setup.client_config.transport = transport.clone();
+    setup.server_config.transport = transport;
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    let logged = |conn: &mut Connection| -> Vec<KeyLogEntry> {
+        Pair::events(conn)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::KeyLog(k) => Some(k),
+                _ => None,
+            })
+            .collect()
+    };
+    let client = logged(pair.client());
+    let server = logged(pair.server());
+    let labels: Vec<&str> = client.iter().map(|k| k.label).collect();
+    assert_eq!(
+        labels,
+        [
+            "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            "CLIENT_TRAFFIC_SECRET_0",
+            "SERVER_TRAFFIC_SECRET_0"
+        ]
+    );
+    assert_eq!(client, server, "both sides export the same secrets under the same connection ID");
+    assert!(client[2].to_line().starts_with("CLIENT_TRAFFIC_SECRET_0 "));
+    // Off by default: nothing is exported.
+    let mut pair = Pair::new(&Setup::new(61));
+    pair.handshake();
+    assert!(logged(pair.client()).is_empty());
+}

@@ -101,6 +101,8 @@ pub enum Event {
         /// The generation now used for sending.
         generation: u64,
     },
+    /// A traffic secret, exported because [`crate::config::TransportConfig::key_log`] is on.
+    KeyLog(KeyLogEntry),
     /// The connection ended. Final: no other event follows.
     ConnectionLost(ConnectionError),
 }
@@ -208,4 +210,38 @@ pub struct Incoming {
     pub new_token: Option<Vec<u8>>,
     /// The stateless-reset token for `local_cid`.
     pub reset_token: [u8; 16],
+}
+
+/// One exported traffic secret (only with [`crate::config::TransportConfig::key_log`]).
+///
+/// Labels follow the NSS key-log names: `CLIENT_EARLY_TRAFFIC_SECRET`,
+/// `CLIENT_HANDSHAKE_TRAFFIC_SECRET`, `SERVER_HANDSHAKE_TRAFFIC_SECRET`,
+/// `CLIENT_TRAFFIC_SECRET_0`, `SERVER_TRAFFIC_SECRET_0`. Later 1-RTT generations follow from
+/// generation 0 by the key-update derivation. The connection is named by the destination ID of
+/// the client's first packet, which both sides know (JSP has no TLS client random).
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyLogEntry {
+    /// What the secret protects.
+    pub label: &'static str,
+    /// The client's original destination connection ID.
+    pub connection_id: ConnectionId,
+    /// The secret.
+    pub secret: [u8; 32],
+}
+
+impl KeyLogEntry {
+    /// The entry as one key-log line: `LABEL <connection id hex> <secret hex>`.
+    pub fn to_line(&self) -> String {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        format!("{} {} {}", self.label, hex(&self.connection_id), hex(&self.secret))
+    }
+}
+
+impl core::fmt::Debug for KeyLogEntry {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("KeyLogEntry")
+            .field("label", &self.label)
+            .field("connection_id", &self.connection_id)
+            .finish_non_exhaustive()
+    }
 }

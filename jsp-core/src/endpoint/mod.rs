@@ -145,6 +145,14 @@ const MAX_RESPONSES: usize = 64;
 /// Servers a client endpoint keeps a NEW_TOKEN token for; the oldest is forgotten first.
 pub const MAX_STORED_TOKENS: usize = 256;
 
+/// A copy of `transport` with `key_log` set.
+fn with_key_log(transport: &crate::config::TransportConfig, enabled: bool) -> crate::config::TransportConfig {
+    crate::config::TransportConfig {
+        key_log: enabled,
+        ..transport.clone()
+    }
+}
+
 /// One endpoint.
 pub struct Endpoint {
     config: Arc<EndpointConfig>,
@@ -162,6 +170,8 @@ pub struct Endpoint {
     stats: EndpointStats,
     /// When the endpoint was created (the start of new buckets' clocks).
     created: Instant,
+    /// Export traffic secrets of new connections ([`Endpoint::set_key_log`]).
+    key_log: bool,
     /// Address-validation token keys and the NEW_TOKEN replay log.
     tokens: AddressTokens,
     /// Measures unvalidated handshake attempts (same rate and burst as the global bucket); when
@@ -242,6 +252,7 @@ impl Endpoint {
             source_order: VecDeque::new(),
             responses: VecDeque::new(),
             stats: EndpointStats::default(),
+            key_log: false,
             created: now,
         })
     }
@@ -259,6 +270,28 @@ impl Endpoint {
     /// Replaces the server configuration for new connections (e.g. to rotate the identity).
     pub fn set_server_config(&mut self, server: Option<Arc<ServerConfig>>) {
         self.server = server;
+        if self.key_log {
+            self.set_key_log(true);
+        }
+    }
+
+    /// Exports the traffic secrets of every connection created from now on as
+    /// [`crate::connection::Event::KeyLog`] events (it turns
+    /// [`crate::config::TransportConfig::key_log`] on in the configs this endpoint uses). For
+    /// decrypting packet captures while debugging only: anyone holding the secrets can read the
+    /// traffic. Off by default; turning it on logs a warning.
+    pub fn set_key_log(&mut self, enabled: bool) {
+        if enabled && !self.key_log {
+            tracing::warn!("key log is ON: traffic secrets of new connections will be exported");
+        }
+        self.key_log = enabled;
+        if let Some(server) = &self.server {
+            if server.transport.key_log != enabled {
+                let mut config = (**server).clone();
+                config.transport = Arc::new(with_key_log(&config.transport, enabled));
+                self.server = Some(Arc::new(config));
+            }
+        }
     }
 
     fn new_cid(&mut self) -> ConnectionId {
@@ -314,6 +347,13 @@ impl Endpoint {
     ) -> Result<(ConnectionHandle, Connection), ConfigError> {
         let local_cid = self.new_cid();
         let rng = self.rng.fork();
+        let config = if self.key_log && !config.transport.key_log {
+            let mut c = (*config).clone();
+            c.transport = Arc::new(with_key_log(&c.transport, true));
+            Arc::new(c)
+        } else {
+            config
+        };
         let mut conn = Connection::new_client(config, remote, local_cid, rng, ticket, now)?;
         if let Some(token) = self.take_address_token(remote) {
             conn.set_initial_token(token);
