@@ -109,6 +109,7 @@ impl Endpoint {
             closed: false,
             driver_gone: false,
             local_addr,
+            key_log: None,
         }));
         runtime.spawn(Driver::new(shared.clone(), socket, runtime.timer()));
         tracing::debug!(%local_addr, "endpoint started");
@@ -214,17 +215,29 @@ impl Endpoint {
         self.shared.lock().endpoint.stats()
     }
 
-    /// Would write the traffic secrets of every connection to `path` in a key-log format, for
-    /// decrypting packet captures while debugging. Off by default.
-    ///
-    /// **Unavailable today:** `jsp-core` does not export traffic secrets, so this always
-    /// returns [`KeyLogError::Unavailable`] and writes nothing. It is here so that the opt-in
-    /// stays explicit (never an environment variable read behind the user's back) when the core
-    /// grows the hook. When it works it will log a warning on every connection, because anyone
-    /// holding the file can read the traffic.
+    /// Appends the traffic secrets of every connection made or accepted from now on to `path`,
+    /// one line per secret (`LABEL <connection id hex> <secret hex>`, NSS key-log labels), for
+    /// decrypting packet captures while debugging. Off by default, and never turned on behind
+    /// the caller's back (no environment variable). Anyone holding the file can read the
+    /// traffic: the file is created readable by its owner only, and every connection logs a
+    /// warning while the key log is on.
     pub fn enable_key_log(&self, path: &std::path::Path) -> Result<(), KeyLogError> {
-        tracing::warn!(path = %path.display(), "key log requested, but jsp-core does not export traffic secrets; nothing will be written");
-        Err(KeyLogError::Unavailable)
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(path).map_err(|source| KeyLogError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        tracing::warn!(path = %path.display(), "key log is ON: traffic secrets are written to this file");
+        let mut st = self.shared.lock();
+        st.key_log = Some(file);
+        st.endpoint.set_key_log(true);
+        Ok(())
     }
 }
 

@@ -216,9 +216,17 @@ pub enum SendDatagramError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyLogError {
-    /// The protocol core does not export traffic secrets yet, so no key log can be written.
-    #[error("key logging is unavailable: jsp-core does not export traffic secrets yet")]
-    Unavailable,
+    /// The key-log file could not be opened for appending.
+    #[error(
+        "cannot open the key log {path}: {source}; check the directory exists and is writable"
+    )]
+    Open {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<WriteError> for std::io::Error {

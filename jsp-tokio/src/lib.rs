@@ -68,8 +68,9 @@
 //!
 //! ## Debugging captures
 //!
-//! [`Endpoint::enable_key_log`] is the explicit opt-in for a key log. It is unavailable today:
-//! the core does not export traffic secrets, and the call says so instead of pretending.
+//! [`Endpoint::enable_key_log`] is the explicit opt-in for a key log: the traffic secrets of
+//! later connections are appended to a file (owner-readable only), and every connection logs a
+//! warning while it is on.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

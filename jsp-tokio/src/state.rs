@@ -78,6 +78,8 @@ pub(crate) struct State {
     /// The driver task ended (all work done, or a fatal socket error).
     pub(crate) driver_gone: bool,
     pub(crate) local_addr: SocketAddr,
+    /// The key log, when [`crate::Endpoint::enable_key_log`] turned it on.
+    pub(crate) key_log: Option<std::fs::File>,
 }
 
 impl State {
@@ -121,6 +123,18 @@ impl State {
     pub(crate) fn dispatch_events(&mut self) {
         for (handle, cs) in self.conns.iter_mut() {
             cs.dispatch();
+            if !cs.key_log_lines.is_empty() {
+                if let Some(file) = &mut self.key_log {
+                    use std::io::Write;
+                    for line in cs.key_log_lines.drain(..) {
+                        if let Err(e) = writeln!(file, "{line}") {
+                            tracing::warn!(error = %e, "writing the key log failed");
+                        }
+                    }
+                } else {
+                    cs.key_log_lines.clear();
+                }
+            }
             while let Some(ev) = cs.conn.poll_endpoint_event() {
                 self.endpoint.handle_event(*handle, ev);
             }
@@ -132,6 +146,8 @@ impl State {
 pub(crate) struct ConnState {
     pub(crate) conn: CoreConnection,
     pub(crate) remote: SocketAddr,
+    /// Key-log lines exported by the core, waiting to be written to the endpoint's key log.
+    pub(crate) key_log_lines: Vec<String>,
     /// Handles (connections, streams, `Connecting`s, the accept queue) referring to it.
     pub(crate) refs: usize,
     pub(crate) handshake: Option<HandshakeInfo>,
@@ -158,6 +174,7 @@ impl ConnState {
     pub(crate) fn new(conn: CoreConnection, refs: usize) -> Self {
         Self {
             remote: conn.remote_address(),
+            key_log_lines: Vec::new(),
             conn,
             refs,
             handshake: None,
@@ -237,6 +254,7 @@ impl ConnState {
                 }
                 Event::DatagramReceived => self.datagrams.wake(),
                 Event::Stream(ev) => self.stream_event(ev),
+                Event::KeyLog(entry) => self.key_log_lines.push(entry.to_line()),
                 Event::KeyUpdated { generation } => {
                     tracing::debug!(remote = %self.remote, generation, "key update");
                 }

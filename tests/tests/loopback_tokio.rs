@@ -364,3 +364,50 @@ async fn a_send_stream_dropped_without_finish_is_seen_as_reset_not_complete() {
         b"a whole message"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opt_in_key_log_writes_the_same_secrets_on_both_sides() {
+    let s = setup();
+    let dir = std::env::temp_dir().join(format!("jsp-keylog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (client_log, server_log) = (dir.join("client.keys"), dir.join("server.keys"));
+    s.client.enable_key_log(&client_log).unwrap();
+    s.server.enable_key_log(&server_log).unwrap();
+    let addr = s.server.local_addr();
+    spawn_echo(s.server.clone());
+    let conn = bounded(s.client.connect(addr, s.identity.public()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(bounded(echo_once(&conn, b"hello")).await, b"hello");
+    let read = |p: &std::path::Path| -> Vec<String> {
+        let mut lines: Vec<String> = std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let client = read(&client_log);
+    assert_eq!(
+        client.len(),
+        4,
+        "handshake and 1-RTT secrets of both directions: {client:?}"
+    );
+    assert!(client
+        .iter()
+        .any(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")));
+    assert_eq!(client, read(&server_log), "both sides log the same secrets");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&client_log).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key log is readable by its owner only");
+    }
+    // A directory that does not exist is a clear error, not a panic.
+    assert!(s
+        .client
+        .enable_key_log(&dir.join("missing").join("x.keys"))
+        .is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,8 +20,8 @@ mod timers;
 mod types;
 
 pub use types::{
-    ConnectionError, ConnectionStats, EndpointEvent, Event, Incoming, KeyLogEntry, SendDatagramError,
-    Transmit,
+    ConnectionError, ConnectionStats, EndpointEvent, Event, Incoming, KeyLogEntry,
+    SendDatagramError, Transmit,
 };
 
 use std::collections::VecDeque;
@@ -961,7 +961,9 @@ impl Connection {
         use crate::session::KeyInstall;
         let client = self.side.is_client();
         let entries: Vec<(&'static str, [u8; 32])> = match install {
-            KeyInstall::ZeroRtt { secret, .. } => vec![("CLIENT_EARLY_TRAFFIC_SECRET", *secret.as_bytes())],
+            KeyInstall::ZeroRtt { secret, .. } => {
+                vec![("CLIENT_EARLY_TRAFFIC_SECRET", *secret.as_bytes())]
+            }
             KeyInstall::Handshake { rx, tx, .. } => {
                 let (c, s) = if client { (tx, rx) } else { (rx, tx) };
                 vec![

@@ -1282,7 +1282,10 @@ fn the_opt_in_key_log_exports_matching_secrets_on_both_sides() {
             "SERVER_TRAFFIC_SECRET_0"
         ]
     );
-    assert_eq!(client, server, "both sides export the same secrets under the same connection ID");
+    assert_eq!(
+        client, server,
+        "both sides export the same secrets under the same connection ID"
+    );
     assert!(client[2].to_line().starts_with("CLIENT_TRAFFIC_SECRET_0 "));
     // Off by default: nothing is exported.
     let mut pair = Pair::new(&Setup::new(61));

@@ -233,7 +233,12 @@ impl KeyLogEntry {
     /// The entry as one key-log line: `LABEL <connection id hex> <secret hex>`.
     pub fn to_line(&self) -> String {
         let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-        format!("{} {} {}", self.label, hex(&self.connection_id), hex(&self.secret))
+        format!(
+            "{} {} {}",
+            self.label,
+            hex(&self.connection_id),
+            hex(&self.secret)
+        )
     }
 }
 

@@ -146,7 +146,10 @@ const MAX_RESPONSES: usize = 64;
 pub const MAX_STORED_TOKENS: usize = 256;
 
 /// A copy of `transport` with `key_log` set.
-fn with_key_log(transport: &crate::config::TransportConfig, enabled: bool) -> crate::config::TransportConfig {
+fn with_key_log(
+    transport: &crate::config::TransportConfig,
+    enabled: bool,
+) -> crate::config::TransportConfig {
     crate::config::TransportConfig {
         key_log: enabled,
         ..transport.clone()
