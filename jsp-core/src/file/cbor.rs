@@ -1,10 +1,11 @@
-//! Strict, bounded CBOR decoding for file-transfer messages, built the way
-//! `handshake::cbor` is (which stays private to the handshake):
+//! Strict, bounded CBOR decoding for file-transfer messages. Decoding and encoding of whole
+//! items are the handshake's ([`crate::handshake::cbor`]); this module adds the field helpers the
+//! file messages use:
 //! - byte fields accept only a CBOR byte string (major type 2), never an array of integers;
 //! - lists go through [`list`], which never preallocates from the length header and keeps at most
 //!   `MAX + 1` elements, skipping the rest, so validation reports "too many" without the list
 //!   being stored in full;
-//! - nesting is capped at [`RECURSION_LIMIT`];
+//! - nesting is capped at `handshake::cbor::RECURSION_LIMIT` (16);
 //! - ciborium 0.2.2 reads byte and text strings in scratch-sized pieces and grows a buffer only by
 //!   bytes actually present, so a header claiming 2^64 bytes costs nothing.
 //!
@@ -14,42 +15,9 @@
 use core::fmt;
 use core::marker::PhantomData;
 
-use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
-/// Deepest nesting accepted: a manifest nests four levels (map → entry list → entry → bytes).
-pub(crate) const RECURSION_LIMIT: usize = 16;
-
-/// Longest error detail kept from the CBOR decoder, in characters.
-const MAX_DETAIL_CHARS: usize = 160;
-
-/// Decodes exactly one CBOR item from `body`; trailing bytes are an error.
-pub(crate) fn from_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    let mut rest = body;
-    let value: T = ciborium::de::from_reader_with_recursion_limit(&mut rest, RECURSION_LIMIT)
-        .map_err(|e| {
-            let text = match e {
-                ciborium::de::Error::Io(io) => format!("truncated: {io}"),
-                ciborium::de::Error::Syntax(offset) => format!("syntax error at byte {offset}"),
-                ciborium::de::Error::Semantic(offset, msg) => match offset {
-                    Some(o) => format!("at byte {o}: {msg}"),
-                    None => msg,
-                },
-                ciborium::de::Error::RecursionLimitExceeded => {
-                    format!("nested deeper than {RECURSION_LIMIT} levels")
-                }
-            };
-            text.chars().take(MAX_DETAIL_CHARS).collect::<String>()
-        })?;
-    if !rest.is_empty() {
-        return Err(format!("{} trailing bytes after the CBOR item", rest.len()));
-    }
-    Ok(value)
-}
-
-/// Encodes `value` as CBOR, appending to `out`.
-pub(crate) fn to_vec_into<T: serde::Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-    ciborium::ser::into_writer(value, out).map_err(|e| format!("{e:?}"))
-}
+pub(crate) use crate::handshake::cbor::{from_slice, to_vec_into};
 
 /// `deserialize_with = "cbor::bytes"`: a CBOR byte string, nothing else.
 pub(crate) fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {

@@ -23,7 +23,8 @@ use core::marker::PhantomData;
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Serializer;
 
-/// Deepest nesting of CBOR arrays, maps and tags accepted in a handshake body. Our own messages
+/// Deepest nesting of CBOR arrays, maps and tags accepted in a handshake or file-transfer body.
+/// Handshake messages
 /// nest three levels (message → parameters → byte strings); the rest is room for extensions.
 pub(crate) const RECURSION_LIMIT: usize = 16;
 

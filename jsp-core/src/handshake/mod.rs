@@ -41,7 +41,7 @@
 //! Receive side: CRYPTO frames feed a [`CryptoAssembler`]; [`HandshakeMessage::decode`] parses
 //! complete messages from its contiguous bytes.
 
-mod cbor;
+pub(crate) mod cbor;
 
 pub mod assembler;
 pub mod messages;
