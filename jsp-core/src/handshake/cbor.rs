@@ -24,8 +24,8 @@ use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, SeqAccess, Vis
 use serde::Serializer;
 
 /// Deepest nesting of CBOR arrays, maps and tags accepted in a handshake or file-transfer body.
-/// Handshake messages
-/// nest three levels (message → parameters → byte strings); the rest is room for extensions.
+/// Handshake messages nest three levels (message → parameters → byte strings), file manifests
+/// four; the rest is room for extensions.
 pub(crate) const RECURSION_LIMIT: usize = 16;
 
 /// Elements a decoded list keeps: one more than any list limit, so that an over-long list is
