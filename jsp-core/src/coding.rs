@@ -238,6 +238,23 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// Fills in the 24-bit length of a `type: u8 ‖ length: u24 ‖ body` frame that starts at the
+/// beginning of `frame` (handshake and file-transfer messages). A body longer than 2^24 − 1 bytes
+/// gets 0xFFFFFF, which every receiver refuses, so framing never desynchronizes.
+pub fn patch_u24_frame_len(frame: &mut [u8]) {
+    let body_len = frame.len().saturating_sub(4);
+    let len = u32::try_from(body_len).unwrap_or(u32::MAX).min(0x00FF_FFFF);
+    let [_, l0, l1, l2] = len.to_be_bytes();
+    if let Some(header) = frame.get_mut(1..4) {
+        header.copy_from_slice(&[l0, l1, l2]);
+    }
+}
+
+/// The value of a 24-bit big-endian length field.
+pub const fn u24(bytes: [u8; 3]) -> usize {
+    (bytes[0] as usize) << 16 | (bytes[1] as usize) << 8 | bytes[2] as usize
+}
+
 /// Writes a varint of exactly `len` bytes into `out` (for patching a length field in place).
 pub fn put_varint_at(out: &mut [u8], v: u64, len: usize) -> Result<(), BufferTooSmall> {
     Writer::new(out).varint_with_len(v, len)

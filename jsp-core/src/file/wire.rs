@@ -316,12 +316,7 @@ impl Message {
             // Unreachable with a Vec writer; an empty body is refused by every receiver.
             out.truncate(HEADER_LEN);
         }
-        let body_len = out.len().saturating_sub(HEADER_LEN);
-        let len = u32::try_from(body_len).unwrap_or(u32::MAX).min(0x00FF_FFFF);
-        let [_, l0, l1, l2] = len.to_be_bytes();
-        if let Some(header) = out.get_mut(1..HEADER_LEN) {
-            header.copy_from_slice(&[l0, l1, l2]);
-        }
+        crate::coding::patch_u24_frame_len(&mut out);
         out
     }
 
@@ -383,18 +378,17 @@ pub(crate) fn encode_offer(manifest: &Manifest) -> Result<Vec<u8>, MessageError>
             max: MAX_MANIFEST_LEN,
         });
     }
-    let [_, l0, l1, l2] = (body.len() as u32).to_be_bytes();
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    out.extend_from_slice(&[code::OFFER, l0, l1, l2]);
+    out.extend_from_slice(&[code::OFFER, 0, 0, 0]);
     out.extend_from_slice(&body);
+    crate::coding::patch_u24_frame_len(&mut out);
     Ok(out)
 }
 
 /// Checks the type and length of a frame header; returns the body length.
 fn check_header(ty: u8, len: [u8; 3], max_offer_len: usize) -> Result<usize, MessageError> {
     let message = type_name(ty).ok_or(MessageError::UnknownType(ty))?;
-    let [a, b, c] = len;
-    let len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+    let len = crate::coding::u24(len);
     let max = body_limit(ty, max_offer_len);
     if len > max {
         return Err(MessageError::TooLong { message, len, max });

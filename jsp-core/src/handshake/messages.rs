@@ -636,12 +636,7 @@ impl HandshakeMessage {
             // receiver rejects as malformed, rather than half a map.
             out.truncate(HEADER_LEN);
         }
-        let body_len = out.len().saturating_sub(HEADER_LEN);
-        let len = u32::try_from(body_len).unwrap_or(u32::MAX).min(0x00FF_FFFF);
-        let [_, l0, l1, l2] = len.to_be_bytes();
-        if let Some(header) = out.get_mut(1..HEADER_LEN) {
-            header.copy_from_slice(&[l0, l1, l2]);
-        }
+        crate::coding::patch_u24_frame_len(&mut out);
         out
     }
 
@@ -673,7 +668,7 @@ impl HandshakeMessage {
         let Some(&[a, b, c]) = buf.get(1..HEADER_LEN) else {
             return Ok(None);
         };
-        let len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+        let len = crate::coding::u24([a, b, c]);
         if len > MAX_MESSAGE_LEN {
             return Err(MessageError::TooLong {
                 len,

@@ -156,10 +156,9 @@ impl ClientSession {
         space: SpaceId,
         msg: HandshakeMessage,
         raw: &[u8],
-        now: Instant,
+        _now: Instant,
         out: &mut SessionOutput,
     ) -> Result<(), TransportError> {
-        let _ = now;
         match (self.state, space, msg) {
             (State::WaitServerHello, SpaceId::Initial, HandshakeMessage::ServerHello(sh)) => {
                 if sh.version != crate::VERSION_1 {
