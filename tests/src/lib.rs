@@ -1,4 +1,4 @@
-//! Shared helpers for the cross-crate integration tests in `tests/tests/`.
+//! Shared helpers for the cross-crate integration tests in `tests/tests/e2e/` (one test binary).
 #![forbid(unsafe_code)]
 
 use jsp_sim::profile::Profile;
