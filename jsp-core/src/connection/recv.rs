@@ -1,7 +1,8 @@
 //! Receiving: datagram → packets → frames → state changes.
 //!
 //! Each packet is parsed, its header protection removed, its packet number checked against the
-//! space's duplicate window, its payload opened in place, and only then are its frames processed.
+//! space's anti-replay window, its payload opened in place, its number recorded in the window,
+//! and only then are its frames processed.
 //! A packet that fails any step is dropped and counted; it never changes state. A frame that
 //! breaks the protocol closes this connection with a typed error and affects no other.
 
@@ -190,7 +191,10 @@ impl Connection {
                 Err(_) => return Ok(false),
             }
         };
+        // Anti-replay, cheap half: a number already processed or older than the window is
+        // dropped before spending an AEAD operation on it.
         if self.spaces[space.index()].is_duplicate(unprotected.pn) {
+            self.stats.packets_replayed += 1;
             return Ok(false);
         }
         let mut choice = RxChoice::Current;
@@ -235,6 +239,12 @@ impl Connection {
             }
         };
         let pn = unprotected.pn;
+        // Anti-replay, authoritative half: only an authenticated packet enters the window (so a
+        // forged packet cannot burn a number), and it does so before any frame is processed.
+        if !self.spaces[space.index()].accept_packet_number(pn) {
+            self.stats.packets_replayed += 1;
+            return Ok(false);
+        }
         self.stats.packets_received += 1;
         self.rx_packet_generation = self.one_rtt.as_ref().map_or(0, |k| match choice {
             RxChoice::Previous => k.rx_generation().saturating_sub(1),

@@ -124,6 +124,9 @@ pub struct ConnectionStats {
     pub packets_received: u64,
     /// Packets dropped: undecryptable, duplicate, or malformed.
     pub packets_dropped: u64,
+    /// Of the packets dropped, those refused by the anti-replay window: a packet number already
+    /// processed (a duplicate or replayed datagram) or older than the window.
+    pub packets_replayed: u64,
     /// Packets declared lost.
     pub packets_lost: u64,
     /// Key updates completed.
