@@ -164,6 +164,7 @@ impl Connection {
             || self.key_update_frame_pending.is_some()
             || !self.path_responses.is_empty()
             || self.path_challenge_pending
+            || !self.peer_cids.retire_pending.is_empty()
             || !self.datagrams.outgoing.is_empty()
             || self.streams_want_to_send(false)
     }
@@ -406,6 +407,14 @@ impl Connection {
                     sent.path_challenge = true;
                     eliciting = true;
                 }
+            }
+            while let Some(sequence) = self.peer_cids.retire_pending.front().copied() {
+                if (Frame::RetireConnectionId { sequence }).encode(w).is_err() {
+                    break;
+                }
+                self.peer_cids.retire_pending.pop_front();
+                sent.retired_cids.push(sequence);
+                eliciting = true;
             }
             while let Some(token) = self.path_responses.front().copied() {
                 if Frame::PathResponse(token).encode(w).is_err() {

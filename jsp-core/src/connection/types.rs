@@ -144,6 +144,11 @@ pub struct ConnectionStats {
     pub congestion_window: u64,
     /// Bytes in flight (sent, not yet acknowledged or lost).
     pub bytes_in_flight: u64,
+    /// Connection IDs the peer issued us that are active (not retired), the handshake's
+    /// included; never above our `active_connection_id_limit`.
+    pub peer_connection_ids: u64,
+    /// RETIRE_CONNECTION_ID frames we owe the peer (queued or unacknowledged); bounded.
+    pub connection_id_retirements_outstanding: u64,
 }
 
 /// Why a datagram could not be queued.
