@@ -142,6 +142,15 @@ impl PeerCids {
             // Already retired (a late or repeated frame): retire it (once), never activate it.
             self.retire(sequence)?;
         } else {
+            // Counted before anything is stored, with the frame's own retire_prior_to applied
+            // (RFC 9000 §5.1.1): the table never holds more than the limit.
+            let floor = retire_prior_to.max(self.retire_prior_to);
+            let after = self.active.range(floor..).count() as u64 + 1;
+            if after > self.limit {
+                return Err(Self::limit_error(
+                    "more active connection IDs than active_connection_id_limit",
+                ));
+            }
             self.active.insert(sequence, (id, Some(reset_token)));
         }
         if retire_prior_to > self.retire_prior_to {
@@ -199,7 +208,7 @@ mod tests {
         assert_eq!(p.on_new(3, 0, cid(3), [3; 16]), Ok(None));
         let e = p.on_new(4, 0, cid(4), [4; 16]).unwrap_err();
         assert_eq!(e.code, TransportErrorCode::CONNECTION_ID_LIMIT_ERROR);
-        assert!(p.active_count() <= 5);
+        assert_eq!(p.active_count(), 4);
     }
 
     #[test]

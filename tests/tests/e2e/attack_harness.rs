@@ -74,6 +74,13 @@ pub(crate) struct Net {
     pub(crate) server_bytes_sent: u64,
     /// The client sends nothing (the server only sees what is injected).
     pub(crate) client_muted: bool,
+    /// The source address the client's datagrams carry on arrival (an on-path rewrite).
+    pub(crate) client_from: SocketAddr,
+    /// A victim address: what the server sends there is counted and never answered.
+    pub(crate) victim: Option<SocketAddr>,
+    /// Bytes arriving at the server from the victim's address, and sent by it to that address.
+    pub(crate) victim_received: u64,
+    pub(crate) victim_sent: u64,
 }
 
 impl Net {
@@ -113,6 +120,10 @@ impl Net {
             client_sent: Vec::new(),
             server_bytes_sent: 0,
             client_muted: false,
+            client_from: client_addr(),
+            victim: None,
+            victim_received: 0,
+            victim_sent: 0,
         }
     }
 
@@ -142,9 +153,12 @@ impl Net {
             if let Some(t) = client {
                 let d = buf[..t.size].to_vec();
                 self.client_sent.push(d.clone());
+                if Some(self.client_from) == self.victim {
+                    self.victim_received += d.len() as u64;
+                }
                 self.link.push(InFlight {
                     at: self.now + ONE_WAY,
-                    from: client_addr(),
+                    from: self.client_from,
                     to: t.destination,
                     data: d,
                 });
@@ -161,6 +175,11 @@ impl Net {
             }
             for (to, d) in out {
                 self.server_bytes_sent += d.len() as u64;
+                if Some(to) == self.victim {
+                    self.victim_sent += d.len() as u64;
+                    sent = true;
+                    continue;
+                }
                 self.link.push(InFlight {
                     at: self.now + ONE_WAY,
                     from: server_addr(),

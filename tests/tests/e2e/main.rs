@@ -4,6 +4,7 @@
 //! share a binary because every suite links the whole stack, the simulator and the drivers: one
 //! link instead of nine keeps the build small and fast.
 
+mod attack_amplification;
 mod attack_bitflips;
 mod attack_cbor;
 mod attack_cid;
