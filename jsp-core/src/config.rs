@@ -99,6 +99,85 @@ pub struct TransportConfig {
     /// Which implementation protects packets. Default [`Backend::Auto`]. [`Backend::Null`] must be
     /// chosen on both sides and is only for tests and benchmarks.
     pub crypto_backend: Backend,
+    /// How datagrams carrying 0-RTT or 1-RTT packets are padded against traffic-size
+    /// fingerprinting. Default [`PaddingPolicy::None`] (see there for why).
+    pub padding: PaddingPolicy,
+}
+
+/// Padding of datagrams that carry application-space (0-RTT or 1-RTT) packets, against
+/// traffic-size fingerprinting: an observer sees the size of every datagram even though the
+/// content is encrypted, and sizes alone can reveal which page, command or keystroke was sent.
+///
+/// The padding is made of PADDING frames inside the last packet of the datagram, so it is
+/// encrypted and authenticated like everything else and the receiver discards it. A datagram is
+/// padded to the chosen size, never beyond what may be sent now (the path's maximum payload
+/// size, the caller's buffer, and the 3× anti-amplification budget on an unvalidated path):
+/// when the chosen size does not fit, the datagram is padded to that maximum instead. So every
+/// such datagram has a size in the policy's set plus the current maximum (normally the path's
+/// `max_udp_payload_size`). Handshake-only datagrams are not affected: those carrying Initial
+/// packets are always padded to [`MIN_UDP_PAYLOAD`], and their sizes are the same for everyone.
+///
+/// The default is [`PaddingPolicy::None`], as in QUIC: padding costs bandwidth and congestion
+/// window (up to 2× for small messages with the default buckets, far more with
+/// [`PaddingPolicy::FullMtu`]) and does not hide timing or the number of datagrams, so it is
+/// chosen by applications whose traffic sizes are sensitive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PaddingPolicy {
+    /// No padding beyond what the protocol requires.
+    #[default]
+    None,
+    /// Pad each datagram to the smallest of these sizes (bytes of UDP payload) that holds it;
+    /// a datagram larger than every bucket is padded to the maximum. Must be non-empty, strictly
+    /// increasing, each at least 64. [`PaddingPolicy::default_buckets`] gives a reasonable set.
+    Buckets(Vec<u16>),
+    /// Pad every datagram to the maximum: all application datagrams have one size.
+    FullMtu,
+}
+
+impl PaddingPolicy {
+    /// Buckets 128, 256, 512 and 1024 (and the maximum above them): at most 2× overhead for
+    /// a small datagram, and five sizes in all.
+    pub fn default_buckets() -> Self {
+        Self::Buckets(vec![128, 256, 512, 1024])
+    }
+
+    /// The size to pad a datagram of `len` bytes to, given that at most `max` may be sent:
+    /// `len` itself for [`Self::None`] or when `len >= max`.
+    pub fn target(&self, len: usize, max: usize) -> usize {
+        if len >= max {
+            return len;
+        }
+        match self {
+            Self::None => len,
+            Self::FullMtu => max,
+            Self::Buckets(buckets) => buckets
+                .iter()
+                .map(|b| usize::from(*b))
+                .find(|b| *b >= len)
+                .map_or(max, |b| b.min(max)),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Self::Buckets(b) = self {
+            if b.is_empty() {
+                return Err(ConfigError::new("padding", "bucket list is empty"));
+            }
+            if b.iter().any(|s| *s < 64) {
+                return Err(ConfigError::new(
+                    "padding",
+                    "buckets must be at least 64 bytes",
+                ));
+            }
+            if b.windows(2).any(|w| w.first() >= w.get(1)) {
+                return Err(ConfigError::new(
+                    "padding",
+                    "buckets must strictly increase",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for TransportConfig {
@@ -123,6 +202,7 @@ impl Default for TransportConfig {
             congestion_controller: Arc::new(BbrFactory::default()),
             crypto_backend: Backend::Auto,
             key_log: false,
+            padding: PaddingPolicy::None,
         }
     }
 }
@@ -177,6 +257,7 @@ impl TransportConfig {
                 "must be at least 4096 bytes",
             ));
         }
+        self.padding.validate()?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@
 //! the application drains [`Connection::poll_event`] and uses the datagram API. Nothing else
 //! advances the state machine.
 
+mod cids;
 mod keys;
 mod pacing;
 mod recv;
@@ -89,6 +90,8 @@ pub(crate) struct SentFrames {
     delivery: PacketDelivery,
     /// The NEW_TOKEN frame.
     new_token: bool,
+    /// RETIRE_CONNECTION_ID frames: the sequence numbers.
+    retired_cids: Vec<u64>,
 }
 
 /// Datagram queues, both bounded in bytes.
@@ -178,6 +181,8 @@ pub struct Connection {
     new_token_pending: bool,
     /// Client: NEW_TOKEN frames reported so far (bounded by [`MAX_NEW_TOKENS`]).
     new_tokens_received: u8,
+    /// The connection IDs the peer issued us, bounded by our active_connection_id_limit.
+    peer_cids: cids::PeerCids,
 }
 
 /// NEW_TOKEN frames a client reports per connection; further ones are ignored (a server has
@@ -246,6 +251,10 @@ impl Connection {
             handshake_confirmed: false,
             local_cid,
             remote_cid,
+            peer_cids: cids::PeerCids::new(
+                remote_cid,
+                TransportParameters::default().active_connection_id_limit,
+            ),
             remote_cid_from_peer: false,
             original_dcid,
             remote,
@@ -503,6 +512,8 @@ impl Connection {
         s.min_rtt = self.recovery.rtt().min();
         s.congestion_window = self.cc.window();
         s.bytes_in_flight = self.recovery.bytes_in_flight();
+        s.peer_connection_ids = self.peer_cids.active_count() as u64;
+        s.connection_id_retirements_outstanding = self.peer_cids.outstanding();
         s.datagrams_dropped = self.datagrams.dropped_incoming + self.datagrams.dropped_outgoing;
         s
     }
@@ -897,6 +908,7 @@ impl Connection {
         if frames.new_token {
             self.new_token_pending = true;
         }
+        self.peer_cids.retire_pending.extend(frames.retired_cids);
     }
 
     /// Applies what the handshake produced: bytes to send, keys, completion, tickets.

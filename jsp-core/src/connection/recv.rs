@@ -1,7 +1,8 @@
 //! Receiving: datagram → packets → frames → state changes.
 //!
 //! Each packet is parsed, its header protection removed, its packet number checked against the
-//! space's duplicate window, its payload opened in place, and only then are its frames processed.
+//! space's anti-replay window, its payload opened in place, its number recorded in the window,
+//! and only then are its frames processed.
 //! A packet that fails any step is dropped and counted; it never changes state. A frame that
 //! breaks the protocol closes this connection with a typed error and affects no other.
 
@@ -190,7 +191,10 @@ impl Connection {
                 Err(_) => return Ok(false),
             }
         };
+        // Anti-replay, cheap half: a number already processed or older than the window is
+        // dropped before spending an AEAD operation on it.
         if self.spaces[space.index()].is_duplicate(unprotected.pn) {
+            self.stats.packets_replayed += 1;
             return Ok(false);
         }
         let mut choice = RxChoice::Current;
@@ -235,6 +239,12 @@ impl Connection {
             }
         };
         let pn = unprotected.pn;
+        // Anti-replay, authoritative half: only an authenticated packet enters the window (so a
+        // forged packet cannot burn a number), and it does so before any frame is processed.
+        if !self.spaces[space.index()].accept_packet_number(pn) {
+            self.stats.packets_replayed += 1;
+            return Ok(false);
+        }
         self.stats.packets_received += 1;
         self.rx_packet_generation = self.one_rtt.as_ref().map_or(0, |k| match choice {
             RxChoice::Previous => k.rx_generation().saturating_sub(1),
@@ -260,6 +270,7 @@ impl Connection {
             if self.side.is_client() && !self.remote_cid_from_peer && kind == PacketKind::Initial {
                 // The server picked its own ID: use it from now on.
                 self.remote_cid = *scid;
+                self.peer_cids.set_initial(*scid);
                 self.remote_cid_from_peer = true;
             }
         }
@@ -357,6 +368,7 @@ impl Connection {
         self.initial_token = token.to_vec();
         self.retry_scid = Some(*scid);
         self.remote_cid = *scid;
+        self.peer_cids.set_initial(*scid);
         let (client, server) = initial_secrets(crate::VERSION_1, scid);
         let backend = self.transport.crypto_backend;
         let initial = &mut self.spaces[SpaceId::Initial.index()];
@@ -508,11 +520,33 @@ impl Connection {
                         self.timers.stop(Timer::PathValidation);
                     }
                 }
-                Frame::NewConnectionId { .. }
-                | Frame::RetireConnectionId { .. }
-                | Frame::FecRepair { .. } => {
-                    // Migration, address tokens and FEC arrive with later work; these frames are
-                    // valid and safely ignored until then.
+                Frame::NewConnectionId {
+                    sequence,
+                    retire_prior_to,
+                    id,
+                    reset_token,
+                } => {
+                    if self.remote_cid.is_empty() {
+                        return Err(TransportError::protocol(
+                            "NEW_CONNECTION_ID from a peer using a zero-length ID",
+                        )
+                        .with_frame(frame::ty::NEW_CONNECTION_ID));
+                    }
+                    let switch =
+                        self.peer_cids
+                            .on_new(sequence, retire_prior_to, id, reset_token)?;
+                    if let Some(switch) = switch {
+                        tracing::debug!(new = %switch.id, "peer retired our destination ID: switching");
+                        self.remote_cid = switch.id;
+                        if switch.reset_token.is_some() {
+                            self.peer_reset_token = switch.reset_token;
+                        }
+                    }
+                }
+                Frame::RetireConnectionId { .. } | Frame::FecRepair { .. } => {
+                    // We issue no connection ID beyond the handshake's (so there is none for the
+                    // peer to retire), and FEC arrives with later work: these frames are valid
+                    // and safely ignored until then.
                 }
                 Frame::Stream { .. }
                 | Frame::ResetStream { .. }
@@ -647,6 +681,8 @@ impl Connection {
             if let Some(largest) = packet.frames.largest_ack {
                 s.on_ack_acked(largest);
             }
+            self.peer_cids
+                .on_retire_acked(packet.frames.retired_cids.len());
             for record in packet.frames.streams {
                 self.streams.on_acked(record);
             }

@@ -26,6 +26,8 @@ struct Padding {
     to: usize,
     /// A later space has something to send and may follow in the same datagram.
     later_wants: bool,
+    /// Bytes of the datagram before this packet.
+    offset: usize,
 }
 
 impl Connection {
@@ -67,13 +69,21 @@ impl Connection {
             // Datagrams carrying Initial packets are padded to 1200 bytes so that a path that
             // cannot carry full-size packets fails during the handshake, not later. The last
             // packet of the datagram carries the padding.
+            // Datagrams ending in an application-space packet follow the padding policy
+            // (against size fingerprinting): the whole datagram is padded to its target size.
+            let to = if has_initial {
+                usize::from(MIN_UDP_PAYLOAD).min(max).saturating_sub(len)
+            } else if space == SpaceId::Data {
+                // `len` is what earlier packets of this datagram took; the target is for the
+                // whole datagram, so it is computed when this packet's size is known.
+                usize::MAX
+            } else {
+                0
+            };
             let pad = Padding {
-                to: if has_initial {
-                    usize::from(MIN_UDP_PAYLOAD).min(max).saturating_sub(len)
-                } else {
-                    0
-                },
+                to,
                 later_wants,
+                offset: len,
             };
             let out = buf.get_mut(len..max)?;
             if let Some(n) = self.write_packet(now, space, out, pad, cwnd_open) {
@@ -154,6 +164,7 @@ impl Connection {
             || self.key_update_frame_pending.is_some()
             || !self.path_responses.is_empty()
             || self.path_challenge_pending
+            || !self.peer_cids.retire_pending.is_empty()
             || !self.datagrams.outgoing.is_empty()
             || self.streams_want_to_send(false)
     }
@@ -230,7 +241,19 @@ impl Connection {
         // packet ends the datagram (nothing follows, or nothing more would fit).
         let mut total = header_len + payload_len + TAG_LEN;
         let ends_datagram = !pad.later_wants || out.len().saturating_sub(total) < MIN_PACKET_ROOM;
-        let pad_to = if ends_datagram { pad.to } else { 0 };
+        let pad_to = match (ends_datagram, pad.to) {
+            (false, _) => 0,
+            (true, usize::MAX) => {
+                // Application space: `out` starts `offset` bytes into the datagram and ends at
+                // the datagram's maximum.
+                let offset = pad.offset;
+                self.transport
+                    .padding
+                    .target(offset + total, offset + out.len())
+                    .saturating_sub(offset)
+            }
+            (true, to) => to,
+        };
         let min_total = (header_len + packet::min_payload_len(pn_len) + TAG_LEN).max(pad_to);
         if total < min_total && min_total <= out.len() {
             out.get_mut(header_len + payload_len..min_total - TAG_LEN)?
@@ -384,6 +407,14 @@ impl Connection {
                     sent.path_challenge = true;
                     eliciting = true;
                 }
+            }
+            while let Some(sequence) = self.peer_cids.retire_pending.front().copied() {
+                if (Frame::RetireConnectionId { sequence }).encode(w).is_err() {
+                    break;
+                }
+                self.peer_cids.retire_pending.pop_front();
+                sent.retired_cids.push(sequence);
+                eliciting = true;
             }
             while let Some(token) = self.path_responses.front().copied() {
                 if Frame::PathResponse(token).encode(w).is_err() {

@@ -1,16 +1,18 @@
 //! Per packet-number-space state: packet numbers, what to acknowledge, and the CRYPTO stream.
 //!
 //! Invariants: packet numbers sent in a space strictly increase and are never reused; a received
-//! packet number is processed at most once (the `received` set doubles as the duplicate filter);
+//! packet number is processed at most once (the [`ReplayWindow`] of each space, RFC 6479 style);
 //! handshake bytes are kept until acknowledged so lost CRYPTO frames can be sent again.
 
 use crate::crypto::schedule::DirectionalKeys;
 use crate::handshake::CryptoAssembler;
+use crate::packet::replay_window::{ReplayVerdict, ReplayWindow};
 use crate::range_set::RangeSet;
 use crate::time::Instant;
 
-/// Most ACK ranges remembered per space. Older ranges are forgotten and packets below the oldest
-/// tracked one are treated as duplicates (a sliding replay window).
+/// Most ACK ranges remembered per space. Older ranges are forgotten (the peer retransmits what
+/// they covered if it never learns of them); duplicates are filtered by the replay window, not by
+/// these ranges.
 pub(crate) const MAX_ACK_RANGES: usize = 64;
 
 /// Outgoing handshake bytes of one space, with what still needs (re)sending.
@@ -82,14 +84,13 @@ pub(crate) struct PacketSpace {
     pub(crate) tx: Option<DirectionalKeys>,
     /// The next packet number to send.
     pub(crate) next_pn: u64,
-    /// Packet numbers processed (the duplicate filter, a sliding window).
-    pub(crate) received: RangeSet,
+    /// Packet numbers processed: the anti-replay window (duplicates and numbers older than
+    /// [`crate::packet::replay_window::REPLAY_WINDOW`] below the largest are refused).
+    pub(crate) replay: ReplayWindow,
     /// Packet numbers to acknowledge: received and not yet known to be acknowledged by the peer.
     pub(crate) ack_ranges: RangeSet,
     /// The largest packet number received, and when.
     pub(crate) largest_received: Option<(u64, Instant)>,
-    /// Everything below this was forgotten: treated as already received.
-    pub(crate) receive_floor: u64,
     /// Ack-eliciting packets received since we last sent an ACK.
     pub(crate) unacked_eliciting: u32,
     /// An ACK should go out in the next packet of this space.
@@ -112,10 +113,9 @@ impl PacketSpace {
             rx: None,
             tx: None,
             next_pn: 0,
-            received: RangeSet::new(),
+            replay: ReplayWindow::new(),
             ack_ranges: RangeSet::new(),
             largest_received: None,
-            receive_floor: 0,
             unacked_eliciting: 0,
             ack_now: false,
             ack_new: false,
@@ -126,19 +126,21 @@ impl PacketSpace {
         }
     }
 
-    /// Whether `pn` was already processed (or lies below the replay window).
+    /// Whether `pn` was already processed or lies below the replay window (a cheap test before
+    /// decryption; nothing is recorded).
     pub(crate) fn is_duplicate(&self, pn: u64) -> bool {
-        pn < self.receive_floor || self.received.contains(pn)
+        self.replay.check(pn) != ReplayVerdict::Fresh
     }
 
-    /// Records a processed packet.
+    /// Records an authenticated packet number in the replay window; `false`: a duplicate or too
+    /// old, which must not be processed.
+    pub(crate) fn accept_packet_number(&mut self, pn: u64) -> bool {
+        self.replay.check_and_insert(pn) == ReplayVerdict::Fresh
+    }
+
+    /// Records a processed packet (already accepted by [`Self::accept_packet_number`]) for
+    /// acknowledgement.
     pub(crate) fn on_packet_received(&mut self, pn: u64, ack_eliciting: bool, now: Instant) {
-        self.received.insert_one(pn);
-        while self.received.len() > MAX_ACK_RANGES {
-            if let Some(oldest) = self.received.pop_min() {
-                self.receive_floor = self.receive_floor.max(oldest.end);
-            }
-        }
         self.ack_ranges.insert_one(pn);
         while self.ack_ranges.len() > MAX_ACK_RANGES {
             self.ack_ranges.pop_min();

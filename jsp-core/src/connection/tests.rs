@@ -13,6 +13,8 @@ use crate::crypto::CipherSuite;
 use crate::endpoint::{ConnectionHandle, DatagramEvent, Endpoint};
 use crate::session::ServerResumption;
 
+mod security;
+
 const ONE_WAY: Duration = Duration::from_millis(10);
 
 fn client_addr() -> SocketAddr {
@@ -119,7 +121,15 @@ impl Pair {
     }
 
     pub(crate) fn with_ticket(setup: &Setup, ticket: Option<ClientTicket>) -> Self {
-        let now = Instant::from_millis(1);
+        Self::with_ticket_at(setup, ticket, Instant::from_millis(1))
+    }
+
+    /// Like [`Self::with_ticket`], with the virtual clock starting at `now`.
+    pub(crate) fn with_ticket_at(
+        setup: &Setup,
+        ticket: Option<ClientTicket>,
+        now: Instant,
+    ) -> Self {
         let server_config = Arc::new(setup.server_config.clone());
         let server_ep = Endpoint::new(
             Arc::new(server_endpoint_config()),

@@ -124,6 +124,9 @@ pub struct ConnectionStats {
     pub packets_received: u64,
     /// Packets dropped: undecryptable, duplicate, or malformed.
     pub packets_dropped: u64,
+    /// Of the packets dropped, those refused by the anti-replay window: a packet number already
+    /// processed (a duplicate or replayed datagram) or older than the window.
+    pub packets_replayed: u64,
     /// Packets declared lost.
     pub packets_lost: u64,
     /// Key updates completed.
@@ -141,6 +144,11 @@ pub struct ConnectionStats {
     pub congestion_window: u64,
     /// Bytes in flight (sent, not yet acknowledged or lost).
     pub bytes_in_flight: u64,
+    /// Connection IDs the peer issued us that are active (not retired), the handshake's
+    /// included; never above our `active_connection_id_limit`.
+    pub peer_connection_ids: u64,
+    /// RETIRE_CONNECTION_ID frames we owe the peer (queued or unacknowledged); bounded.
+    pub connection_id_retirements_outstanding: u64,
 }
 
 /// Why a datagram could not be queued.

@@ -14,6 +14,7 @@
 
 pub mod header;
 pub mod number;
+pub mod replay_window;
 pub mod retry;
 
 use core::ops::Range;
