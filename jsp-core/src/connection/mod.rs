@@ -10,6 +10,8 @@
 //! the application drains [`Connection::poll_event`] and uses the datagram API. Nothing else
 //! advances the state machine.
 
+#[cfg(feature = "fuzzing")]
+mod fuzzing;
 mod keys;
 mod pacing;
 mod recv;
@@ -19,6 +21,8 @@ mod streams_glue;
 mod timers;
 mod types;
 
+#[cfg(feature = "fuzzing")]
+pub use fuzzing::Footprint;
 pub use types::{
     ConnectionError, ConnectionStats, EndpointEvent, Event, Incoming, KeyLogEntry,
     SendDatagramError, Transmit,
