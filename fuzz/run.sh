@@ -46,7 +46,7 @@ run_one() {
   mkdir -p "$work/corpus/$t" "artifacts/$t"
   cp -r "corpus/$t/." "$work/corpus/$t/" 2>/dev/null || true
   set +e
-  "$bindir/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
+  "$bindir/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=8192 -timeout=20 -print_final_stats=1 \
     -artifact_prefix="artifacts/$t/" "$work/corpus/$t" >"$log" 2>&1
   echo $? >"$work/$t.rc"
   set -e

@@ -34,8 +34,9 @@ use jsp_core::time::Duration;
 
 /// The connection-ID length of every endpoint here (the default).
 const CID_LEN: usize = 8;
-/// Largest `server_endpoint` and `established_connection` corpus file.
-const MAX_SEQUENCE: usize = 16 << 10;
+/// Largest `server_endpoint` and `established_connection` corpus file (fuzz/run.sh runs with
+/// `-max_len=8192`, which would cut longer ones).
+const MAX_SEQUENCE: usize = 8 << 10;
 
 struct Corpus {
     root: PathBuf,
@@ -120,7 +121,7 @@ fn server_session(seed: u8, corpus: &mut Corpus) {
     let mut buf = vec![0u8; fuzzing::MAX_DATAGRAM];
     let mut sent_data = false;
     let mut steps = 0;
-    while records.len() < MAX_SEQUENCE && steps < 400 {
+    while records.len() + 3 + fuzzing::MAX_DATAGRAM <= MAX_SEQUENCE && steps < 400 {
         steps += 1;
         if client.is_handshake_complete() && !sent_data {
             sent_data = true;
@@ -181,13 +182,26 @@ fn server_session(seed: u8, corpus: &mut Corpus) {
         client.is_handshake_complete(),
         "the recorded client did not complete its handshake with the target's server"
     );
-    // The recording must replay through the target itself.
+    // The recording must replay through the target itself, to the same established connection.
     fuzzing::server_endpoint(&records);
+    let mut replay = ServerHarness::new();
+    let mut rest = &records[..];
+    while let [source, hi, lo, body @ ..] = rest {
+        let (datagram, next) = body.split_at(usize::from(u16::from_be_bytes([*hi, *lo])));
+        replay.feed(fuzzing::source_address(*source), datagram);
+        rest = next;
+    }
+    assert_eq!(
+        replay.established(),
+        1,
+        "the recording does not replay to an established connection"
+    );
     corpus.add("server_endpoint", &records);
     println!(
-        "server_endpoint session: {} bytes of records, {} server connections",
+        "server_endpoint session: {} bytes of records, {} server connection(s), replayed to {} established",
         records.len(),
-        server.connections()
+        server.connections(),
+        replay.established()
     );
 }
 

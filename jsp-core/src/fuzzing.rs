@@ -176,6 +176,14 @@ impl ServerHarness {
         self.conns.len()
     }
 
+    /// Connections whose handshake completed.
+    pub fn established(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.is_handshake_complete())
+            .count()
+    }
+
     /// Advances the clock one step, feeds `datagram` from `source`, drives every connection
     /// (timers, transmits, events) and returns what the server sent, in order. Checks that
     /// nothing goes to an address that never sent anything and that queues stay bounded.
