@@ -7,8 +7,9 @@
 #   fuzz/run.sh [seconds] [target...]
 #
 # cargo-fuzz needs nightly for its sanitizers; this script passes the same coverage flags it
-# uses with `-s none` (SanitizerCoverage, stable since Rust 1.x) directly to cargo, and builds for
-# the explicit host target so that build scripts and proc macros are not instrumented.
+# uses with `-s none` (SanitizerCoverage through the stable `-C passes` and `-C llvm-args`) to
+# cargo directly, and builds for the explicit host target so that build scripts and proc macros
+# are not instrumented.
 # Environment: FUZZ_TARGET_DIR (default fuzz/target), FUZZ_JOBS (parallel runs, default 1),
 # FUZZ_LOG_DIR (keep each target's libFuzzer log there).
 set -euo pipefail
