@@ -24,7 +24,9 @@
 //! - [`endpoint`]: routing, acceptance, rate limits, stateless replies;
 //! - [`file`]: the sans-IO file-transfer protocol (manifest, chunk requests, resume, verification);
 //! - [`config`]: validated configuration with documented defaults;
-//! - [`error`]: wire error codes.
+//! - [`error`]: wire error codes;
+//! - `fuzzing` (feature `fuzzing` only): the properties the fuzz targets and their `cargo test`
+//!   twins check, and an established connection pair to inject decrypted frames into.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -38,6 +40,8 @@ pub mod endpoint;
 pub mod error;
 pub mod file;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod handshake;
 pub mod packet;
 pub mod rand;

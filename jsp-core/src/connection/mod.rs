@@ -11,6 +11,8 @@
 //! advances the state machine.
 
 mod cids;
+#[cfg(feature = "fuzzing")]
+mod fuzzing;
 mod keys;
 mod pacing;
 mod recv;
@@ -20,6 +22,8 @@ mod streams_glue;
 mod timers;
 mod types;
 
+#[cfg(feature = "fuzzing")]
+pub use fuzzing::Footprint;
 pub use types::{
     ConnectionError, ConnectionStats, EndpointEvent, Event, Incoming, KeyLogEntry,
     SendDatagramError, Transmit,
