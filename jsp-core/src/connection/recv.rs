@@ -647,9 +647,11 @@ impl Connection {
             if let Some(largest) = packet.frames.largest_ack {
                 s.on_ack_acked(largest);
             }
-            for record in packet.frames.streams {
+            let mut records = packet.frames.streams;
+            for record in records.drain(..) {
                 self.streams.on_acked(record);
             }
+            self.recycle_records(records);
         }
         self.streams.set_rtt(self.recovery.rtt().smoothed());
         if out.spurious_losses > 0 {
