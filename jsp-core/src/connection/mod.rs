@@ -76,6 +76,14 @@ struct CloseFrame {
     reason: Vec<u8>,
 }
 
+/// Stream-record lists kept for reuse per connection: enough for the packets one round of
+/// acknowledgements frees, small enough not to matter per idle connection (they start empty).
+const RECORD_POOL: usize = 1024;
+
+/// Lists longer than this (a packet that carried many small stream frames) are freed rather than
+/// kept, so the pool's memory stays bounded.
+const RECORD_LIST_MAX: usize = 8;
+
 /// What a sent packet carried, so that its loss can requeue exactly those frames.
 #[derive(Debug, Default)]
 pub(crate) struct SentFrames {
@@ -147,6 +155,9 @@ pub struct Connection {
     peer_params: Option<TransportParameters>,
     handshake_done_pending: bool,
     tickets_pending: Vec<Bytes>,
+    /// Emptied stream-record lists of acknowledged or lost packets, reused by the next packets
+    /// sent so that the steady state allocates none (at most [`RECORD_POOL`] kept).
+    record_pool: Vec<Vec<StreamRecord>>,
     key_update_frame_pending: Option<u64>,
     path_responses: VecDeque<[u8; 8]>,
     session_out: SessionOutput,
@@ -283,6 +294,7 @@ impl Connection {
             peer_params: None,
             handshake_done_pending: false,
             tickets_pending: Vec::new(),
+            record_pool: Vec::new(),
             key_update_frame_pending: None,
             path_responses: VecDeque::new(),
             session_out: SessionOutput::default(),
@@ -735,7 +747,8 @@ impl Connection {
     /// Fires expired timers. Call at (or after) the deadline from [`Self::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
         self.streams.set_now(now);
-        let fired: Vec<Timer> = self.timers.expired(now).collect();
+        // `expired` hands back the fired timers by value (no borrow, no allocation).
+        let fired = self.timers.expired(now);
         for timer in fired {
             match timer {
                 Timer::Idle => {
@@ -881,6 +894,22 @@ impl Connection {
         }
     }
 
+    /// An empty stream-record list for a packet about to be sent, from the pool when it has one.
+    fn take_records(&mut self) -> Vec<StreamRecord> {
+        self.record_pool.pop().unwrap_or_default()
+    }
+
+    /// Returns a sent packet's emptied stream-record list to the pool.
+    fn recycle_records(&mut self, mut records: Vec<StreamRecord>) {
+        if records.capacity() > 0
+            && records.capacity() <= RECORD_LIST_MAX
+            && self.record_pool.len() < RECORD_POOL
+        {
+            records.clear();
+            self.record_pool.push(records);
+        }
+    }
+
     fn requeue(&mut self, space: SpaceId, frames: SentFrames) {
         let s = &mut self.spaces[space.index()];
         if let Some((offset, len)) = frames.crypto {
@@ -900,12 +929,14 @@ impl Connection {
                 self.key_update_frame_pending = Some(g);
             }
         }
-        for record in frames.streams {
+        let mut records = frames.streams;
+        for record in records.drain(..) {
             if let StreamRecord::Data { len, .. } = record {
                 self.stats.retransmitted_bytes += len;
             }
             self.streams.on_lost(record);
         }
+        self.recycle_records(records);
         if frames.path_challenge && self.path_challenge.is_some() {
             self.path_challenge_pending = true;
         }

@@ -683,9 +683,11 @@ impl Connection {
             }
             self.peer_cids
                 .on_retire_acked(packet.frames.retired_cids.len());
-            for record in packet.frames.streams {
+            let mut records = packet.frames.streams;
+            for record in records.drain(..) {
                 self.streams.on_acked(record);
             }
+            self.recycle_records(records);
         }
         self.streams.set_rtt(self.recovery.rtt().smoothed());
         if out.spurious_losses > 0 {

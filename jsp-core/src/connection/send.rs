@@ -227,13 +227,21 @@ impl Connection {
         if frames_end <= header_len + 8 {
             return None;
         }
-        let mut sent = SentFrames::default();
+        let mut sent = SentFrames {
+            streams: self.take_records(),
+            ..SentFrames::default()
+        };
         let (payload_len, ack_eliciting) = {
             let body = out.get_mut(header_len..frames_end)?;
             let mut w = Writer::new(body);
             let eliciting = self.write_frames(now, space, kind, &mut w, &mut sent, cwnd_open);
             (w.position(), eliciting)
         };
+        if sent.streams.is_empty() {
+            // Most packets of a receiver (ACKs) carry no stream record: keep the pooled list.
+            let records = std::mem::take(&mut sent.streams);
+            self.recycle_records(records);
+        }
         if payload_len == 0 {
             return None;
         }

@@ -166,15 +166,26 @@ impl Streams {
                 break;
             }
             send.on_sent(&plan);
-            // Round-robin: the stream goes to the back of its level.
-            send.in_ready = None;
-            if let Some(queue) = self.ready.get_mut(&level) {
-                queue.remove(pos);
-                if queue.is_empty() {
-                    self.ready.remove(&level);
+            // Round-robin: the stream goes to the back of its level. When it stays at the same
+            // level (the usual case in a bulk transfer), rotate it within the queue rather than
+            // removing and re-adding it, which would free and reallocate the level's queue (and
+            // its map entry) for every packet.
+            if send.has_sendable() && send.priority == level {
+                if let Some(queue) = self.ready.get_mut(&level) {
+                    if let Some(q) = queue.remove(pos) {
+                        queue.push_back(q);
+                    }
                 }
+            } else {
+                send.in_ready = None;
+                if let Some(queue) = self.ready.get_mut(&level) {
+                    queue.remove(pos);
+                    if queue.is_empty() {
+                        self.ready.remove(&level);
+                    }
+                }
+                self.reschedule(id);
             }
-            self.reschedule(id);
             total += plan.len as usize;
             sent.push(StreamRecord::Data {
                 id,
