@@ -414,7 +414,7 @@ fn decode_hex(s: &str) -> Result<Vec<u8>, SignatureError> {
         }
     }
     let bytes = s.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(SignatureError::Malformed("hex length"));
     }
     bytes

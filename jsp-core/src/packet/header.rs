@@ -232,7 +232,7 @@ pub fn decode(packet: &[u8], local_cid_len: usize) -> Result<PartialDecode, Head
     let scid = read_cid(&mut r)?;
     if version == VERSION_NEGOTIATION {
         let start = r.position();
-        if r.remaining() % 4 != 0 || r.remaining() == 0 {
+        if !r.remaining().is_multiple_of(4) || r.remaining() == 0 {
             return Err(HeaderError::BadVersionList);
         }
         return Ok(PartialDecode {

@@ -51,12 +51,12 @@ async fn spawn_relay(
                 }
             };
             count += 1;
-            if count % drop_every == 0 {
+            if count.is_multiple_of(drop_every) {
                 s.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             s.forwarded.fetch_add(1, Ordering::Relaxed);
-            if count % delay_every == 0 {
+            if count.is_multiple_of(delay_every) {
                 s.delayed.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(5)).await;
