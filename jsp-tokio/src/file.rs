@@ -74,7 +74,7 @@ pub enum FileTransferError {
     },
     /// A file to receive exists already with other contents.
     #[error(
-        "{path} exists and differs from the file being received (remove it, or allow overwriting)"
+        "{path} exists and differs from the file being received (remove it, or allow overwriting: `jsp recv --force`)"
     )]
     Exists {
         /// The path.
@@ -812,13 +812,13 @@ async fn receive_inner(
         while let Some(action) = r.poll_action() {
             match action {
                 Action::Send { channel, bytes } => {
-                    if !sends.contains_key(&channel) {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = sends.entry(channel) {
                         let (send, recv) = conn.open_bi().await?;
                         tokio::spawn(read_stream(recv, ev_tx.clone(), move |b| match b {
                             Some(b) => RecvEvent::Data(channel, b),
                             None => RecvEvent::End,
                         }));
-                        sends.insert(channel, send);
+                        slot.insert(send);
                     }
                     if let Some(s) = sends.get_mut(&channel) {
                         // A failed write shows up as the connection's error below.
