@@ -19,7 +19,7 @@
 //!
 //! ```text
 //! Receiver (client)                                             Sender (server)
-//!   control: Fetch{transfer id}               -------->
+//!   control: Fetch{transfer id, codecs}       -------->
 //!                                             <--------         control: Offer{manifest}
 //!   (verify root → id; caller reports chunks already on disk; start)
 //!   data 0:  Request{file, chunk ranges}      -------->
