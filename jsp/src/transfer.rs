@@ -328,7 +328,9 @@ async fn show_progress(mut rx: watch::Receiver<TransferProgress>, out: Output, v
         let p = rx.borrow_and_update().clone();
         total.set_length(p.bytes_total);
         total.set_position(p.bytes_done);
-        total.set_message(format!("{}/{} files", p.files_done, p.files_total));
+        if verb == "receiving" {
+            total.set_message(format!("{}/{} files", p.files_done, p.files_total));
+        }
         bars.retain(|path, bar| {
             let keep = p.active.iter().any(|f| &f.path == path);
             if !keep {
@@ -355,5 +357,6 @@ async fn show_progress(mut rx: watch::Receiver<TransferProgress>, out: Output, v
     for bar in bars.values() {
         bar.finish_and_clear();
     }
-    total.finish();
+    // Leave the bar where the transfer stopped (a cancelled one is not shown as complete).
+    total.abandon();
 }

@@ -1330,6 +1330,7 @@ proptest! {
 // Compression
 
 /// Text-like bytes that compress well but not absurdly.
+#[cfg(feature = "zstd")]
 fn text(len: usize) -> Vec<u8> {
     let words = [
         "stream ",
