@@ -1508,3 +1508,54 @@ fn a_bomb_from_a_hostile_sender_ends_the_transfer_with_code_compression() {
         Err(FileError::UnexpectedChunk { file: 0, index: 0 })
     );
 }
+
+/// A hand-made 10-byte zstd frame: no content size, a 128 KiB window, one RLE block of 131,072
+/// zero bytes. Decodable by any build, with or without the C library.
+fn rle_bomb() -> Vec<u8> {
+    let block = 1u32 | (1 << 1) | (131_072 << 3); // last block, RLE, 131,072 repeats
+    let mut f = vec![0x28, 0xB5, 0x2F, 0xFD, 0x00, 7 << 3];
+    f.extend_from_slice(&block.to_le_bytes()[..3]);
+    f.push(0);
+    f
+}
+
+#[test]
+fn the_build_s_decoder_refuses_an_rle_bomb_and_decodes_the_same_frame_when_it_fits() {
+    let f = rle_bomb();
+    assert_eq!(f.len(), 10);
+    let got = compress::decompress_chunk(Codec::Zstd, f.clone(), 100_000, 3, 4);
+    assert!(
+        matches!(
+            got,
+            Err(FileError::Decompression {
+                file: 3,
+                index: 4,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+    assert_eq!(got.unwrap_err().code(), ErrorCode::COMPRESSION);
+    assert_eq!(
+        compress::ruzstd_decompress(&f, 100_000),
+        Err("zstd frame decompresses beyond the chunk's length")
+    );
+    assert_eq!(
+        compress::decompress_chunk(Codec::Zstd, f.clone(), 131_072, 0, 0).unwrap(),
+        vec![0u8; 131_072]
+    );
+    assert_eq!(
+        compress::ruzstd_decompress(&f, 131_072).unwrap(),
+        vec![0u8; 131_072]
+    );
+    // A window far above the chunk is refused before decoding.
+    let mut wide = f.clone();
+    wide[5] = 20 << 3; // 1 GiB window
+    assert!(matches!(
+        compress::decompress_chunk(Codec::Zstd, wide, 131_072, 0, 0),
+        Err(FileError::Decompression {
+            reason: "zstd frame window larger than the chunk",
+            ..
+        })
+    ));
+}
