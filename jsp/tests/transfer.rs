@@ -142,3 +142,67 @@ fn a_garbled_ticket_and_an_existing_different_file_give_one_clear_line() {
     );
     assert!(sender.wait().unwrap().success());
 }
+
+#[test]
+fn a_recv_process_killed_midway_resumes_with_at_most_the_rest_plus_one_chunk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("big.bin");
+    let len: u64 = 256 << 20;
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..len / 8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            f.write_all(&x.to_le_bytes()).unwrap();
+        }
+        f.flush().unwrap();
+    }
+    let (mut sender, ticket, _lines) = send(&[&file]);
+    let out = tmp.path().join("out");
+    let mut first = jsp()
+        .args(["recv", &ticket, "--json", "--streams", "1", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(first.stdout.take().unwrap()).lines();
+    let mut killed_at = None;
+    for line in lines.map_while(Result::ok) {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["event"] == "progress" {
+            let done = v["bytes"].as_u64().unwrap();
+            if done > 0 && done < len {
+                first.kill().unwrap(); // SIGKILL: no goodbye, no flush
+                killed_at = Some(done);
+                break;
+            }
+        }
+    }
+    first.wait().unwrap();
+    let killed_at = killed_at.expect("a progress line in the middle of the transfer");
+    assert!(
+        !out.join("big.bin").exists(),
+        "nothing under the final name"
+    );
+    let o = jsp()
+        .args(["recv", &ticket, "--json", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let done: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let wire = done["wire_bytes"].as_u64().unwrap();
+    let resumed = done["resumed_bytes"].as_u64().unwrap();
+    println!(
+        "killed at {killed_at} of {len} bytes; the restart kept {resumed} and moved {wire} (bound {})",
+        len - killed_at + (1 << 20)
+    );
+    assert!(wire <= len - killed_at + (1 << 20));
+    assert_eq!(wire + resumed, len);
+    assert!(std::fs::read(out.join("big.bin")).unwrap() == std::fs::read(&file).unwrap());
+    assert!(sender.wait().unwrap().success());
+}
