@@ -10,7 +10,10 @@
 //!   left by an earlier attempt is read back, its chunks that still verify are kept and only the
 //!   others are fetched.
 //! - Both report a [`TransferProgress`] through a `tokio::sync::watch` channel (bytes, rate, ETA,
-//!   the files in progress) and stop when their [`Cancel`] handle is cancelled.
+//!   the files in progress) and stop when their [`Cancel`] handle is cancelled (or when their
+//!   future is dropped: the streams are reset and the connection closes).
+//!
+//! File I/O runs on tokio's blocking pool, so these functions need a tokio runtime (not smol).
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
