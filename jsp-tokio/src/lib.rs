@@ -48,6 +48,11 @@
 //! sends what the core produced. Socket I/O goes through `quinn-udp`: batched receives with GRO,
 //! and GSO sends that glue consecutive equal-size datagrams to one peer into one syscall.
 //!
+//! ## File transfer
+//!
+//! [`file`] sends and receives files and directories over a connection: resumable, over
+//! parallel streams, verified chunk by chunk, optionally zstd-compressed.
+//!
 //! ## Drop semantics
 //!
 //! - A [`SendStream`] dropped without [`SendStream::finish`] is **reset** (code
@@ -79,6 +84,7 @@ mod connection;
 mod driver;
 mod endpoint;
 mod error;
+pub mod file;
 mod runtime;
 mod state;
 mod streams;

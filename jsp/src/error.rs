@@ -37,6 +37,12 @@ pub(crate) enum CliError {
         what: &'static str,
         source: std::io::Error,
     },
+    /// A ticket that cannot be used.
+    #[error("bad ticket: {0}")]
+    Ticket(String),
+    /// A file transfer failed.
+    #[error("{0}")]
+    Transfer(#[from] jsp_tokio::file::FileTransferError),
     /// The demo did not behave as it should.
     #[error("demo failed: {0}")]
     Demo(String),

@@ -1,7 +1,7 @@
 //! `jsp` — the JetStreamProto command-line tool.
 //!
 //! `jsp demo` shows the protocol end to end in one process; `jsp keygen`, `jsp serve` and
-//! `jsp connect` run it between two terminals or machines. Every failure ends with one line on
+//! `jsp connect` run it between two terminals or machines; `jsp send` and `jsp recv` move files. Every failure ends with one line on
 //! standard error and a non-zero exit status.
 #![forbid(unsafe_code)]
 
@@ -10,6 +10,8 @@ mod demo;
 mod error;
 mod keyfile;
 mod serve;
+mod ticket;
+mod transfer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +49,64 @@ enum Command {
     /// Connect to a `jsp serve` server. Without --bytes, each line typed is sent and echoed
     /// back; with --bytes, measures throughput.
     Connect(ConnectArgs),
+    /// Offer files and directories: prints a ticket (and its QR code) for `jsp recv`, then
+    /// waits until a receiver has every file verified. Stops on Ctrl-C.
+    Send(SendArgs),
+    /// Fetch the files a `jsp send` ticket names into --out: resumable, verified chunk by chunk,
+    /// each file renamed into place only once complete.
+    Recv(RecvArgs),
+}
+
+/// Options of `jsp send`.
+#[derive(clap::Args, Debug)]
+struct SendArgs {
+    /// Files and directories to send.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// UDP address to listen on.
+    #[arg(long, short, default_value = "0.0.0.0:0")]
+    listen: SocketAddr,
+    /// The IP address to put in the ticket (default: the listen address, or this machine's
+    /// first non-loopback address when listening on all interfaces).
+    #[arg(long)]
+    addr: Option<std::net::IpAddr>,
+    /// zstd level 1-22 for chunks that compress (sampled per chunk); 0 turns compression off.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=22))]
+    level: u8,
+    /// Do not print the QR code.
+    #[arg(long)]
+    no_qr: bool,
+    /// One JSON object per line on stdout instead of text and bars.
+    #[arg(long)]
+    json: bool,
+    /// Hide the progress bars.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Options of `jsp recv`.
+#[derive(clap::Args, Debug)]
+struct RecvArgs {
+    /// The ticket printed by `jsp send` ("jspt1…").
+    ticket: String,
+    /// Directory to write into (created if needed).
+    #[arg(long, short, default_value = ".")]
+    out: PathBuf,
+    /// Parallel streams.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    streams: u16,
+    /// Start over instead of keeping verified chunks of an earlier attempt.
+    #[arg(long)]
+    no_resume: bool,
+    /// Replace existing files that differ from the ones received.
+    #[arg(long)]
+    force: bool,
+    /// One JSON object per line on stdout instead of text and bars.
+    #[arg(long)]
+    json: bool,
+    /// Hide the progress bars.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 /// Options of `jsp demo`.
@@ -170,6 +230,8 @@ fn main() -> ExitCode {
             Command::Keygen(args) => keyfile::keygen(&args),
             Command::Serve(args) => serve::run(args).await,
             Command::Connect(args) => connect::run(args).await,
+            Command::Send(args) => transfer::send(args).await,
+            Command::Recv(args) => transfer::recv(args).await,
         }
     });
     // Do not wait for background tasks (a server's connections) to wind down.

@@ -32,6 +32,9 @@ impl ErrorCode {
     pub const CANCELLED: Self = Self(8);
     /// 9: the receiver could not store the data (full disk, permissions), reported by its caller.
     pub const WRITE_FAILED: Self = Self(9);
+    /// 10: a compressed chunk did not decode within its declared length (a decompression bomb or
+    /// a corrupt frame), or used a codec that was not negotiated.
+    pub const COMPRESSION: Self = Self(10);
 
     /// A short name for the code ("PROTOCOL", ...), or `None` for a code this version does not know.
     pub fn name(self) -> Option<&'static str> {
@@ -45,6 +48,7 @@ impl ErrorCode {
             Self::LIMIT => "LIMIT",
             Self::CANCELLED => "CANCELLED",
             Self::WRITE_FAILED => "WRITE_FAILED",
+            Self::COMPRESSION => "COMPRESSION",
             _ => return None,
         })
     }
@@ -318,6 +322,16 @@ pub enum FileError {
         /// What was wrong.
         what: &'static str,
     },
+    /// A compressed chunk did not decode to exactly its declared length (a decompression bomb,
+    /// a corrupt frame) or used a codec the receiver did not offer.
+    Decompression {
+        /// The file index.
+        file: u32,
+        /// The chunk index.
+        index: u64,
+        /// What was wrong.
+        reason: &'static str,
+    },
     /// The application cancelled the transfer.
     Cancelled,
     /// The peer ended the transfer with an `Error` message.
@@ -349,6 +363,7 @@ impl FileError {
             Self::WriteFailed { .. } => ErrorCode::WRITE_FAILED,
             Self::Limit { .. } => ErrorCode::LIMIT,
             Self::Cancelled => ErrorCode::CANCELLED,
+            Self::Decompression { .. } => ErrorCode::COMPRESSION,
             Self::Peer { code, .. } => *code,
         }
     }
@@ -390,6 +405,14 @@ impl fmt::Display for FileError {
             Self::Limit { what } => write!(f, "limit exceeded: {what}"),
             Self::Misuse { what } => write!(f, "API misuse: {what}"),
             Self::Cancelled => f.write_str("transfer cancelled"),
+            Self::Decompression {
+                file,
+                index,
+                reason,
+            } => write!(
+                f,
+                "refused compressed chunk {index} of file {file}: {reason}"
+            ),
             Self::Peer { code, reason } => write!(f, "peer ended the transfer: {code}: {reason}"),
             Self::Failed => f.write_str("the transfer had already failed"),
         }

@@ -10,6 +10,7 @@
 //! - [`manifest`]: [`Manifest`] (entries, sizes, modes, chunk hashes, root hash), its builder
 //!   and its strict, bounded CBOR codec;
 //! - [`wire`]: the framed [`Message`]s;
+//! - [`compress`]: per-chunk zstd compression and its bounded decoding;
 //! - [`receiver`]: [`Receiver`], which plans requests, verifies chunks and resumes;
 //! - [`sender`]: [`Sender`], which answers requests and detects changed sources;
 //! - [`error`]: [`FileError`], [`ManifestError`], [`MessageError`] and wire [`ErrorCode`]s.
@@ -18,7 +19,7 @@
 //!
 //! ```text
 //! Receiver (client)                                             Sender (server)
-//!   control: Fetch{transfer id}               -------->
+//!   control: Fetch{transfer id, codecs}       -------->
 //!                                             <--------         control: Offer{manifest}
 //!   (verify root → id; caller reports chunks already on disk; start)
 //!   data 0:  Request{file, chunk ranges}      -------->
@@ -47,6 +48,7 @@
 //! typed error. A stream's end or reset is the driver's business: it ends the transfer (and a new
 //! connection resumes it).
 
+pub mod compress;
 pub mod error;
 pub mod hash;
 pub mod manifest;
@@ -57,6 +59,7 @@ pub mod wire;
 
 mod cbor;
 
+pub use compress::{Codec, Compression};
 pub use error::{ErrorCode, FileError, ManifestError, MessageError};
 pub use hash::{chunk_hash, chunk_hashes, ChunkHash, ChunkHasher, RootHash, TransferId, HASH_LEN};
 pub use manifest::{
@@ -66,7 +69,7 @@ pub use manifest::{
 pub use path::{validate_path, PathError};
 pub use receiver::{Action, Channel, Progress, Receiver, ReceiverConfig};
 pub use sender::{Sender, SenderAction, SenderConfig, SenderStats, StreamKey};
-pub use wire::{ChunkHeader, ErrorMessage, Message, Request, MAX_REASON_LEN};
+pub use wire::{ChunkHeader, ErrorMessage, Fetch, Message, Request, MAX_REASON_LEN};
 
 #[cfg(test)]
 mod tests;

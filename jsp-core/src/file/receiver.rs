@@ -18,11 +18,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
+use super::compress::{decompress_chunk, Codec, CODEC_BIT_ZSTD};
 use super::error::FileError;
 use super::hash::{chunk_hash, ChunkHash, TransferId};
 use super::manifest::{EntryKind, FileId, Manifest, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN};
 use super::wire::{
-    truncate_reason, ChunkHeader, Decoded, ErrorMessage, Message, Request, StreamDecoder,
+    truncate_reason, ChunkHeader, Decoded, ErrorMessage, Fetch, Message, Request, StreamDecoder,
     MAX_RANGES,
 };
 
@@ -46,6 +47,9 @@ pub struct ReceiverConfig {
     /// Largest chunk size accepted in an offer. Default (and most) [`MAX_CHUNK_SIZE`]; the receiver
     /// buffers at most `lanes` chunks while they arrive.
     pub max_chunk_size: u32,
+    /// Offer to decode zstd-compressed chunks (announced in `Fetch`). Default true. Decoding is
+    /// bounded by each chunk's declared length ([`super::compress`]).
+    pub accept_zstd: bool,
 }
 
 impl Default for ReceiverConfig {
@@ -56,6 +60,7 @@ impl Default for ReceiverConfig {
             max_retries: 3,
             max_manifest_len: MAX_MANIFEST_LEN,
             max_chunk_size: MAX_CHUNK_SIZE,
+            accept_zstd: true,
         }
     }
 }
@@ -209,6 +214,11 @@ impl Receiver {
                 current: None,
             })
             .collect();
+        let codecs = if config.accept_zstd {
+            CODEC_BIT_ZSTD
+        } else {
+            0
+        };
         let mut r = Self {
             id,
             state: State::AwaitingOffer,
@@ -228,7 +238,7 @@ impl Receiver {
         };
         r.actions.push_back(Action::Send {
             channel: Channel::Control,
-            bytes: Message::Fetch(id).encode(),
+            bytes: Message::Fetch(Fetch { id, codecs }).encode(),
         });
         Ok(r)
     }
@@ -557,7 +567,18 @@ impl Receiver {
         };
         let expected = lane.in_flight.front() == Some(&(h.file.0, h.index));
         match span {
-            Some((_, len)) if expected && len == h.len => {
+            Some((_, len)) if expected && len == h.len && h.codec == Codec::Raw => {
+                lane.current = Some(h);
+                Ok(())
+            }
+            Some((_, len)) if expected && h.len < len && h.codec == Codec::Zstd => {
+                if !self.config.accept_zstd {
+                    return Err(FileError::Decompression {
+                        file: h.file.0,
+                        index: h.index,
+                        reason: "zstd chunk, but zstd was not offered",
+                    });
+                }
                 lane.current = Some(h);
                 Ok(())
             }
@@ -585,6 +606,7 @@ impl Receiver {
             });
         };
         let (offset, len) = entry.chunk_span(h.index).unwrap_or((0, 0));
+        let bytes = decompress_chunk(h.codec, bytes, len, h.file.0, h.index)?;
         let verified = entry.chunk_hash(h.index) == Some(&chunk_hash(&bytes));
         let chunk_count = entry.chunk_count();
         let Some(state) = self.files.get_mut(h.file.index()) else {

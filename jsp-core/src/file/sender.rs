@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::compress::{compress_chunk, Codec, Compression, CODEC_BIT_ZSTD};
 use super::error::FileError;
 use super::hash::chunk_hash;
 use super::manifest::{FileId, Manifest};
@@ -31,6 +32,9 @@ pub struct SenderConfig {
     pub max_streams: usize,
     /// Most chunk ranges queued per data stream. Default 256.
     pub max_queued_ranges: usize,
+    /// Chunk compression, used only if the receiver's `Fetch` says it decodes zstd. Default
+    /// zstd level 3, adaptive (off in builds without the `zstd` feature).
+    pub compression: Compression,
 }
 
 impl Default for SenderConfig {
@@ -38,6 +42,7 @@ impl Default for SenderConfig {
         Self {
             max_streams: 64,
             max_queued_ranges: 256,
+            compression: Compression::default(),
         }
     }
 }
@@ -88,8 +93,12 @@ pub enum SenderAction {
 pub struct SenderStats {
     /// Chunks framed for sending.
     pub chunks_sent: u64,
-    /// Their bytes.
+    /// Their bytes (uncompressed).
     pub bytes_sent: u64,
+    /// Bytes put on the wire for them (after compression).
+    pub wire_bytes: u64,
+    /// Chunks sent compressed.
+    pub chunks_compressed: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +129,8 @@ pub struct Sender {
     actions: VecDeque<SenderAction>,
     stats: SenderStats,
     error: Option<FileError>,
+    /// Whether the receiver decodes zstd (from its `Fetch`).
+    peer_zstd: bool,
 }
 
 impl Sender {
@@ -137,6 +148,7 @@ impl Sender {
             actions: VecDeque::new(),
             stats: SenderStats::default(),
             error: None,
+            peer_zstd: false,
         })
     }
 
@@ -291,7 +303,8 @@ impl Sender {
 
     fn on_message(&mut self, key: StreamKey, msg: Message) -> Result<(), FileError> {
         match msg {
-            Message::Fetch(id) => {
+            Message::Fetch(fetch) => {
+                let id = fetch.id;
                 let fresh = self
                     .streams
                     .get(&key)
@@ -306,6 +319,7 @@ impl Sender {
                 if id != self.manifest.transfer_id() {
                     return Err(FileError::UnknownTransfer);
                 }
+                self.peer_zstd = fetch.codecs & CODEC_BIT_ZSTD != 0;
                 self.state = State::Serving;
                 self.actions.push_back(SenderAction::Send {
                     stream: key,
@@ -432,18 +446,31 @@ impl Sender {
                 path: entry.map(|e| e.path().to_owned()).unwrap_or_default(),
             });
         }
+        let raw_len = bytes.len() as u64;
+        let compressed = if self.peer_zstd {
+            compress_chunk(&self.config.compression, &bytes)
+        } else {
+            None
+        };
+        let (codec, payload) = match compressed {
+            Some(z) => (Codec::Zstd, Bytes::from(z)),
+            None => (Codec::Raw, bytes),
+        };
         let header = Message::ChunkHeader(ChunkHeader {
             file,
             index,
-            len: bytes.len() as u32,
+            len: payload.len() as u32,
+            codec,
         })
         .encode();
         self.stats.chunks_sent += 1;
-        self.stats.bytes_sent += bytes.len() as u64;
+        self.stats.bytes_sent += raw_len;
+        self.stats.wire_bytes += payload.len() as u64;
+        self.stats.chunks_compressed += u64::from(codec == Codec::Zstd);
         self.actions.push_back(SenderAction::SendChunk {
             stream: key,
             header,
-            payload: bytes,
+            payload,
         });
         self.pump(key);
         Ok(())

@@ -1021,8 +1021,15 @@ fn started_receiver(m: &Manifest) -> Receiver {
 /// A sender that answered a Fetch on stream 0.
 fn serving_sender(m: &Arc<Manifest>) -> Sender {
     let mut s = Sender::new(m.clone(), SenderConfig::default()).unwrap();
-    s.handle_data(StreamKey(0), &Message::Fetch(m.transfer_id()).encode())
-        .unwrap();
+    s.handle_data(
+        StreamKey(0),
+        &Message::Fetch(Fetch {
+            id: m.transfer_id(),
+            codecs: 1,
+        })
+        .encode(),
+    )
+    .unwrap();
     while s.poll_action().is_some() {}
     s
 }
@@ -1067,6 +1074,7 @@ fn requests_for_unknown_files_or_chunks_get_typed_errors() {
                 file: FileId(0),
                 index: 0,
                 len: 1,
+                codec: Codec::Raw,
             })
             .encode(),
             FileError::UnexpectedMessage {
@@ -1154,6 +1162,7 @@ fn a_hostile_sender_cannot_push_unrequested_or_misnamed_chunks() {
             file: FileId(f),
             index: i,
             len: n,
+            codec: Codec::Raw,
         })
         .encode()
     };
@@ -1315,4 +1324,238 @@ proptest! {
         let _ = Message::decode(&frame, MAX_MANIFEST_LEN);
         assert!(frame.len() >= HEADER_LEN);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compression
+
+/// Text-like bytes that compress well but not absurdly.
+#[cfg(feature = "zstd")]
+fn text(len: usize) -> Vec<u8> {
+    let words = [
+        "stream ",
+        "packet ",
+        "frame ",
+        "chunk ",
+        "the ",
+        "of ",
+        "and ",
+        "JetStream ",
+    ];
+    let noise = data(77, len);
+    let mut out = Vec::with_capacity(len + 16);
+    let mut i = 0;
+    while out.len() < len {
+        out.extend_from_slice(words[(noise[i % len] % 8) as usize].as_bytes());
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn compressible_files_travel_compressed_and_random_ones_raw_both_byte_exact() {
+    let mut source = Files::new();
+    source.insert("text.txt".into(), text(3 << 20));
+    source.insert("random.bin".into(), data(5, 2 << 20));
+    let manifest = Arc::new(manifest_for(&source, &[], DEFAULT_CHUNK_SIZE));
+    let mut disk = Disk::default();
+    let out = transfer(&manifest, &source, &mut disk, Opts::default());
+    assert_success(&out, &source, &disk);
+    assert_eq!(out.stats.bytes_sent, 5 << 20);
+    // The three text chunks are compressed, the two random ones skipped by the sample.
+    assert_eq!(out.stats.chunks_compressed, 3);
+    assert!(out.progress.bytes_received < (2 << 20) + (3 << 20) / 2);
+    assert_eq!(out.progress.bytes_received, out.stats.wire_bytes);
+    println!(
+        "5 MiB (3 text, 2 random) sent as {} wire bytes",
+        out.stats.wire_bytes
+    );
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn a_receiver_that_does_not_offer_zstd_gets_raw_chunks() {
+    let mut source = Files::new();
+    source.insert("text.txt".into(), text(100_000));
+    let manifest = Arc::new(manifest_for(&source, &[], 16 << 10));
+    let mut disk = Disk::default();
+    let config = ReceiverConfig {
+        accept_zstd: false,
+        ..ReceiverConfig::default()
+    };
+    let out = transfer(
+        &manifest,
+        &source,
+        &mut disk,
+        Opts {
+            config,
+            ..Opts::default()
+        },
+    );
+    assert_success(&out, &source, &disk);
+    assert_eq!(out.stats.chunks_compressed, 0);
+    assert_eq!(out.progress.bytes_received, 100_000);
+}
+
+/// A zstd frame of `len` zero bytes without a content size in its header.
+#[cfg(feature = "zstd")]
+fn bomb(len: usize) -> Vec<u8> {
+    let mut c = zstd::bulk::Compressor::new(19).unwrap();
+    c.include_contentsize(false).unwrap();
+    c.compress(&vec![0u8; len]).unwrap()
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn decompression_bombs_are_refused_by_both_decoders_within_the_chunk_length() {
+    // 131,072 zeros in a frame whose window fits a 100,000-byte chunk: only the output cap stops it.
+    let b = bomb(131_072);
+    assert!(b.len() < 100);
+    let want = FileError::Decompression {
+        file: 0,
+        index: 0,
+        reason: "corrupt zstd frame, or it decompresses beyond the chunk's length",
+    };
+    assert_eq!(
+        compress::decompress_chunk(Codec::Zstd, b.clone(), 100_000, 0, 0),
+        Err(want)
+    );
+    assert_eq!(
+        compress::ruzstd_decompress(&b, 100_000),
+        Err("zstd frame decompresses beyond the chunk's length")
+    );
+    // A 1 GiB window or a content size above the chunk is refused from the header alone.
+    let huge = bomb(4 << 20);
+    assert!(matches!(
+        compress::decompress_chunk(Codec::Zstd, huge, 1 << 20, 0, 0),
+        Err(FileError::Decompression {
+            reason: "zstd frame window larger than the chunk",
+            ..
+        })
+    ));
+    let sized = zstd::bulk::compress(&[0u8; 5000], 3).unwrap();
+    assert!(matches!(
+        compress::decompress_chunk(Codec::Zstd, sized, 4000, 0, 0),
+        Err(FileError::Decompression {
+            reason: "zstd frame declares a size other than the chunk's length",
+            ..
+        })
+    ));
+    // Both decoders agree on a good frame.
+    let raw = text(200_000);
+    let z = zstd::bulk::compress(&raw, 3).unwrap();
+    assert_eq!(compress::ruzstd_decompress(&z, 200_000).unwrap(), raw);
+    assert_eq!(
+        compress::decompress_chunk(Codec::Zstd, z, 200_000, 0, 0).unwrap(),
+        raw
+    );
+    assert!(compress::decompress_chunk(Codec::Zstd, b"garbage!".to_vec(), 1000, 0, 0).is_err());
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn a_bomb_from_a_hostile_sender_ends_the_transfer_with_code_compression() {
+    let mut source = Files::new();
+    source.insert("a".into(), data(9, 100_000));
+    let m = Arc::new(manifest_for(&source, &[], 128 << 10));
+    let mut r = started_receiver(&m);
+    let b = bomb(131_072);
+    let mut wire = Message::ChunkHeader(ChunkHeader {
+        file: FileId(0),
+        index: 0,
+        len: b.len() as u32,
+        codec: Codec::Zstd,
+    })
+    .encode();
+    wire.extend_from_slice(&b);
+    let got = r.handle_data(Channel::Data(0), &wire);
+    assert!(
+        matches!(
+            got,
+            Err(FileError::Decompression {
+                file: 0,
+                index: 0,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+    let Some(Action::Send { channel, bytes }) = r.poll_action() else {
+        panic!("no error message");
+    };
+    assert_eq!(channel, Channel::Control);
+    let (Message::Error(e), _) = Message::decode(&bytes, 0).unwrap().unwrap() else {
+        panic!("not an error");
+    };
+    assert_eq!(e.code, ErrorCode::COMPRESSION);
+    assert_eq!(
+        r.handle_data(Channel::Data(0), b"x"),
+        Err(FileError::Failed)
+    );
+    // A "compressed" chunk not shorter than the chunk is refused at its header.
+    let mut r = started_receiver(&m);
+    let header = Message::ChunkHeader(ChunkHeader {
+        file: FileId(0),
+        index: 0,
+        len: 100_000,
+        codec: Codec::Zstd,
+    })
+    .encode();
+    assert_eq!(
+        r.handle_data(Channel::Data(0), &header),
+        Err(FileError::UnexpectedChunk { file: 0, index: 0 })
+    );
+}
+
+/// A hand-made 10-byte zstd frame: no content size, a 128 KiB window, one RLE block of 131,072
+/// zero bytes. Decodable by any build, with or without the C library.
+fn rle_bomb() -> Vec<u8> {
+    let block = 1u32 | (1 << 1) | (131_072 << 3); // last block, RLE, 131,072 repeats
+    let mut f = vec![0x28, 0xB5, 0x2F, 0xFD, 0x00, 7 << 3];
+    f.extend_from_slice(&block.to_le_bytes()[..3]);
+    f.push(0);
+    f
+}
+
+#[test]
+fn the_build_s_decoder_refuses_an_rle_bomb_and_decodes_the_same_frame_when_it_fits() {
+    let f = rle_bomb();
+    assert_eq!(f.len(), 10);
+    let got = compress::decompress_chunk(Codec::Zstd, f.clone(), 100_000, 3, 4);
+    assert!(
+        matches!(
+            got,
+            Err(FileError::Decompression {
+                file: 3,
+                index: 4,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+    assert_eq!(got.unwrap_err().code(), ErrorCode::COMPRESSION);
+    assert_eq!(
+        compress::ruzstd_decompress(&f, 100_000),
+        Err("zstd frame decompresses beyond the chunk's length")
+    );
+    assert_eq!(
+        compress::decompress_chunk(Codec::Zstd, f.clone(), 131_072, 0, 0).unwrap(),
+        vec![0u8; 131_072]
+    );
+    assert_eq!(
+        compress::ruzstd_decompress(&f, 131_072).unwrap(),
+        vec![0u8; 131_072]
+    );
+    // A window far above the chunk is refused before decoding.
+    let mut wide = f.clone();
+    wide[5] = 20 << 3; // 1 GiB window
+    assert!(matches!(
+        compress::decompress_chunk(Codec::Zstd, wide, 131_072, 0, 0),
+        Err(FileError::Decompression {
+            reason: "zstd frame window larger than the chunk",
+            ..
+        })
+    ));
 }

@@ -6,10 +6,10 @@
 //!
 //! | type | message | direction, stream | body keys |
 //! |---|---|---|---|
-//! | 1 | `Fetch` | receiver → sender, control (first message) | `id`: 16-byte transfer id |
+//! | 1 | `Fetch` | receiver → sender, control (first message) | `id`: 16-byte transfer id; `c` (optional): codecs the receiver decodes, bit 0 = zstd |
 //! | 2 | `Offer` | sender → receiver, control | the manifest ([`super::manifest`]) |
 //! | 3 | `Request` | receiver → sender, data | `f`: file index; `r`: [[start, end], …] chunk ranges |
-//! | 4 | `ChunkHeader` | sender → receiver, data | `f`: file index; `i`: chunk index; `n`: byte length |
+//! | 4 | `ChunkHeader` | sender → receiver, data | `f`: file index; `i`: chunk index; `n`: wire byte length; `z` (optional): codec, 0 raw, 1 zstd |
 //! | 5 | `Done` | receiver → sender, control | (empty map) |
 //! | 6 | `Error` | either, control (or any stream) | `c`: [`ErrorCode`]; `r`: reason text |
 //!
@@ -25,6 +25,7 @@ use core::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::cbor;
+use super::compress::Codec;
 use super::error::{ErrorCode, FileError, MessageError};
 use super::hash::{TransferId, TRANSFER_ID_LEN};
 use super::manifest::{FileId, Manifest, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN};
@@ -56,15 +57,27 @@ pub struct Request {
     pub chunks: Vec<Range<u64>>,
 }
 
-/// The header in front of one chunk's raw bytes.
+/// The header in front of one chunk's bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkHeader {
     /// The file (manifest entry index).
     pub file: FileId,
     /// The chunk index within the file.
     pub index: u64,
-    /// The number of raw bytes that follow.
+    /// The number of bytes that follow on the wire (compressed, if `codec` says so).
     pub len: u32,
+    /// How those bytes encode the chunk.
+    pub codec: Codec,
+}
+
+/// The opening message: which transfer, and what the receiver can decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fetch {
+    /// The transfer asked for.
+    pub id: TransferId,
+    /// Codecs the receiver decodes, a bit set ([`super::compress::CODEC_BIT_ZSTD`]); unknown
+    /// bits are ignored. 0: raw chunks only.
+    pub codecs: u32,
 }
 
 /// An error that ends the transfer.
@@ -80,7 +93,7 @@ pub struct ErrorMessage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// Type 1: the receiver asks for the transfer with this id.
-    Fetch(TransferId),
+    Fetch(Fetch),
     /// Type 2: the sender offers the manifest.
     Offer(Box<Manifest>),
     /// Type 3: the receiver asks for chunks; the sender answers on the same stream, in order.
@@ -118,6 +131,12 @@ fn body_limit(ty: u8, max_offer_len: usize) -> usize {
 struct FetchWire {
     #[serde(rename = "id", with = "serde_bytes")]
     id: Vec<u8>,
+    #[serde(rename = "c", default, skip_serializing_if = "is_zero")]
+    codecs: u32,
+}
+
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 #[derive(Serialize)]
@@ -144,6 +163,8 @@ struct ChunkHeaderWire {
     index: u64,
     #[serde(rename = "n")]
     len: u32,
+    #[serde(rename = "z", default, skip_serializing_if = "is_zero")]
+    codec: u8,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -198,7 +219,10 @@ fn decode_body(ty: u8, bytes: &[u8], max_offer_len: usize) -> Result<Message, Me
             let w: FetchWire = body(name, bytes)?;
             let id = <[u8; TRANSFER_ID_LEN]>::try_from(w.id)
                 .map_err(|_| invalid(name, "id", "must be exactly 16 bytes"))?;
-            Message::Fetch(TransferId(id))
+            Message::Fetch(Fetch {
+                id: TransferId(id),
+                codecs: w.codecs,
+            })
         }
         code::OFFER => Message::Offer(Box::new(Manifest::decode(bytes, max_offer_len)?)),
         code::REQUEST => {
@@ -231,10 +255,13 @@ fn decode_body(ty: u8, bytes: &[u8], max_offer_len: usize) -> Result<Message, Me
             if w.len == 0 || w.len > MAX_CHUNK_SIZE {
                 return Err(invalid(name, "len", "must be 1 to 16 MiB"));
             }
+            let codec =
+                Codec::from_wire(w.codec).ok_or(invalid(name, "codec", "unknown chunk codec"))?;
             Message::ChunkHeader(ChunkHeader {
                 file: FileId(w.file),
                 index: w.index,
                 len: w.len,
+                codec,
             })
         }
         code::DONE => {
@@ -275,7 +302,13 @@ impl Message {
 
     fn write_body(&self, out: &mut Vec<u8>) -> Result<(), String> {
         match self {
-            Self::Fetch(id) => cbor::to_vec_into(&FetchWire { id: id.0.to_vec() }, out),
+            Self::Fetch(f) => cbor::to_vec_into(
+                &FetchWire {
+                    id: f.id.0.to_vec(),
+                    codecs: f.codecs,
+                },
+                out,
+            ),
             Self::Offer(m) => {
                 out.extend_from_slice(&m.encode());
                 Ok(())
@@ -292,6 +325,7 @@ impl Message {
                     file: h.file.0,
                     index: h.index,
                     len: h.len,
+                    codec: h.codec.to_wire(),
                 },
                 out,
             ),
@@ -507,7 +541,14 @@ mod tests {
     #[test]
     fn small_messages_round_trip_through_the_stream_decoder_byte_by_byte() {
         let msgs = vec![
-            Message::Fetch(TransferId([9; 16])),
+            Message::Fetch(Fetch {
+                id: TransferId([9; 16]),
+                codecs: 0,
+            }),
+            Message::Fetch(Fetch {
+                id: TransferId([8; 16]),
+                codecs: 1,
+            }),
             Message::Request(Request {
                 file: FileId(3),
                 chunks: vec![0..2, 5..9],
@@ -516,6 +557,13 @@ mod tests {
                 file: FileId(1),
                 index: 7,
                 len: 3,
+                codec: Codec::Raw,
+            }),
+            Message::ChunkHeader(ChunkHeader {
+                file: FileId(1),
+                index: 8,
+                len: 3,
+                codec: Codec::Zstd,
             }),
             Message::Done,
             Message::Error(ErrorMessage {
@@ -529,6 +577,12 @@ mod tests {
             if let Message::ChunkHeader(_) = m {
                 wire.extend_from_slice(b"abc");
             }
+            let Some((back, _)) = Message::decode(&m.encode(), MAX_MANIFEST_LEN).unwrap() else {
+                panic!("incomplete")
+            };
+            if !matches!(m, Message::Error(_)) {
+                assert_eq!(&back, m);
+            }
         }
         let mut d = StreamDecoder::new(MAX_MANIFEST_LEN);
         let mut got = Vec::new();
@@ -538,9 +592,10 @@ mod tests {
             got.extend(item);
         }
         assert!(d.is_idle());
-        assert_eq!(got.len(), msgs.len() + 1);
-        assert!(matches!(&got[3], Decoded::Payload(p) if p == b"abc"));
-        let Decoded::Message(Message::Error(e)) = &got[5] else {
+        assert_eq!(got.len(), msgs.len() + 2);
+        assert!(matches!(&got[4], Decoded::Payload(p) if p == b"abc"));
+        assert!(matches!(&got[6], Decoded::Payload(p) if p == b"abc"));
+        let Decoded::Message(Message::Error(e)) = &got[8] else {
             panic!("{got:?}")
         };
         assert_eq!(e.reason.len(), MAX_REASON_LEN);

@@ -1,0 +1,1119 @@
+//! File transfer over a connection: the I/O around [`jsp_core::file`]'s state machines.
+//!
+//! - The sending side scans paths into a [`FileSource`] (a BLAKE3 manifest) and answers one
+//!   receiver per connection with [`send_files`]: several data streams, each reading its chunks
+//!   from disk on the blocking pool while the others send.
+//! - The receiving side, [`receive_files`], asks for a transfer by id over `lanes` parallel
+//!   streams, writes verified chunks into a temporary file beside the final name
+//!   (`.NAME.jsp-part-ID`), and only when every chunk of a file verified does it set the length,
+//!   fsync, apply the mode and rename it into place. Resume is on by default: a temporary file
+//!   left by an earlier attempt is read back, its chunks that still verify are kept and only the
+//!   others are fetched.
+//! - Both report a [`TransferProgress`] through a `tokio::sync::watch` channel (bytes, rate, ETA,
+//!   the files in progress) and stop when their [`Cancel`] handle is cancelled (or when their
+//!   future is dropped: the streams are reset and the connection closes).
+//!
+//! File I/O runs on tokio's blocking pool, so these functions need a tokio runtime (not smol).
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use jsp_core::file::{
+    Action, Channel, ChunkHasher, Compression, EntryKind, FileError, FileId, Manifest,
+    ManifestError, Receiver, ReceiverConfig, RootHash, Sender, SenderAction, SenderConfig,
+    StreamKey, TransferId, DEFAULT_CHUNK_SIZE,
+};
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::{Connection, ConnectionError, RecvStream, SendStream};
+
+/// Application close code after a successful transfer.
+pub const CLOSE_DONE: u64 = 0;
+/// Application close code after a failed or cancelled transfer.
+pub const CLOSE_FAILED: u64 = 1;
+
+/// Why a file transfer failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileTransferError {
+    /// A local path could not be read while scanning.
+    #[error("{path}: {source}")]
+    Scan {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A path given to send has no usable name, or is not a file or directory.
+    #[error("{path}: {reason}")]
+    BadPath {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The scanned files make no valid manifest.
+    #[error("cannot build the manifest: {0}")]
+    Manifest(#[from] ManifestError),
+    /// The protocol failed (the local or the remote side), with its typed reason.
+    #[error("{0}")]
+    Protocol(#[from] FileError),
+    /// The connection failed.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// A received file could not be stored.
+    #[error("cannot write {path}: {reason}")]
+    Write {
+        /// The file's final path.
+        path: PathBuf,
+        /// What the operating system said, in words.
+        reason: String,
+    },
+    /// A file to receive exists already with other contents.
+    #[error(
+        "{path} exists and differs from the file being received (remove it, or allow overwriting: `jsp recv --force`)"
+    )]
+    Exists {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The peer ended a stream in the middle of the transfer.
+    #[error("the peer ended a stream before the transfer finished")]
+    StreamEnded,
+    /// The transfer was cancelled locally.
+    #[error("transfer cancelled")]
+    Cancelled,
+}
+
+/// A cancellation handle: clone it, keep one, and call [`Cancel::cancel`] to stop the transfer
+/// (the peer is told with a CANCELLED error).
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<CancelInner>);
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    flag: AtomicBool,
+    notify: Notify,
+}
+
+impl Cancel {
+    /// A fresh handle, not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels every transfer holding a clone of this handle.
+    pub fn cancel(&self) {
+        self.0.flag.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+
+    /// Whether [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.flag.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once cancelled.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One file in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileProgress {
+    /// Its path in the manifest.
+    pub path: String,
+    /// Verified bytes.
+    pub done: u64,
+    /// Its size.
+    pub size: u64,
+}
+
+/// A snapshot of a transfer's progress.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TransferProgress {
+    /// Bytes in all files.
+    pub bytes_total: u64,
+    /// Bytes verified (receiver) or sent (sender).
+    pub bytes_done: u64,
+    /// Of those, bytes found already on disk at resume (receiver).
+    pub bytes_resumed: u64,
+    /// Chunk bytes on the wire (after compression).
+    pub wire_bytes: u64,
+    /// Files in the manifest.
+    pub files_total: u64,
+    /// Files complete.
+    pub files_done: u64,
+    /// Time since the transfer started.
+    pub elapsed: Duration,
+    /// Bytes per second over the transfer so far, not counting resumed bytes.
+    pub rate: f64,
+    /// Estimated time left at that rate.
+    pub eta: Option<Duration>,
+    /// Files partly transferred.
+    pub active: Vec<FileProgress>,
+    /// Whether the transfer is over (successfully or not).
+    pub finished: bool,
+}
+
+impl TransferProgress {
+    fn timing(&mut self, start: Instant) {
+        self.elapsed = start.elapsed();
+        let moved = self.bytes_done.saturating_sub(self.bytes_resumed);
+        let secs = self.elapsed.as_secs_f64();
+        self.rate = if secs > 0.0 { moved as f64 / secs } else { 0.0 };
+        let left = self.bytes_total.saturating_sub(self.bytes_done);
+        self.eta = (self.rate > 0.0).then(|| Duration::from_secs_f64(left as f64 / self.rate));
+    }
+}
+
+/// The files offered by a sender: the manifest and where each entry comes from.
+#[derive(Clone, Debug)]
+pub struct FileSource {
+    manifest: Arc<Manifest>,
+    sources: Arc<Vec<PathBuf>>,
+}
+
+impl FileSource {
+    /// Scans `paths` (files, and directories recursively) on the blocking pool, hashing every
+    /// chunk. A file is named by its file name, a directory's contents by paths under the
+    /// directory's name. Symbolic links inside directories are skipped.
+    pub async fn scan(paths: Vec<PathBuf>, chunk_size: u32) -> Result<Self, FileTransferError> {
+        tokio::task::spawn_blocking(move || scan_blocking(&paths, chunk_size))
+            .await
+            .map_err(|e| FileTransferError::BadPath {
+                path: PathBuf::new(),
+                reason: if e.is_panic() {
+                    "the scan panicked"
+                } else {
+                    "the scan was cancelled"
+                },
+            })?
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.manifest
+    }
+
+    /// The transfer id (for the ticket).
+    pub fn transfer_id(&self) -> TransferId {
+        self.manifest.transfer_id()
+    }
+
+    /// The root hash of the manifest.
+    pub fn root(&self) -> RootHash {
+        self.manifest.root()
+    }
+}
+
+fn scan_blocking(paths: &[PathBuf], chunk_size: u32) -> Result<FileSource, FileTransferError> {
+    let chunk_size = if chunk_size == 0 {
+        DEFAULT_CHUNK_SIZE
+    } else {
+        chunk_size
+    };
+    let mut found: Vec<(String, PathBuf, bool)> = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|source| FileTransferError::Scan {
+            path: p.clone(),
+            source,
+        })?;
+        let name = p
+            .canonicalize()
+            .ok()
+            .and_then(|c| c.file_name().map(|n| n.to_owned()))
+            .and_then(|n| n.to_str().map(str::to_owned))
+            .ok_or(FileTransferError::BadPath {
+                path: p.clone(),
+                reason: "has no file name in UTF-8",
+            })?;
+        if meta.is_dir() {
+            walk(p, &name, &mut found)?;
+        } else if meta.is_file() {
+            found.push((name, p.clone(), false));
+        } else {
+            return Err(FileTransferError::BadPath {
+                path: p.clone(),
+                reason: "is neither a file nor a directory",
+            });
+        }
+    }
+    let mut builder = Manifest::builder().chunk_size(chunk_size);
+    let mut sources = HashMap::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for (name, path, is_dir) in found {
+        let scan_err = |source| FileTransferError::Scan {
+            path: path.clone(),
+            source,
+        };
+        let meta = std::fs::metadata(&path).map_err(scan_err)?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if is_dir {
+            builder = builder.dir(name, mode);
+            continue;
+        }
+        let mut f = std::fs::File::open(&path).map_err(scan_err)?;
+        let mut hasher = ChunkHasher::new(chunk_size);
+        loop {
+            let n = f.read(&mut buf).map_err(scan_err)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(buf.get(..n).unwrap_or_default());
+        }
+        let (size, hashes) = hasher.finish();
+        builder = builder.file(name.clone(), size, mode, hashes);
+        sources.insert(name, path);
+    }
+    let manifest = builder.build()?;
+    let sources = manifest
+        .entries()
+        .iter()
+        .map(|e| sources.get(e.path()).cloned().unwrap_or_default())
+        .collect();
+    Ok(FileSource {
+        manifest: Arc::new(manifest),
+        sources: Arc::new(sources),
+    })
+}
+
+fn walk(
+    dir: &Path,
+    name: &str,
+    found: &mut Vec<(String, PathBuf, bool)>,
+) -> Result<(), FileTransferError> {
+    let err = |source| FileTransferError::Scan {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut children: Vec<_> = std::fs::read_dir(dir)
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    children.sort_by_key(|e| e.file_name());
+    let mut any = false;
+    for child in children {
+        let ty = child.file_type().map_err(err)?;
+        let Some(child_name) = child.file_name().to_str().map(str::to_owned) else {
+            return Err(FileTransferError::BadPath {
+                path: child.path(),
+                reason: "has a name that is not UTF-8",
+            });
+        };
+        let rel = format!("{name}/{child_name}");
+        if ty.is_dir() {
+            any = true;
+            walk(&child.path(), &rel, found)?;
+        } else if ty.is_file() {
+            any = true;
+            found.push((rel, child.path(), false));
+        }
+    }
+    if !any {
+        found.push((name.to_owned(), dir.to_owned(), true));
+    }
+    Ok(())
+}
+
+/// Sender settings.
+#[derive(Clone, Debug, Default)]
+pub struct SendOptions {
+    /// Chunk compression (negotiated: used only if the receiver offers zstd).
+    pub compression: Compression,
+}
+
+/// What a finished send moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendSummary {
+    /// Chunk bytes sent (uncompressed).
+    pub bytes_sent: u64,
+    /// Chunk bytes on the wire.
+    pub wire_bytes: u64,
+    /// Chunks sent.
+    pub chunks_sent: u64,
+    /// Of those, compressed.
+    pub chunks_compressed: u64,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+enum SendEvent {
+    Stream(StreamKey, mpsc::UnboundedSender<StreamCmd>),
+    Data(StreamKey, Bytes),
+    End,
+    Read(StreamKey, FileId, u64, Result<Bytes, String>),
+    AcceptFailed(ConnectionError),
+}
+
+enum StreamCmd {
+    Write(Vec<u8>),
+    Chunk(Vec<u8>, Bytes),
+    Read {
+        file: FileId,
+        index: u64,
+        offset: u64,
+        len: u32,
+    },
+}
+
+/// Serves `source` to the receiver on `conn` until it reports every file verified (`Ok`), the
+/// transfer fails, or `cancel` fires. Progress goes to `progress` if given.
+pub async fn send_files(
+    conn: &Connection,
+    source: &FileSource,
+    options: SendOptions,
+    cancel: Cancel,
+    progress: Option<watch::Sender<TransferProgress>>,
+) -> Result<SendSummary, FileTransferError> {
+    let start = Instant::now();
+    let config = SenderConfig {
+        compression: options.compression,
+        ..SenderConfig::default()
+    };
+    let mut sender = Sender::new(source.manifest.clone(), config)?;
+    let (ev_tx, mut ev_rx) = mpsc::channel::<SendEvent>(256);
+    let accept = tokio::spawn(accept_streams(
+        conn.clone(),
+        ev_tx.clone(),
+        source.sources.clone(),
+    ));
+    let _abort = AbortOnDrop(accept);
+    let mut streams: HashMap<StreamKey, mpsc::UnboundedSender<StreamCmd>> = HashMap::new();
+    let mut last_report = Instant::now();
+    let total = source.manifest.total_bytes();
+    let report = |sender: &Sender, finished: bool| {
+        if let Some(p) = &progress {
+            let stats = sender.stats();
+            let mut t = TransferProgress {
+                bytes_total: total,
+                bytes_done: stats.bytes_sent.min(total),
+                wire_bytes: stats.wire_bytes,
+                files_total: source.manifest.file_count() as u64,
+                finished,
+                ..TransferProgress::default()
+            };
+            t.timing(start);
+            p.send_replace(t);
+        }
+    };
+    let outcome: Result<(), FileTransferError> = loop {
+        let ev = tokio::select! {
+            ev = ev_rx.recv() => ev,
+            () = cancel.cancelled() => {
+                sender.cancel();
+                flush_sender(&mut sender, &streams);
+                break Err(FileTransferError::Cancelled);
+            }
+        };
+        let Some(ev) = ev else {
+            break Err(FileTransferError::StreamEnded);
+        };
+        let r = match ev {
+            SendEvent::Stream(key, tx) => {
+                streams.insert(key, tx);
+                Ok(())
+            }
+            SendEvent::Data(key, bytes) => sender.handle_data(key, &bytes),
+            SendEvent::End => Ok(()),
+            SendEvent::Read(key, file, index, Ok(bytes)) => {
+                sender.chunk_read(key, file, index, bytes)
+            }
+            SendEvent::Read(_, file, _, Err(reason)) => {
+                sender.read_failed(file, &reason);
+                Err(sender.error().cloned().unwrap_or(FileError::Failed))
+            }
+            SendEvent::AcceptFailed(e) => {
+                if sender.is_finished() {
+                    break Ok(());
+                }
+                break Err(e.into());
+            }
+        };
+        let finished = flush_sender(&mut sender, &streams);
+        if let Err(e) = r {
+            break Err(e.into());
+        }
+        if finished {
+            break Ok(());
+        }
+        if last_report.elapsed() >= Duration::from_millis(100) {
+            last_report = Instant::now();
+            report(&sender, false);
+        }
+    };
+    report(&sender, true);
+    // Let the writers drain (an Error message for the peer, the last chunk).
+    drop(streams);
+    if outcome.is_err() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        conn.close(CLOSE_FAILED, b"file transfer failed");
+    }
+    outcome?;
+    let stats = sender.stats();
+    Ok(SendSummary {
+        bytes_sent: stats.bytes_sent,
+        wire_bytes: stats.wire_bytes,
+        chunks_sent: stats.chunks_sent,
+        chunks_compressed: stats.chunks_compressed,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Hands the sender's actions to the stream tasks; returns whether the transfer finished.
+fn flush_sender(
+    sender: &mut Sender,
+    streams: &HashMap<StreamKey, mpsc::UnboundedSender<StreamCmd>>,
+) -> bool {
+    let mut finished = false;
+    while let Some(a) = sender.poll_action() {
+        let (stream, cmd) = match a {
+            SenderAction::Send { stream, bytes } => (stream, StreamCmd::Write(bytes)),
+            SenderAction::ReadChunk {
+                stream,
+                file,
+                index,
+                offset,
+                len,
+            } => (
+                stream,
+                StreamCmd::Read {
+                    file,
+                    index,
+                    offset,
+                    len,
+                },
+            ),
+            SenderAction::SendChunk {
+                stream,
+                header,
+                payload,
+            } => (stream, StreamCmd::Chunk(header, payload)),
+            SenderAction::Finished => {
+                finished = true;
+                continue;
+            }
+        };
+        if let Some(tx) = streams.get(&stream) {
+            let _ = tx.send(cmd);
+        }
+    }
+    finished
+}
+
+async fn accept_streams(
+    conn: Connection,
+    ev_tx: mpsc::Sender<SendEvent>,
+    sources: Arc<Vec<PathBuf>>,
+) {
+    loop {
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ev_tx.send(SendEvent::AcceptFailed(e)).await;
+                return;
+            }
+        };
+        let key = StreamKey(recv.id().0);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        if ev_tx.send(SendEvent::Stream(key, cmd_tx)).await.is_err() {
+            return;
+        }
+        tokio::spawn(stream_writer(
+            key,
+            send,
+            cmd_rx,
+            ev_tx.clone(),
+            sources.clone(),
+        ));
+        tokio::spawn(read_stream(recv, ev_tx.clone(), move |r| match r {
+            Some(bytes) => SendEvent::Data(key, bytes),
+            None => SendEvent::End,
+        }));
+    }
+}
+
+/// Forwards a stream's bytes as events; `None` at its end or on an error.
+async fn read_stream<E: Send + 'static>(
+    mut recv: RecvStream,
+    tx: mpsc::Sender<E>,
+    wrap: impl Fn(Option<Bytes>) -> E + Send + 'static,
+) {
+    loop {
+        match recv.read_chunk(256 << 10).await {
+            Ok(Some(bytes)) => {
+                if tx.send(wrap(Some(bytes))).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) | Err(_) => {
+                let _ = tx.send(wrap(None)).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn stream_writer(
+    key: StreamKey,
+    mut send: SendStream,
+    mut cmds: mpsc::UnboundedReceiver<StreamCmd>,
+    ev_tx: mpsc::Sender<SendEvent>,
+    sources: Arc<Vec<PathBuf>>,
+) {
+    let mut open: Option<(FileId, Arc<std::fs::File>)> = None;
+    while let Some(cmd) = cmds.recv().await {
+        let written = match cmd {
+            StreamCmd::Write(bytes) => send.write_all(&bytes).await,
+            StreamCmd::Chunk(header, payload) => match send.write_all(&header).await {
+                Ok(()) => send.write_all(&payload).await,
+                Err(e) => Err(e),
+            },
+            StreamCmd::Read {
+                file,
+                index,
+                offset,
+                len,
+            } => {
+                let f = match &open {
+                    Some((id, f)) if *id == file => Ok(f.clone()),
+                    _ => {
+                        let path = sources.get(file.index()).cloned().unwrap_or_default();
+                        std::fs::File::open(&path)
+                            .map(Arc::new)
+                            .map_err(|e| format!("{}: {}", path.display(), describe_io(&e)))
+                    }
+                };
+                let read = match f {
+                    Ok(f) => {
+                        open = Some((file, f.clone()));
+                        tokio::task::spawn_blocking(move || read_at(&f, offset, len))
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()))
+                    }
+                    Err(e) => Err(e),
+                };
+                if ev_tx
+                    .send(SendEvent::Read(key, file, index, read))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                Ok(())
+            }
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+    // The transfer is over: end the stream cleanly so a queued Error still arrives.
+    let _ = send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(2), send.finished()).await;
+}
+
+/// Reads up to `len` bytes at `offset`; fewer at the end of a file (which the sender reports as
+/// a changed source).
+fn read_at(f: &std::fs::File, offset: u64, len: u32) -> Result<Bytes, String> {
+    let mut buf = vec![0u8; len as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        let Some(rest) = buf.get_mut(got..) else {
+            break;
+        };
+        match f.read_at(rest, offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(describe_io(&e)),
+        }
+    }
+    buf.truncate(got);
+    Ok(Bytes::from(buf))
+}
+
+/// An I/O error in words a user acts on.
+pub fn describe_io(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(28) => "no space left on device".into(),
+        Some(122) => "disk quota exceeded".into(),
+        _ => match e.kind() {
+            ErrorKind::PermissionDenied => "permission denied".into(),
+            ErrorKind::NotFound => "no such file or directory".into(),
+            _ => e.to_string(),
+        },
+    }
+}
+
+/// Receiver settings.
+#[derive(Clone, Debug)]
+pub struct ReceiveOptions {
+    /// Parallel data streams (1–64). Default 4.
+    pub lanes: u16,
+    /// Chunks requested ahead per stream (1–256). Default 4.
+    pub window: u32,
+    /// Keep verified chunks of an earlier attempt's temporary files. Default true.
+    pub resume: bool,
+    /// Offer to decode zstd-compressed chunks. Default true.
+    pub accept_zstd: bool,
+    /// Replace existing files that differ. Default false: such a file fails the transfer.
+    pub overwrite: bool,
+}
+
+impl Default for ReceiveOptions {
+    fn default() -> Self {
+        Self {
+            lanes: 4,
+            window: 4,
+            resume: true,
+            accept_zstd: true,
+            overwrite: false,
+        }
+    }
+}
+
+/// What a finished receive moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiveSummary {
+    /// Bytes in all files.
+    pub bytes_total: u64,
+    /// Bytes kept from an earlier attempt.
+    pub bytes_resumed: u64,
+    /// Chunk bytes received on the wire (after compression, including refetches).
+    pub wire_bytes: u64,
+    /// Chunks fetched again after failing verification.
+    pub chunks_refetched: u64,
+    /// Files received.
+    pub files: u64,
+    /// The manifest's root hash (what the ticket's transfer id vouches for).
+    pub root: RootHash,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+enum RecvEvent {
+    Data(Channel, Bytes),
+    End,
+}
+
+struct Out {
+    dir: PathBuf,
+    id_tag: String,
+}
+
+impl Out {
+    fn final_path(&self, entry_path: &str) -> PathBuf {
+        self.dir.join(entry_path)
+    }
+
+    fn temp_path(&self, entry_path: &str) -> PathBuf {
+        let p = self.final_path(entry_path);
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        p.with_file_name(format!(".{name}.jsp-part-{}", self.id_tag))
+    }
+}
+
+/// Receives transfer `id` from the sender on `conn` into `out_dir`, which is created if needed.
+/// Returns when every file is verified and in place (`Ok`), the transfer fails, or `cancel`
+/// fires. The connection is closed at the end. Progress goes to `progress` if given.
+pub async fn receive_files(
+    conn: &Connection,
+    id: TransferId,
+    out_dir: &Path,
+    options: ReceiveOptions,
+    cancel: Cancel,
+    progress: Option<watch::Sender<TransferProgress>>,
+) -> Result<ReceiveSummary, FileTransferError> {
+    let result = receive_inner(conn, id, out_dir, &options, &cancel, progress).await;
+    let code = if result.is_ok() {
+        CLOSE_DONE
+    } else {
+        CLOSE_FAILED
+    };
+    conn.close(code, b"file transfer over");
+    result
+}
+
+async fn receive_inner(
+    conn: &Connection,
+    id: TransferId,
+    out_dir: &Path,
+    options: &ReceiveOptions,
+    cancel: &Cancel,
+    progress: Option<watch::Sender<TransferProgress>>,
+) -> Result<ReceiveSummary, FileTransferError> {
+    let start = Instant::now();
+    let config = ReceiverConfig {
+        lanes: options.lanes,
+        window: options.window,
+        accept_zstd: options.accept_zstd,
+        ..ReceiverConfig::default()
+    };
+    let mut r = Receiver::new(id, config)?;
+    let out = Out {
+        dir: out_dir.to_owned(),
+        id_tag: id.to_string().chars().take(8).collect(),
+    };
+    let write_err = |path: &Path, e: &std::io::Error| FileTransferError::Write {
+        path: path.to_owned(),
+        reason: describe_io(e),
+    };
+    std::fs::create_dir_all(out_dir).map_err(|e| write_err(out_dir, &e))?;
+    let (ev_tx, mut ev_rx) = mpsc::channel::<RecvEvent>(256);
+    let mut sends: HashMap<Channel, SendStream> = HashMap::new();
+    let mut files: HashMap<FileId, Arc<std::fs::File>> = HashMap::new();
+    let mut already_final: Vec<bool> = Vec::new();
+    let mut last_report = Instant::now();
+    let report = |r: &Receiver, finished: bool| {
+        let Some(p) = &progress else { return };
+        let pr = r.progress();
+        let mut t = TransferProgress {
+            bytes_total: pr.bytes_total,
+            bytes_done: pr.bytes_done,
+            bytes_resumed: pr.bytes_resumed,
+            wire_bytes: pr.bytes_received,
+            files_total: pr.files_total,
+            files_done: pr.files_done,
+            finished,
+            ..TransferProgress::default()
+        };
+        if let Some(m) = r.manifest() {
+            for (i, e) in m.entries().iter().enumerate() {
+                let Some((done, size)) = r.file_progress(FileId(i as u32)) else {
+                    continue;
+                };
+                if e.is_file() && done > 0 && done < size {
+                    t.active.push(FileProgress {
+                        path: e.path().to_owned(),
+                        done,
+                        size,
+                    });
+                }
+            }
+        }
+        t.timing(start);
+        p.send_replace(t);
+    };
+    loop {
+        // Carry out every action the receiver has.
+        while let Some(action) = r.poll_action() {
+            match action {
+                Action::Send { channel, bytes } => {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = sends.entry(channel) {
+                        let (send, recv) = conn.open_bi().await?;
+                        tokio::spawn(read_stream(recv, ev_tx.clone(), move |b| match b {
+                            Some(b) => RecvEvent::Data(channel, b),
+                            None => RecvEvent::End,
+                        }));
+                        slot.insert(send);
+                    }
+                    if let Some(s) = sends.get_mut(&channel) {
+                        // A failed write shows up as the connection's error below.
+                        let _ = s.write_all(&bytes).await;
+                    }
+                }
+                Action::ManifestReady => {
+                    let Some(m) = r.manifest().cloned() else {
+                        continue;
+                    };
+                    already_final = vec![false; m.entries().len()];
+                    let checks = resume_scan(&m, &out, options).await?;
+                    for (i, chunk, hash) in checks.hashes {
+                        r.have_chunk_hash(FileId(i), chunk, &hash)?;
+                    }
+                    for i in checks.final_ok {
+                        if let Some(f) = already_final.get_mut(i as usize) {
+                            *f = true;
+                        }
+                    }
+                    r.start()?;
+                }
+                Action::CreateDir { file } => {
+                    if let Some(e) = r.manifest().and_then(|m| m.entry(file)) {
+                        let p = out.final_path(e.path());
+                        std::fs::create_dir_all(&p).map_err(|err| write_err(&p, &err))?;
+                        let _ = std::fs::set_permissions(
+                            &p,
+                            std::fs::Permissions::from_mode(e.mode() | 0o700),
+                        );
+                    }
+                }
+                Action::WriteChunk {
+                    file,
+                    offset,
+                    bytes,
+                    ..
+                } => {
+                    let Some(path) = r
+                        .manifest()
+                        .and_then(|m| m.entry(file))
+                        .map(|e| e.path().to_owned())
+                    else {
+                        continue;
+                    };
+                    let temp = out.temp_path(&path);
+                    let f = match files.get(&file) {
+                        Some(f) => f.clone(),
+                        None => {
+                            let f = open_temp(&temp).map_err(|err| write_err(&temp, &err))?;
+                            files.insert(file, f.clone());
+                            f
+                        }
+                    };
+                    let res = tokio::task::spawn_blocking(move || f.write_all_at(&bytes, offset))
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+                    if let Err(err) = res {
+                        r.write_failed(file, &describe_io(&err));
+                        flush_sends(&mut r, &mut sends).await;
+                        return Err(write_err(&out.final_path(&path), &err));
+                    }
+                }
+                Action::FileComplete { file } => {
+                    let Some(e) = r.manifest().and_then(|m| m.entry(file)).cloned() else {
+                        continue;
+                    };
+                    let handle = files.remove(&file);
+                    if already_final.get(file.index()).copied().unwrap_or(false) {
+                        continue;
+                    }
+                    let temp = out.temp_path(e.path());
+                    let fin = out.final_path(e.path());
+                    let (size, mode) = (e.size(), e.mode());
+                    let (t2, f2) = (temp.clone(), fin.clone());
+                    let res = tokio::task::spawn_blocking(move || {
+                        finish_file(handle, &t2, &f2, size, mode)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+                    if let Err(err) = res {
+                        r.write_failed(file, &describe_io(&err));
+                        flush_sends(&mut r, &mut sends).await;
+                        return Err(write_err(&fin, &err));
+                    }
+                }
+                Action::Finished => {
+                    // `Done` was queued before this: make sure it left, then wait for the ack.
+                    flush_sends(&mut r, &mut sends).await;
+                    if let Some(s) = sends.get_mut(&Channel::Control) {
+                        let _ = s.finish();
+                        let _ = tokio::time::timeout(Duration::from_secs(5), s.finished()).await;
+                    }
+                    report(&r, true);
+                    let pr = r.progress();
+                    let root = r.manifest().map(|m| m.root()).unwrap_or(RootHash([0; 32]));
+                    return Ok(ReceiveSummary {
+                        bytes_total: pr.bytes_total,
+                        bytes_resumed: pr.bytes_resumed,
+                        wire_bytes: pr.bytes_received,
+                        chunks_refetched: pr.chunks_refetched,
+                        files: pr.files_total,
+                        root,
+                        elapsed: start.elapsed(),
+                    });
+                }
+            }
+        }
+        if let Some(e) = r.error() {
+            let e = e.clone();
+            flush_sends(&mut r, &mut sends).await;
+            return Err(e.into());
+        }
+        if last_report.elapsed() >= Duration::from_millis(100) {
+            last_report = Instant::now();
+            report(&r, false);
+        }
+        let ev = tokio::select! {
+            ev = ev_rx.recv() => ev,
+            () = cancel.cancelled() => {
+                r.cancel();
+                flush_sends(&mut r, &mut sends).await;
+                return Err(FileTransferError::Cancelled);
+            }
+            e = conn.closed() => return Err(e.into()),
+        };
+        match ev {
+            Some(RecvEvent::Data(channel, bytes)) => {
+                if let Err(e) = r.handle_data(channel, &bytes) {
+                    flush_sends(&mut r, &mut sends).await;
+                    return Err(e.into());
+                }
+            }
+            Some(RecvEvent::End) | None => {
+                if let Some(reason) = conn.close_reason() {
+                    return Err(reason.into());
+                }
+                return Err(FileTransferError::StreamEnded);
+            }
+        }
+    }
+}
+
+/// Sends what the receiver queued (an `Error` or `Done`) and lets it reach the peer.
+async fn flush_sends(r: &mut Receiver, sends: &mut HashMap<Channel, SendStream>) {
+    while let Some(a) = r.poll_action() {
+        if let Action::Send { channel, bytes } = a {
+            if let Some(s) = sends.get_mut(&channel) {
+                let _ = s.write_all(&bytes).await;
+            }
+        }
+    }
+    if let Some(s) = sends.get_mut(&Channel::Control) {
+        let _ = s.finish();
+        let _ = tokio::time::timeout(Duration::from_millis(500), s.finished()).await;
+    }
+}
+
+fn open_temp(path: &Path) -> std::io::Result<Arc<std::fs::File>> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    Ok(Arc::new(f))
+}
+
+/// Sets the length, fsyncs, applies the mode, renames into place and fsyncs the directory.
+fn finish_file(
+    handle: Option<Arc<std::fs::File>>,
+    temp: &Path,
+    fin: &Path,
+    size: u64,
+    mode: u32,
+) -> std::io::Result<()> {
+    let f = match handle {
+        Some(f) => f,
+        None => open_temp(temp)?,
+    };
+    f.set_len(size)?;
+    f.sync_all()?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    drop(f);
+    std::fs::rename(temp, fin)?;
+    if let Some(parent) = fin.parent() {
+        if let Ok(d) = std::fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+struct ResumeChecks {
+    /// (file, chunk, hash) of chunks found in temporary files.
+    hashes: Vec<(u32, u64, jsp_core::file::ChunkHash)>,
+    /// Files already complete under their final name.
+    final_ok: Vec<u32>,
+}
+
+/// Hashes what is on disk for `m`: the final file if one exists (it must match in full, or
+/// `overwrite` must be set), else the temporary file of an earlier attempt (with `resume`).
+async fn resume_scan(
+    m: &Manifest,
+    out: &Out,
+    options: &ReceiveOptions,
+) -> Result<ResumeChecks, FileTransferError> {
+    let m = m.clone();
+    let jobs: Vec<(u32, PathBuf, PathBuf)> = m
+        .entries()
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind() == EntryKind::File)
+        .map(|(i, e)| (i as u32, out.final_path(e.path()), out.temp_path(e.path())))
+        .collect();
+    let (resume, overwrite) = (options.resume, options.overwrite);
+    let work = move || -> Result<ResumeChecks, FileTransferError> {
+        let mut checks = ResumeChecks {
+            hashes: Vec::new(),
+            final_ok: Vec::new(),
+        };
+        for (i, fin, temp) in jobs {
+            let Some(e) = m.entry(FileId(i)) else {
+                continue;
+            };
+            if let Ok(meta) = std::fs::symlink_metadata(&fin) {
+                let hashes = if meta.is_file() && meta.len() == e.size() {
+                    hash_file(&fin, e.chunk_size(), e.chunk_count())
+                } else {
+                    Vec::new()
+                };
+                let all = hashes.len() as u64 == e.chunk_count()
+                    && hashes
+                        .iter()
+                        .enumerate()
+                        .all(|(c, h)| e.chunk_hash(c as u64) == Some(h));
+                if all {
+                    checks.hashes.extend(
+                        hashes
+                            .into_iter()
+                            .enumerate()
+                            .map(|(c, h)| (i, c as u64, h)),
+                    );
+                    checks.final_ok.push(i);
+                    continue;
+                }
+                if !overwrite {
+                    return Err(FileTransferError::Exists { path: fin });
+                }
+            }
+            if resume {
+                let hashes = hash_file(&temp, e.chunk_size(), e.chunk_count());
+                checks.hashes.extend(
+                    hashes
+                        .into_iter()
+                        .enumerate()
+                        .map(|(c, h)| (i, c as u64, h)),
+                );
+            } else {
+                let _ = std::fs::remove_file(&temp);
+            }
+        }
+        Ok(checks)
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| FileTransferError::Cancelled)?
+}
+
+/// BLAKE3 hashes of the first `count` whole chunks of `path` (shorter at the end of the file;
+/// fewer if the file is shorter). Unreadable files give none.
+fn hash_file(path: &Path, chunk_size: u32, count: u64) -> Vec<jsp_core::file::ChunkHash> {
+    let Ok(f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for c in 0..count {
+        match read_at(&f, c * u64::from(chunk_size), chunk_size) {
+            Ok(b) if !b.is_empty() => out.push(jsp_core::file::chunk_hash(&b)),
+            _ => break,
+        }
+    }
+    out
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,495 @@
+//! File transfer over real loopback sockets: a directory of 1,000 small files, a large file,
+//! resume after a transfer stopped at half, a corrupted chunk on disk, a decompression bomb from
+//! a hostile sender, a wrong transfer id and a source file that changed.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use jsp_tokio::file::{
+    receive_files, send_files, Cancel, FileSource, FileTransferError, ReceiveOptions,
+    ReceiveSummary, SendOptions, SendSummary, TransferProgress,
+};
+use jsp_tokio::jsp_core::file::{
+    ChunkHeader, Codec, FileError, FileId, Manifest, Message, TransferId, DEFAULT_CHUNK_SIZE,
+};
+use jsp_tokio::{generate_identity, server_config, Connection, Endpoint, PublicIdentity};
+use tokio::sync::watch;
+
+/// Deterministic pseudo-random bytes (splitmix64).
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+struct Pair {
+    server: Endpoint,
+    key: PublicIdentity,
+    client: Endpoint,
+}
+
+fn pair() -> Pair {
+    let identity = Arc::new(generate_identity().unwrap());
+    let server = Endpoint::server(
+        server_config(identity.clone()).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    Pair {
+        server,
+        key: identity.public(),
+        client,
+    }
+}
+
+impl Pair {
+    async fn connect(&self) -> (Connection, Connection) {
+        let connecting = self
+            .client
+            .connect(self.server.local_addr(), self.key.clone())
+            .unwrap();
+        let (c, s) = tokio::join!(connecting, async {
+            self.server.accept().await.unwrap().await
+        });
+        (c.unwrap(), s.unwrap())
+    }
+
+    /// One transfer: the sender serves `source` on one connection, the receiver fetches `id`.
+    async fn transfer(
+        &self,
+        source: &FileSource,
+        id: TransferId,
+        out: &Path,
+        options: ReceiveOptions,
+        cancel: Cancel,
+        progress: Option<watch::Sender<TransferProgress>>,
+    ) -> (
+        Result<ReceiveSummary, FileTransferError>,
+        Result<SendSummary, FileTransferError>,
+    ) {
+        let (c, s) = self.connect().await;
+        let src = source.clone();
+        let sender = tokio::spawn(async move {
+            send_files(&s, &src, SendOptions::default(), Cancel::new(), None).await
+        });
+        let got = receive_files(&c, id, out, options, cancel, progress).await;
+        let sent = sender.await.unwrap();
+        (got, sent)
+    }
+}
+
+fn assert_same_tree(a: &Path, b: &Path) -> (u64, u64) {
+    let (mut files, mut bytes) = (0, 0);
+    for entry in std::fs::read_dir(a).unwrap() {
+        let entry = entry.unwrap();
+        let other = b.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            let (f, n) = assert_same_tree(&entry.path(), &other);
+            files += f;
+            bytes += n;
+        } else {
+            let want = std::fs::read(entry.path()).unwrap();
+            let got = std::fs::read(&other).unwrap_or_else(|e| panic!("{}: {e}", other.display()));
+            assert!(want == got, "{} differs", other.display());
+            files += 1;
+            bytes += want.len() as u64;
+        }
+    }
+    (files, bytes)
+}
+
+fn no_part_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().all(|e| {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        !name.contains(".jsp-part-") && (!e.path().is_dir() || no_part_files(&e.path()))
+    })
+}
+
+fn rate(bytes: u64, secs: f64) -> String {
+    format!("{:.1} MiB/s", bytes as f64 / secs / (1 << 20) as f64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_of_1000_small_files_arrives_byte_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("tree");
+    for i in 0..1000u64 {
+        let dir = src.join(format!("d{}", i % 10));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(format!("f{i:04}.bin")),
+            data(i, (i * 37 % 4096) as usize),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(src.join("empty")).unwrap();
+    let source = FileSource::scan(vec![src.clone()], 0).await.unwrap();
+    let out = tmp.path().join("out");
+    let p = pair();
+    let start = Instant::now();
+    let (got, sent) = p
+        .transfer(
+            &source,
+            source.transfer_id(),
+            &out,
+            ReceiveOptions::default(),
+            Cancel::new(),
+            None,
+        )
+        .await;
+    let got = got.unwrap();
+    sent.unwrap();
+    let (files, bytes) = assert_same_tree(&src, &out.join("tree"));
+    assert_eq!(files, 1000);
+    assert_eq!(got.files, 1000);
+    assert_eq!(got.bytes_total, bytes);
+    assert_eq!(got.root, source.root());
+    assert!(out.join("tree/empty").is_dir());
+    assert!(no_part_files(&out));
+    println!(
+        "1000 files, {bytes} bytes in {:.2} s, root {}",
+        start.elapsed().as_secs_f64(),
+        got.root
+    );
+}
+
+fn free_bytes(path: &Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["-k", "--output=avail"])
+        .arg(path)
+        .output();
+    out.ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().nth(1).and_then(|l| l.trim().parse::<u64>().ok()))
+        .map_or(0, |k| k * 1024)
+}
+
+/// Writes `len` pseudo-random bytes to `path` in 1 MiB pieces.
+fn write_big(path: &Path, len: u64) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut left = len;
+    let mut i = 0;
+    while left > 0 {
+        let n = left.min(1 << 20);
+        f.write_all(&data(i, n as usize)).unwrap();
+        left -= n;
+        i += 1;
+    }
+    f.flush().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_arrives_byte_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big =
+        std::env::var("JSP_BIG_TESTS").is_ok_and(|v| v == "1") || free_bytes(tmp.path()) > 8 << 30;
+    let len: u64 = if big { 1 << 30 } else { 64 << 20 };
+    println!(
+        "large-file test: {} MiB ({})",
+        len >> 20,
+        if big {
+            "1 GiB: JSP_BIG_TESTS=1 or more than 8 GiB free"
+        } else {
+            "64 MiB: set JSP_BIG_TESTS=1 for 1 GiB"
+        }
+    );
+    let path = tmp.path().join("big.bin");
+    write_big(&path, len);
+    let source = FileSource::scan(vec![path.clone()], 0).await.unwrap();
+    let out = tmp.path().join("out");
+    let p = pair();
+    let start = Instant::now();
+    let (got, sent) = p
+        .transfer(
+            &source,
+            source.transfer_id(),
+            &out,
+            ReceiveOptions::default(),
+            Cancel::new(),
+            None,
+        )
+        .await;
+    let got = got.unwrap();
+    let sent = sent.unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(got.bytes_total, len);
+    assert_eq!(sent.bytes_sent, len);
+    assert_same_tree(&tmp.path().join("out"), tmp.path());
+    assert!(no_part_files(&out));
+    println!(
+        "{} MiB in {secs:.2} s: {} (wire {} bytes, {} chunks compressed)",
+        len >> 20,
+        rate(len, secs),
+        got.wire_bytes,
+        sent.chunks_compressed
+    );
+}
+
+/// Receives until `fraction` of the bytes are verified, then cancels; returns the verified
+/// bytes seen at the cancel.
+async fn receive_until(p: &Pair, source: &FileSource, out: &Path, fraction: f64) -> u64 {
+    let (tx, mut rx) = watch::channel(TransferProgress::default());
+    let cancel = Cancel::new();
+    let total = source.manifest().total_bytes();
+    let watcher = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let done = rx.borrow().bytes_done;
+                if done as f64 >= total as f64 * fraction {
+                    cancel.cancel();
+                    return done;
+                }
+            }
+            0
+        })
+    };
+    let (got, sent) = p
+        .transfer(
+            source,
+            source.transfer_id(),
+            out,
+            ReceiveOptions::default(),
+            cancel,
+            Some(tx),
+        )
+        .await;
+    assert!(matches!(got, Err(FileTransferError::Cancelled)), "{got:?}");
+    assert!(sent.is_err(), "the sender saw the cancel: {sent:?}");
+    watcher.await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_stopped_at_half_resumes_with_at_most_the_rest_plus_one_chunk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("resume.bin");
+    let len = 48u64 << 20;
+    write_big(&path, len);
+    let source = FileSource::scan(vec![path.clone()], 0).await.unwrap();
+    let out = tmp.path().join("out");
+    let p = pair();
+    let done_at_stop = receive_until(&p, &source, &out, 0.5).await;
+    assert!(
+        !out.join("resume.bin").exists(),
+        "no file under the final name yet"
+    );
+    assert!(done_at_stop >= len / 2 && done_at_stop < len);
+    let (got, sent) = p
+        .transfer(
+            &source,
+            source.transfer_id(),
+            &out,
+            ReceiveOptions::default(),
+            Cancel::new(),
+            None,
+        )
+        .await;
+    let got = got.unwrap();
+    sent.unwrap();
+    assert_eq!(
+        std::fs::read(out.join("resume.bin")).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+    let chunk = u64::from(DEFAULT_CHUNK_SIZE);
+    println!(
+        "stopped at {} of {} bytes; the restart kept {} and moved {} (bound {})",
+        done_at_stop,
+        len,
+        got.bytes_resumed,
+        got.wire_bytes,
+        len - done_at_stop + chunk
+    );
+    assert!(got.wire_bytes <= len - done_at_stop + chunk);
+    assert_eq!(got.wire_bytes + got.bytes_resumed, len);
+    assert!(no_part_files(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_chunk_on_disk_is_detected_and_fetched_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("c.bin");
+    let len = 24u64 << 20;
+    write_big(&path, len);
+    let source = FileSource::scan(vec![path.clone()], 0).await.unwrap();
+    let out = tmp.path().join("out");
+    let p = pair();
+    receive_until(&p, &source, &out, 0.5).await;
+    let part = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(".jsp-part-"))
+        .expect("a temporary file");
+    // Flip one byte in chunk 1 of the temporary file.
+    let mut bytes = std::fs::read(&part).unwrap();
+    let on_disk = bytes.len() as u64;
+    let at = (DEFAULT_CHUNK_SIZE + 12_345) as usize;
+    bytes[at] ^= 0x5a;
+    std::fs::write(&part, &bytes).unwrap();
+    let (got, sent) = p
+        .transfer(
+            &source,
+            source.transfer_id(),
+            &out,
+            ReceiveOptions::default(),
+            Cancel::new(),
+            None,
+        )
+        .await;
+    let got = got.unwrap();
+    sent.unwrap();
+    assert_eq!(
+        std::fs::read(out.join("c.bin")).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+    println!(
+        "{on_disk} bytes on disk with one flipped byte: kept {}, fetched {}",
+        got.bytes_resumed, got.wire_bytes
+    );
+    // The corrupted chunk was not kept: at most the chunks fully on disk minus that one.
+    assert!(got.bytes_resumed <= (on_disk / u64::from(DEFAULT_CHUNK_SIZE) - 1) << 20);
+    assert_eq!(got.wire_bytes + got.bytes_resumed, len);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_transfer_id_is_refused_on_both_sides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("x.bin");
+    std::fs::write(&path, data(1, 5000)).unwrap();
+    let source = FileSource::scan(vec![path], 0).await.unwrap();
+    let p = pair();
+    let mut wrong = source.transfer_id();
+    wrong.0[0] ^= 1;
+    let (got, sent) = p
+        .transfer(
+            &source,
+            wrong,
+            &tmp.path().join("out"),
+            ReceiveOptions::default(),
+            Cancel::new(),
+            None,
+        )
+        .await;
+    let got = got.unwrap_err();
+    println!("receiver: {got}\nsender: {}", sent.as_ref().unwrap_err());
+    assert!(
+        matches!(got, FileTransferError::Protocol(FileError::Peer { code, .. }) if code.0 == 2),
+        "{got:?}"
+    );
+    assert!(matches!(
+        sent,
+        Err(FileTransferError::Protocol(FileError::UnknownTransfer))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_file_changed_during_the_transfer_fails_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("moving.bin");
+    std::fs::write(&path, data(3, 3 << 20)).unwrap();
+    let source = FileSource::scan(vec![path.clone()], 0).await.unwrap();
+    std::fs::write(&path, data(4, 3 << 20)).unwrap();
+    let p = pair();
+    let out = tmp.path().join("out");
+    let (got, sent) = p
+        .transfer(
+            &source,
+            source.transfer_id(),
+            &out,
+            ReceiveOptions::default(),
+            Cancel::new(),
+            None,
+        )
+        .await;
+    let got = got.unwrap_err();
+    let sent = sent.unwrap_err();
+    println!("receiver: {got}\nsender: {sent}");
+    assert!(got.to_string().contains("changed"), "{got}");
+    assert!(matches!(
+        sent,
+        FileTransferError::Protocol(FileError::SourceChanged { .. })
+    ));
+    assert!(!out.join("moving.bin").exists());
+}
+
+/// A hostile sender that answers the first request with a zstd bomb.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decompression_bomb_is_refused_and_ends_the_transfer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("bomb.bin");
+    std::fs::write(&path, data(5, 100_000)).unwrap();
+    let source = FileSource::scan(vec![path], 128 << 10).await.unwrap();
+    let manifest = source.manifest().clone();
+    let p = pair();
+    let (c, s) = p.connect().await;
+    let hostile = tokio::spawn(async move {
+        let (mut ctl_send, mut ctl_recv) = s.accept_bi().await.unwrap();
+        let mut buf = [0u8; 64];
+        let _ = ctl_recv.read(&mut buf).await.unwrap();
+        ctl_send
+            .write_all(&Message::Offer(Box::new(Manifest::clone(&manifest))).encode())
+            .await
+            .unwrap();
+        let (mut send, mut recv) = s.accept_bi().await.unwrap();
+        let _ = recv.read(&mut buf).await.unwrap();
+        let mut z = zstd::bulk::Compressor::new(19).unwrap();
+        z.include_contentsize(false).unwrap();
+        // 128 KiB of zeros claimed as the 100,000-byte chunk.
+        let bomb = z.compress(&vec![0u8; 131_072]).unwrap();
+        let mut wire = Message::ChunkHeader(ChunkHeader {
+            file: FileId(0),
+            index: 0,
+            len: bomb.len() as u32,
+            codec: Codec::Zstd,
+        })
+        .encode();
+        wire.extend_from_slice(&bomb);
+        send.write_all(&wire).await.unwrap();
+        // What the receiver says back on the control stream.
+        let mut reply = Vec::new();
+        while let Ok(Some(n)) = ctl_recv.read(&mut buf).await {
+            reply.extend_from_slice(&buf[..n]);
+        }
+        reply
+    });
+    let got = receive_files(
+        &c,
+        source.transfer_id(),
+        &tmp.path().join("out"),
+        ReceiveOptions::default(),
+        Cancel::new(),
+        None,
+    )
+    .await
+    .unwrap_err();
+    println!("receiver: {got}");
+    assert!(
+        matches!(
+            got,
+            FileTransferError::Protocol(FileError::Decompression {
+                file: 0,
+                index: 0,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+    let reply = hostile.await.unwrap();
+    let (Message::Error(e), _) = Message::decode(&reply, 0).unwrap().unwrap() else {
+        panic!("no Error message: {reply:?}");
+    };
+    assert_eq!(e.code.0, 10, "COMPRESSION");
+    assert!(!tmp.path().join("out/bomb.bin").exists());
+}
