@@ -537,7 +537,11 @@ impl Connection {
 
     /// When the driver must call [`Self::handle_timeout`] next (an absolute deadline).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
+        let expiry = self
+            .streams
+            .next_expiry()
+            .filter(|_| self.state == State::Established);
+        self.timers.next().into_iter().chain(expiry).min()
     }
 
     /// The largest datagram payload the peer accepts now (0 when datagrams are off).
@@ -886,10 +890,7 @@ impl Connection {
             }
         }
         for record in frames.streams {
-            if let StreamRecord::Data { len, .. } = record {
-                self.stats.retransmitted_bytes += len;
-            }
-            self.streams.on_lost(record);
+            self.stats.retransmitted_bytes += self.streams.on_lost(record);
         }
         if frames.path_challenge && self.path_challenge.is_some() {
             self.path_challenge_pending = true;

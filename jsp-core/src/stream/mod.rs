@@ -29,6 +29,7 @@
 mod app;
 mod flow;
 mod incoming;
+mod message;
 mod outgoing;
 mod recv;
 mod send;
@@ -37,10 +38,11 @@ mod tests;
 mod types;
 
 pub use types::{
-    PeerLimits, ReadError, StreamEvent, StreamLimits, StreamRecord, UnknownStream, WriteError,
+    Delivery, DeliveryMode, PeerLimits, ReadError, SendStats, Skipped, StreamEvent, StreamLimits,
+    StreamRecord, UnknownStream, WriteError,
 };
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use self::flow::{RecvWindow, SendCredit, INITIAL_RTT};
 use self::recv::Recv;
@@ -72,6 +74,7 @@ enum Ctl {
     Reset(StreamId),
     StopSending(StreamId),
     StreamDataBlocked(StreamId),
+    Skip(StreamId),
 }
 
 /// Streams opened by one side in one direction.
@@ -122,6 +125,8 @@ pub struct Streams {
     ready: BTreeMap<i32, VecDeque<StreamId>>,
     control: VecDeque<Ctl>,
     events: VecDeque<StreamEvent>,
+    /// Partially reliable streams of ours (their messages expire).
+    timed: BTreeSet<StreamId>,
     rtt: Duration,
     now: Instant,
 }
@@ -158,6 +163,7 @@ impl Streams {
             ready: BTreeMap::new(),
             control: VecDeque::new(),
             events: VecDeque::new(),
+            timed: BTreeSet::new(),
             rtt: INITIAL_RTT,
             now: Instant::ZERO,
         }

@@ -79,7 +79,8 @@ impl Streams {
             Ctl::MaxStreamData(id)
             | Ctl::Reset(id)
             | Ctl::StopSending(id)
-            | Ctl::StreamDataBlocked(id) => id,
+            | Ctl::StreamDataBlocked(id)
+            | Ctl::Skip(id) => id,
         };
         let stream = self.streams.get(&id)?;
         match ctl {
@@ -115,6 +116,15 @@ impl Streams {
                     && send.check_writable().is_ok();
                 wanted.then_some(StreamRecord::StreamDataBlocked { id, limit })
             }
+            Ctl::Skip(_) => {
+                let send = stream.send.as_ref()?;
+                let (offset, messages) = send.skip_frame().filter(|_| send.skip_queued)?;
+                Some(StreamRecord::Skip {
+                    id,
+                    offset,
+                    messages,
+                })
+            }
         }
     }
 
@@ -141,6 +151,12 @@ impl Streams {
                     send.blocked_queued = false;
                 }
             }
+            Ctl::Skip(id) => {
+                if let Some(send) = self.stream_send(id) {
+                    send.skip_queued = false;
+                    send.stats.skips_sent += 1;
+                }
+            }
         }
     }
 
@@ -154,6 +170,9 @@ impl Streams {
         sent: &mut Vec<StreamRecord>,
         early_only: bool,
     ) -> usize {
+        if !self.timed.is_empty() {
+            self.expire();
+        }
         let mut total = 0usize;
         while let Some((level, pos, id)) = self.next_ready(early_only) {
             let Some(send) = self.streams.get_mut(&id).and_then(|s| s.send.as_mut()) else {
@@ -236,14 +255,18 @@ impl Streams {
                 if finished {
                     self.events.push_back(StreamEvent::Finished { id });
                 }
-                self.send_buffered = self.send_buffered.saturating_sub(freed);
-                self.reschedule(id);
-                if freed > 0 {
-                    self.wake_conn_writers();
-                }
+                self.after_abandon(id, freed);
                 if finished {
                     self.maybe_forget(id);
                 }
+            }
+            StreamRecord::Skip { id, offset, .. }
+                if self
+                    .stream_send(id)
+                    .is_some_and(|s| s.on_skip_acked(offset)) =>
+            {
+                self.events.push_back(StreamEvent::Finished { id });
+                self.maybe_forget(id);
             }
             StreamRecord::Reset { id, .. }
                 if self.stream_send(id).is_some_and(|s| s.on_reset_acked()) =>
@@ -255,8 +278,10 @@ impl Streams {
     }
 
     /// A packet carrying `record` was declared lost: requeues exactly the lost stream bytes that
-    /// are not acknowledged, or the control frame if it is still current.
-    pub fn on_lost(&mut self, record: StreamRecord) {
+    /// are not acknowledged (nor abandoned: see `message`), or the control frame if it is still
+    /// current. Returns the stream bytes queued again.
+    pub fn on_lost(&mut self, record: StreamRecord) -> u64 {
+        let (now, one_way) = (self.now, self.one_way());
         match record {
             StreamRecord::Data {
                 id,
@@ -264,9 +289,20 @@ impl Streams {
                 len,
                 fin,
             } => {
+                let Some(send) = self.stream_send(id) else {
+                    return 0;
+                };
+                let (queued, freed) = send.on_lost(offset, len, fin, now, one_way);
+                self.after_abandon(id, freed);
+                return queued;
+            }
+            StreamRecord::Skip { id, offset, .. } => {
                 if let Some(send) = self.stream_send(id) {
-                    send.on_lost(offset, len, fin);
-                    self.reschedule(id);
+                    let current = send.skip_frame().is_some_and(|(o, _)| o == offset);
+                    if current && !send.skip_queued {
+                        send.skip_queued = true;
+                        self.control.push_back(Ctl::Skip(id));
+                    }
                 }
             }
             StreamRecord::MaxData(max) => {
@@ -283,7 +319,7 @@ impl Streams {
             }
             StreamRecord::MaxStreamData { id, max } => {
                 let Some(recv) = self.stream_recv(id) else {
-                    return;
+                    return 0;
                 };
                 if recv.window.limit() == max && !recv.size_known() && !recv.max_data_queued {
                     recv.max_data_queued = true;
@@ -292,7 +328,7 @@ impl Streams {
             }
             StreamRecord::Reset { id, .. } => {
                 let Some(send) = self.stream_send(id) else {
-                    return;
+                    return 0;
                 };
                 if send.reset_frame().is_some() && !send.reset_queued {
                     send.reset_queued = true;
@@ -301,7 +337,7 @@ impl Streams {
             }
             StreamRecord::StopSending { id, .. } => {
                 let Some(recv) = self.stream_recv(id) else {
-                    return;
+                    return 0;
                 };
                 if recv.stopped().is_some() && !recv.size_known() && !recv.stop_queued {
                     recv.stop_queued = true;
@@ -315,7 +351,7 @@ impl Streams {
             }
             StreamRecord::StreamDataBlocked { id, limit } => {
                 let Some(send) = self.stream_send(id) else {
-                    return;
+                    return 0;
                 };
                 if send.credit.blocked_at(limit) && !send.blocked_queued {
                     send.blocked_queued = true;
@@ -330,6 +366,7 @@ impl Streams {
                 }
             }
         }
+        0
     }
 }
 
@@ -359,6 +396,15 @@ fn encode_record(
         StreamRecord::DataBlocked(limit) => Frame::DataBlocked { limit },
         StreamRecord::StreamDataBlocked { id, limit } => Frame::StreamDataBlocked { id, limit },
         StreamRecord::StreamsBlocked { dir, limit } => Frame::StreamsBlocked { dir, limit },
+        StreamRecord::Skip {
+            id,
+            offset,
+            messages,
+        } => Frame::StreamSkip {
+            id,
+            offset,
+            messages,
+        },
     };
     frame.encode(w)
 }

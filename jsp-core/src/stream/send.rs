@@ -9,16 +9,27 @@
 //!   `acked_base`) lie inside `[acked_base, unsent)` and never share a byte;
 //! - `written` never exceeds the peer's stream limit (writes are capped by it), so new data is
 //!   always sendable as far as flow control goes; after a reset the buffer is empty for good.
+//!
+//! Partially reliable and best-effort streams (see [`DeliveryMode`]) carry whole messages only.
+//! `msgs` lists the messages from the lowest not yet acknowledged or abandoned one up, in
+//! offset order and without gaps; their deadlines only grow. Abandoning a message marks its
+//! whole range as done (like an acknowledgement: it is freed and never sent again) and records
+//! it in `abandoned` until a STREAM_SKIP covers it. Invariants on top of the above:
+//! - the first message starts at `msg_base_offset <= acked_base` and is live (neither fully
+//!   acknowledged nor abandoned), so the earliest deadline is the first message's;
+//! - the STREAM_SKIP target (`skip`) is a message boundary at or below `acked_base`, it only
+//!   grows, and the half is not done until the latest target is acknowledged.
 
 use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes};
 
 use super::flow::SendCredit;
-use super::WriteError;
+use super::{DeliveryMode, SendStats, WriteError};
 use crate::coding::{BufferTooSmall, Writer};
 use crate::frame::{encode_stream_header, stream_header_len, StreamId};
 use crate::range_set::RangeSet;
+use crate::time::{Duration, Instant};
 
 /// The send states of RFC 9000 §3.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,19 +136,33 @@ impl SendBuf {
         self.acked_base - old
     }
 
-    /// Queues the parts of a lost range that are neither acknowledged nor freed.
-    fn on_lost(&mut self, offset: u64, len: u64) {
+    /// Queues the parts of a lost range that are neither acknowledged nor freed; returns how
+    /// many bytes that is.
+    fn on_lost(&mut self, offset: u64, len: u64) -> u64 {
         let range = offset.max(self.acked_base)..(offset + len).min(self.unsent);
         if range.is_empty() {
-            return;
+            return 0;
         }
         let mut lost = RangeSet::new();
         lost.insert(range);
         lost.subtract(&self.acked);
+        let mut queued = 0;
         for r in lost.iter() {
+            queued += r.end - r.start;
             self.retransmit.insert(r);
         }
+        queued
     }
+}
+
+/// One message of a partially reliable or best-effort stream.
+#[derive(Debug, Clone, Copy)]
+struct Msg {
+    start: u64,
+    end: u64,
+    /// When it stops being worth delivering (partially reliable only).
+    deadline: Option<Instant>,
+    abandoned: bool,
 }
 
 /// The send half of a stream.
@@ -146,6 +171,20 @@ pub(super) struct Send {
     state: SendState,
     buf: SendBuf,
     fin: Fin,
+    mode: DeliveryMode,
+    /// Messages from the first live one up (non-reliable modes only).
+    msgs: VecDeque<Msg>,
+    /// Index and offset of `msgs.front()` (or of the next message when empty).
+    msg_base_index: u64,
+    msg_base_offset: u64,
+    /// Abandoned ranges no STREAM_SKIP covers yet.
+    abandoned: RangeSet,
+    /// The latest STREAM_SKIP target (offset, messages below it) and the highest acknowledged.
+    skip: Option<(u64, u64)>,
+    skip_acked: u64,
+    /// A STREAM_SKIP frame is queued.
+    pub(super) skip_queued: bool,
+    pub(super) stats: SendStats,
     /// The peer's MAX_STREAM_DATA; `used` is `written`.
     pub(super) credit: SendCredit,
     stop_code: Option<u64>,
@@ -171,6 +210,15 @@ impl Send {
             state: SendState::Ready,
             buf: SendBuf::default(),
             fin: Fin::None,
+            mode: DeliveryMode::Reliable,
+            msgs: VecDeque::new(),
+            msg_base_index: 0,
+            msg_base_offset: 0,
+            abandoned: RangeSet::new(),
+            skip: None,
+            skip_acked: 0,
+            skip_queued: false,
+            stats: SendStats::default(),
             credit: SendCredit::new(max_data),
             stop_code: None,
             reset: None,
@@ -292,6 +340,7 @@ impl Send {
         let end = plan.offset + plan.len;
         if plan.retransmit {
             self.buf.retransmit.remove(plan.offset..end);
+            self.stats.retransmitted_bytes += plan.len;
         } else {
             self.buf.unsent = self.buf.unsent.max(end);
         }
@@ -313,23 +362,190 @@ impl Send {
         if fin {
             self.fin = Fin::Acked;
         }
-        let done = self.fin == Fin::Acked && self.buf.acked_base == self.buf.written;
+        self.advance();
+        (freed, self.check_done())
+    }
+
+    /// Enters Data Recvd once every byte is acknowledged or abandoned, the FIN is acknowledged
+    /// and so is the last STREAM_SKIP; returns whether it just did.
+    fn check_done(&mut self) -> bool {
+        let skipped = self.abandoned.is_empty()
+            && self
+                .skip
+                .is_none_or(|(offset, _)| self.skip_acked >= offset);
+        let done = matches!(self.state, SendState::Send | SendState::DataSent)
+            && self.fin == Fin::Acked
+            && self.buf.acked_base == self.buf.written
+            && skipped;
         if done {
             self.state = SendState::DataRecvd;
             self.buf.retransmit = RangeSet::new();
         }
-        (freed, done)
+        done
     }
 
-    /// Records a lost STREAM frame: its unacknowledged bytes (and FIN) are owed again.
-    pub(super) fn on_lost(&mut self, offset: u64, len: u64, fin: bool) {
+    /// Records a lost STREAM frame: its unacknowledged bytes (and FIN) are owed again, except,
+    /// on a non-reliable stream, those of messages that are abandoned instead: every message
+    /// of a best-effort stream, and those of a partially reliable stream that could no longer
+    /// arrive by their deadline (`now + one_way` at or past it). Returns the bytes queued again and
+    /// the bytes freed by abandonment.
+    pub(super) fn on_lost(
+        &mut self,
+        offset: u64,
+        len: u64,
+        fin: bool,
+        now: Instant,
+        one_way: Duration,
+    ) -> (u64, u64) {
         if !matches!(self.state, SendState::Send | SendState::DataSent) {
-            return;
+            return (0, 0);
         }
-        self.buf.on_lost(offset, len);
         if fin && self.fin == Fin::Sent {
             self.fin = Fin::Queued;
         }
+        if self.mode.is_reliable() {
+            return (self.buf.on_lost(offset, len), 0);
+        }
+        let end = offset + len;
+        let (mut queued, mut freed) = (0, 0);
+        let mut i = self.msgs.partition_point(|m| m.end <= offset);
+        while let Some(msg) = self.msgs.get(i).copied() {
+            if msg.start >= end {
+                break;
+            }
+            if !msg.abandoned {
+                let expired = msg.deadline.is_some_and(|d| now + one_way >= d);
+                if self.mode == DeliveryMode::BestEffort || expired {
+                    freed += self.abandon(i);
+                } else {
+                    let from = msg.start.max(offset);
+                    queued += self.buf.on_lost(from, msg.end.min(end) - from);
+                }
+            }
+            i += 1;
+        }
+        self.advance();
+        (queued, freed)
+    }
+
+    /// The delivery mode.
+    pub(super) fn mode(&self) -> DeliveryMode {
+        self.mode
+    }
+
+    /// Sets the delivery mode (before anything is written).
+    pub(super) fn set_mode(&mut self, mode: DeliveryMode) {
+        self.mode = mode;
+    }
+
+    /// Appends one framed message (`prefix` then `body`) submitted at `now`; the caller checked
+    /// the credit for both.
+    pub(super) fn write_message(&mut self, prefix: Bytes, body: Bytes, now: Instant) {
+        let start = self.buf.written;
+        self.write(prefix);
+        if !body.is_empty() {
+            self.write(body);
+        }
+        self.stats.messages += 1;
+        if self.mode.is_reliable() {
+            return;
+        }
+        let deadline = match self.mode {
+            DeliveryMode::PartiallyReliable { ttl } => Some(now + ttl),
+            _ => None,
+        };
+        self.msgs.push_back(Msg {
+            start,
+            end: self.buf.written,
+            deadline,
+            abandoned: false,
+        });
+    }
+
+    /// Abandons message `i` of `msgs`: its bytes are never sent (again) and count as done;
+    /// returns the bytes freed from the buffer.
+    fn abandon(&mut self, i: usize) -> u64 {
+        let Some(msg) = self.msgs.get_mut(i) else {
+            return 0;
+        };
+        if msg.abandoned {
+            return 0;
+        }
+        msg.abandoned = true;
+        let (start, end) = (msg.start, msg.end);
+        self.stats.abandoned_messages += 1;
+        self.stats.abandoned_bytes += end - start;
+        self.buf.unsent = self.buf.unsent.max(end);
+        self.buf.retransmit.remove(start..end);
+        self.abandoned.insert(start..end);
+        self.buf.on_ack(start, end - start)
+    }
+
+    /// Drops messages entirely acknowledged or abandoned from the front of `msgs`, and moves
+    /// the STREAM_SKIP target up to the new first message when abandoned data lies below it.
+    fn advance(&mut self) {
+        while let Some(msg) = self.msgs.front() {
+            if msg.end > self.buf.acked_base {
+                break;
+            }
+            self.msg_base_offset = msg.end;
+            self.msg_base_index += 1;
+            self.msgs.pop_front();
+        }
+        let base = self.msg_base_offset;
+        if self.abandoned.min().is_some_and(|low| low < base) {
+            self.abandoned.remove(0..base);
+            self.skip = Some((base, self.msg_base_index));
+        }
+    }
+
+    /// Whether a STREAM_SKIP is owed and not queued (the caller queues it and sets
+    /// `skip_queued`).
+    pub(super) fn wants_skip(&self) -> bool {
+        !self.skip_queued && self.skip_frame().is_some()
+    }
+
+    /// The STREAM_SKIP to send (offset, messages), while the latest target is unacknowledged.
+    pub(super) fn skip_frame(&self) -> Option<(u64, u64)> {
+        if !matches!(
+            self.state,
+            SendState::Ready | SendState::Send | SendState::DataSent
+        ) {
+            return None;
+        }
+        self.skip.filter(|&(offset, _)| offset > self.skip_acked)
+    }
+
+    /// A STREAM_SKIP to `offset` was acknowledged; returns whether the half just ended.
+    pub(super) fn on_skip_acked(&mut self, offset: u64) -> bool {
+        self.skip_acked = self.skip_acked.max(offset);
+        self.check_done()
+    }
+
+    /// Abandons partially reliable messages that could no longer arrive by their deadline
+    /// (`now + one_way` at or past it), lost or not; returns the bytes freed.
+    pub(super) fn expire(&mut self, now: Instant, one_way: Duration) -> u64 {
+        let mut freed = 0;
+        while let Some(msg) = self.msgs.front() {
+            if msg.abandoned || msg.deadline.is_none_or(|d| now + one_way < d) {
+                break;
+            }
+            freed += self.abandon(0);
+            self.advance();
+        }
+        freed
+    }
+
+    /// When the first live message expires (deadline less `one_way`), if any.
+    pub(super) fn next_expiry(&self, one_way: Duration) -> Option<Instant> {
+        if !matches!(
+            self.state,
+            SendState::Ready | SendState::Send | SendState::DataSent
+        ) {
+            return None;
+        }
+        let msg = self.msgs.front().filter(|m| !m.abandoned)?;
+        msg.deadline.map(|d| d - one_way)
     }
 
     /// The peer asked us to stop; returns whether this is news.
@@ -357,6 +573,8 @@ impl Send {
             ..SendBuf::default()
         };
         self.credit.give_back(unsent);
+        self.msgs.clear();
+        self.abandoned = RangeSet::new();
         self.reset = Some((code, final_size));
         self.state = SendState::ResetSent;
         Some((freed, unsent))
