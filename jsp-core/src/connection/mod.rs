@@ -1092,3 +1092,5 @@ impl Connection {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_modes;

@@ -184,11 +184,10 @@ impl Streams {
     }
 
     /// Accounting after messages of `id` were abandoned (or acknowledged): frees `freed`
-    /// buffered bytes, queues a STREAM_SKIP if one is owed, reschedules the stream.
+    /// buffered bytes, queues the STREAM_SKIPs newly owed, reschedules the stream.
     pub(super) fn after_abandon(&mut self, id: StreamId, freed: u64) {
         if let Some(send) = self.stream_send(id) {
-            if send.wants_skip() {
-                send.skip_queued = true;
+            for _ in 0..std::mem::take(&mut send.skips_to_queue) {
                 self.control.push_back(Ctl::Skip(id));
             }
         }
@@ -197,5 +196,20 @@ impl Streams {
             self.wake_conn_writers();
         }
         self.reschedule(id);
+    }
+}
+
+#[cfg(test)]
+impl Streams {
+    /// A one-line summary of both halves of `id`, for failing tests.
+    pub(crate) fn debug_state(&self, id: StreamId) -> String {
+        let Some(s) = self.streams.get(&id) else {
+            return "forgotten".into();
+        };
+        format!(
+            "send {:?}\nrecv {:?}",
+            s.send.as_ref().map(|s| s.debug_state()),
+            s.recv.as_ref().map(|r| r.debug_state())
+        )
     }
 }

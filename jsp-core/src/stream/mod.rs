@@ -127,6 +127,8 @@ pub struct Streams {
     events: VecDeque<StreamEvent>,
     /// Partially reliable streams of ours (their messages expire).
     timed: BTreeSet<StreamId>,
+    /// Streams whose STREAM_SKIPs were sent once, to be sent again in the next packet.
+    skip_repeat: Vec<StreamId>,
     rtt: Duration,
     now: Instant,
 }
@@ -164,6 +166,7 @@ impl Streams {
             control: VecDeque::new(),
             events: VecDeque::new(),
             timed: BTreeSet::new(),
+            skip_repeat: Vec::new(),
             rtt: INITIAL_RTT,
             now: Instant::ZERO,
         }

@@ -14,6 +14,12 @@ impl Streams {
     /// MAX_STREAM_DATA, RESET_STREAM, STOP_SENDING, DATA_BLOCKED, STREAM_DATA_BLOCKED,
     /// STREAMS_BLOCKED.
     pub fn write_control(&mut self, w: &mut Writer<'_>, sent: &mut Vec<StreamRecord>) {
+        for id in std::mem::take(&mut self.skip_repeat) {
+            let n = self.stream_send(id).map_or(0, |s| s.repeat_skips());
+            for _ in 0..n {
+                self.control.push_back(Ctl::Skip(id));
+            }
+        }
         if self.max_data_queued {
             let max = self.conn_recv.limit();
             if Frame::MaxData(max).encode(w).is_err() {
@@ -118,7 +124,7 @@ impl Streams {
             }
             Ctl::Skip(_) => {
                 let send = stream.send.as_ref()?;
-                let (offset, messages) = send.skip_frame().filter(|_| send.skip_queued)?;
+                let (offset, messages) = send.skip_frame()?;
                 Some(StreamRecord::Skip {
                     id,
                     offset,
@@ -152,9 +158,8 @@ impl Streams {
                 }
             }
             Ctl::Skip(id) => {
-                if let Some(send) = self.stream_send(id) {
-                    send.skip_queued = false;
-                    send.stats.skips_sent += 1;
+                if self.stream_send(id).is_some_and(|s| s.on_skip_sent()) {
+                    self.skip_repeat.push(id);
                 }
             }
         }
@@ -230,6 +235,7 @@ impl Streams {
             || self.remote.iter().any(|c| c.queued)
             || self.local.iter().any(|c| c.queued)
             || !self.ready.is_empty()
+            || !self.skip_repeat.is_empty()
             || self.control.iter().any(|&c| self.current_ctl(c).is_some())
     }
 
@@ -297,12 +303,8 @@ impl Streams {
                 return queued;
             }
             StreamRecord::Skip { id, offset, .. } => {
-                if let Some(send) = self.stream_send(id) {
-                    let current = send.skip_frame().is_some_and(|(o, _)| o == offset);
-                    if current && !send.skip_queued {
-                        send.skip_queued = true;
-                        self.control.push_back(Ctl::Skip(id));
-                    }
+                if self.stream_send(id).is_some_and(|s| s.on_skip_lost(offset)) {
+                    self.control.push_back(Ctl::Skip(id));
                 }
             }
             StreamRecord::MaxData(max) => {

@@ -24,10 +24,12 @@
 //!   after a reset or STOP_SENDING), so `end - read <= window` and the buffer is bounded by the
 //!   advertised window;
 //! - once known, the final size never changes, and no data lies beyond it;
-//! - a pending STREAM_SKIP target (`skip`) lies above `read` and at or below `end`: every byte
-//!   below it that is not here never will be. Reads deliver what is contiguous from `read` and
-//!   jump to the target at the first hole (the byte API) or the first incomplete message (the
-//!   message API), dropping everything in between (see [`Recv::jump`]).
+//! - pending STREAM_SKIP targets (`skips`) lie above `read` and at or below `end`: every byte
+//!   below one that is not here never will be. Reads deliver what is contiguous from `read` and
+//!   jump to the lowest target at the first hole (the byte API) or the first incomplete message
+//!   (the message API), dropping everything in between (see [`Recv::jump`]). At most
+//!   [`MAX_SKIP_TARGETS`] are held: beyond, the lowest is forgotten (a later jump then drops
+//!   more, still counting every message exactly).
 
 use std::collections::BTreeMap;
 
@@ -52,6 +54,9 @@ pub(super) const MERGE_LIMIT: usize = 1024;
 fn keeps_packet(len: usize, backing: usize) -> bool {
     len >= MIN_ZERO_COPY && len.saturating_mul(2) >= backing
 }
+
+/// The most STREAM_SKIP targets held per stream.
+pub(super) const MAX_SKIP_TARGETS: usize = 64;
 
 /// Room a STREAM frame may use on a stream.
 #[derive(Debug, Clone, Copy)]
@@ -116,8 +121,8 @@ pub(super) struct Recv {
     pub(super) max_data_queued: bool,
     /// A STOP_SENDING frame is queued.
     pub(super) stop_queued: bool,
-    /// The highest STREAM_SKIP target above `read`: (offset, messages below it).
-    skip: Option<(u64, u64)>,
+    /// STREAM_SKIP targets above `read`: offset → messages below it.
+    skips: BTreeMap<u64, u64>,
     /// Messages delivered by `read_message` (the index of the next one, jumps included).
     msgs_read: u64,
 }
@@ -153,7 +158,7 @@ impl Recv {
             readable_signalled: false,
             max_data_queued: false,
             stop_queued: false,
-            skip: None,
+            skips: BTreeMap::new(),
             msgs_read: 0,
         }
     }
@@ -475,8 +480,11 @@ impl Recv {
             self.read = self.end;
             return Ok(Received { growth, released });
         }
-        if offset > self.read && self.skip.is_none_or(|(target, _)| offset > target) {
-            self.skip = Some((offset, messages));
+        if offset > self.read {
+            self.skips.insert(offset, messages);
+            if self.skips.len() > MAX_SKIP_TARGETS {
+                self.skips.pop_first();
+            }
         }
         Ok(Received {
             growth,
@@ -486,14 +494,23 @@ impl Recv {
 
     /// Whether a STREAM_SKIP target lies ahead of the read offset.
     pub(super) fn skip_pending(&self) -> bool {
-        self.skip.is_some_and(|(target, _)| target > self.read)
+        self.skips
+            .last_key_value()
+            .is_some_and(|(&target, _)| target > self.read)
     }
 
-    /// Jumps to the pending STREAM_SKIP target, dropping what is held below it; returns what
-    /// was skipped (the caller releases `bytes` to flow control), or `None` if no target lies
-    /// ahead.
+    /// Jumps to the lowest STREAM_SKIP target ahead, dropping what is held below it; returns
+    /// what was skipped (the caller releases `bytes` to flow control), or `None` if no target
+    /// lies ahead.
     pub(super) fn jump(&mut self) -> Option<Skipped> {
-        let (target, messages) = self.skip.take().filter(|&(t, _)| t > self.read)?;
+        while self
+            .skips
+            .first_key_value()
+            .is_some_and(|(&target, _)| target <= self.read)
+        {
+            self.skips.pop_first();
+        }
+        let (target, messages) = self.skips.pop_first()?;
         while let Some(entry) = self.chunks.first_entry() {
             let start = *entry.key();
             if start >= target {
@@ -662,7 +679,7 @@ impl Recv {
         self.chunks.clear();
         self.buffered = 0;
         self.runs = 0;
-        self.skip = None;
+        self.skips.clear();
         self.read = final_size;
         self.final_size = Some(final_size);
         self.reset_code = Some(code);
@@ -758,5 +775,24 @@ impl Recv {
             return Ok(None);
         }
         Err(ReadError::Blocked)
+    }
+
+    /// A summary for failing tests.
+    #[cfg(test)]
+    pub(super) fn debug_state(&self) -> String {
+        format!(
+            "state {:?} read {} end {} final {:?} skips {:?} msgs_read {} chunks {:?}",
+            self.state,
+            self.read,
+            self.end,
+            self.final_size,
+            self.skips,
+            self.msgs_read,
+            self.chunks
+                .iter()
+                .take(4)
+                .map(|(&s, c)| (s, c.len()))
+                .collect::<Vec<_>>()
+        )
     }
 }

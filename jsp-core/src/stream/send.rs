@@ -13,14 +13,16 @@
 //! Partially reliable and best-effort streams (see [`DeliveryMode`]) carry whole messages only.
 //! `msgs` lists the messages from the lowest not yet acknowledged or abandoned one up, in
 //! offset order and without gaps; their deadlines only grow. Abandoning a message marks its
-//! whole range as done (like an acknowledgement: it is freed and never sent again) and records
-//! it in `abandoned` until a STREAM_SKIP covers it. Invariants on top of the above:
+//! whole range as done (like an acknowledgement: it is freed and never sent again). Once every
+//! byte below a run of abandoned messages is acknowledged or abandoned, the end of the run
+//! becomes a STREAM_SKIP target: the receiver, at the hole the run leaves, jumps to the run's
+//! end and goes on with the (acknowledged) messages after it. Invariants on top of the above:
 //! - the first message starts at `msg_base_offset <= acked_base` and is live (neither fully
 //!   acknowledged nor abandoned), so the earliest deadline is the first message's;
-//! - the STREAM_SKIP target (`skip`) is a message boundary at or below `acked_base`, it only
-//!   grows, and the half is not done until the latest target is acknowledged.
+//! - every STREAM_SKIP target (`skips`) is a message boundary at or below `acked_base`; each
+//!   is sent until acknowledged, and the half is not done while one is unacknowledged.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::{Buf, Bytes};
 
@@ -177,13 +179,11 @@ pub(super) struct Send {
     /// Index and offset of `msgs.front()` (or of the next message when empty).
     msg_base_index: u64,
     msg_base_offset: u64,
-    /// Abandoned ranges no STREAM_SKIP covers yet.
-    abandoned: RangeSet,
-    /// The latest STREAM_SKIP target (offset, messages below it) and the highest acknowledged.
-    skip: Option<(u64, u64)>,
-    skip_acked: u64,
-    /// A STREAM_SKIP frame is queued.
-    pub(super) skip_queued: bool,
+    /// Unacknowledged STREAM_SKIP targets: offset → (messages below it, owed to the peer,
+    /// times sent).
+    skips: BTreeMap<u64, (u64, bool, u8)>,
+    /// Targets newly owed, for which the caller queues a control entry each.
+    pub(super) skips_to_queue: u32,
     pub(super) stats: SendStats,
     /// The peer's MAX_STREAM_DATA; `used` is `written`.
     pub(super) credit: SendCredit,
@@ -214,10 +214,8 @@ impl Send {
             msgs: VecDeque::new(),
             msg_base_index: 0,
             msg_base_offset: 0,
-            abandoned: RangeSet::new(),
-            skip: None,
-            skip_acked: 0,
-            skip_queued: false,
+            skips: BTreeMap::new(),
+            skips_to_queue: 0,
             stats: SendStats::default(),
             credit: SendCredit::new(max_data),
             stop_code: None,
@@ -369,10 +367,7 @@ impl Send {
     /// Enters Data Recvd once every byte is acknowledged or abandoned, the FIN is acknowledged
     /// and so is the last STREAM_SKIP; returns whether it just did.
     fn check_done(&mut self) -> bool {
-        let skipped = self.abandoned.is_empty()
-            && self
-                .skip
-                .is_none_or(|(offset, _)| self.skip_acked >= offset);
+        let skipped = self.skips.is_empty();
         let done = matches!(self.state, SendState::Send | SendState::DataSent)
             && self.fin == Fin::Acked
             && self.buf.acked_base == self.buf.written
@@ -477,35 +472,37 @@ impl Send {
         self.stats.abandoned_bytes += end - start;
         self.buf.unsent = self.buf.unsent.max(end);
         self.buf.retransmit.remove(start..end);
-        self.abandoned.insert(start..end);
         self.buf.on_ack(start, end - start)
     }
 
-    /// Drops messages entirely acknowledged or abandoned from the front of `msgs`, and moves
-    /// the STREAM_SKIP target up to the new first message when abandoned data lies below it.
+    /// Drops messages entirely acknowledged or abandoned from the front of `msgs`; the end of
+    /// each run of abandoned messages dropped becomes a STREAM_SKIP target.
     fn advance(&mut self) {
-        while let Some(msg) = self.msgs.front() {
+        let mut run_end = None;
+        while let Some(msg) = self.msgs.front().copied() {
             if msg.end > self.buf.acked_base {
                 break;
             }
             self.msg_base_offset = msg.end;
             self.msg_base_index += 1;
             self.msgs.pop_front();
+            if msg.abandoned {
+                run_end = Some((msg.end, self.msg_base_index));
+            } else if let Some(target) = run_end.take() {
+                self.add_skip(target);
+            }
         }
-        let base = self.msg_base_offset;
-        if self.abandoned.min().is_some_and(|low| low < base) {
-            self.abandoned.remove(0..base);
-            self.skip = Some((base, self.msg_base_index));
+        if let Some(target) = run_end {
+            self.add_skip(target);
         }
     }
 
-    /// Whether a STREAM_SKIP is owed and not queued (the caller queues it and sets
-    /// `skip_queued`).
-    pub(super) fn wants_skip(&self) -> bool {
-        !self.skip_queued && self.skip_frame().is_some()
+    fn add_skip(&mut self, (offset, messages): (u64, u64)) {
+        self.skips.insert(offset, (messages, true, 0));
+        self.skips_to_queue += 1;
     }
 
-    /// The STREAM_SKIP to send (offset, messages), while the latest target is unacknowledged.
+    /// The STREAM_SKIP to send next (offset, messages): the lowest target owed.
     pub(super) fn skip_frame(&self) -> Option<(u64, u64)> {
         if !matches!(
             self.state,
@@ -513,12 +510,52 @@ impl Send {
         ) {
             return None;
         }
-        self.skip.filter(|&(offset, _)| offset > self.skip_acked)
+        self.skips
+            .iter()
+            .find(|(_, &(_, owed, _))| owed)
+            .map(|(&offset, &(messages, ..))| (offset, messages))
+    }
+
+    /// The STREAM_SKIP `skip_frame` returned was written. Returns whether it was its first
+    /// sending: each target is sent twice, in consecutive packets, because every message
+    /// behind it waits for it (the caller calls [`Self::repeat_skips`] before the next packet).
+    pub(super) fn on_skip_sent(&mut self) -> bool {
+        let Some((_, owed, sends)) = self.skips.values_mut().find(|(_, owed, _)| *owed) else {
+            return false;
+        };
+        *owed = false;
+        *sends = sends.saturating_add(1);
+        self.stats.skips_sent += 1;
+        *sends == 1
+    }
+
+    /// Owes again the targets sent once; returns how many (one control entry each).
+    pub(super) fn repeat_skips(&mut self) -> u32 {
+        let mut n = 0;
+        for (_, owed, sends) in self.skips.values_mut() {
+            if *sends == 1 && !*owed {
+                *owed = true;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// A STREAM_SKIP to `offset` was lost: returns whether it is owed again (the caller queues
+    /// a control entry).
+    pub(super) fn on_skip_lost(&mut self, offset: u64) -> bool {
+        match self.skips.get_mut(&offset) {
+            Some((_, owed, _)) if !*owed => {
+                *owed = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A STREAM_SKIP to `offset` was acknowledged; returns whether the half just ended.
     pub(super) fn on_skip_acked(&mut self, offset: u64) -> bool {
-        self.skip_acked = self.skip_acked.max(offset);
+        self.skips.remove(&offset);
         self.check_done()
     }
 
@@ -526,13 +563,15 @@ impl Send {
     /// (`now + one_way` at or past it), lost or not; returns the bytes freed.
     pub(super) fn expire(&mut self, now: Instant, one_way: Duration) -> u64 {
         let mut freed = 0;
-        while let Some(msg) = self.msgs.front() {
-            if msg.abandoned || msg.deadline.is_none_or(|d| now + one_way < d) {
+        let mut i = 0;
+        while let Some(msg) = self.msgs.get(i) {
+            if msg.deadline.is_none_or(|d| now + one_way < d) {
                 break;
             }
-            freed += self.abandon(0);
-            self.advance();
+            freed += self.abandon(i);
+            i += 1;
         }
+        self.advance();
         freed
     }
 
@@ -574,7 +613,7 @@ impl Send {
         };
         self.credit.give_back(unsent);
         self.msgs.clear();
-        self.abandoned = RangeSet::new();
+        self.skips.clear();
         self.reset = Some((code, final_size));
         self.state = SendState::ResetSent;
         Some((freed, unsent))
@@ -587,5 +626,25 @@ impl Send {
             return true;
         }
         false
+    }
+
+    /// A summary for failing tests.
+    #[cfg(test)]
+    pub(super) fn debug_state(&self) -> String {
+        format!(
+            "state {:?} fin {:?} acked_base {} unsent {} written {} retransmit {:?} acked {:?} \
+             msgs {:?} base {}/{} skips {:?}",
+            self.state,
+            self.fin,
+            self.buf.acked_base,
+            self.buf.unsent,
+            self.buf.written,
+            self.buf.retransmit,
+            self.buf.acked,
+            self.msgs.iter().take(3).collect::<Vec<_>>(),
+            self.msg_base_index,
+            self.msg_base_offset,
+            self.skips,
+        )
     }
 }
