@@ -6,6 +6,10 @@
 //! the peer, the send scheduler and the application's events. It does no I/O and reads no
 //! clock: the connection feeds it decoded frames and acknowledgements, and pulls frames to send.
 //!
+//! Each send half has a delivery mode ([`DeliveryMode`]): reliable, or partially reliable and
+//! best-effort streams of whole messages that the sender may abandon and the receiver skips
+//! (STREAM_SKIP); the message API frames messages on any stream (the `message` module).
+//!
 //! Invariants:
 //! - the bytes buffered for the application never exceed the windows we advertised (per stream
 //!   and for the connection); a peer exceeding them is a FLOW_CONTROL_ERROR;

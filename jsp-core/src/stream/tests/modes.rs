@@ -433,3 +433,38 @@ fn hostile_stream_skips_are_refused_with_the_right_error() {
         Err(ReadError::MessageTooLarge(0x40_0000))
     );
 }
+
+#[test]
+fn a_flood_of_stream_skips_is_bounded_and_still_counted_exactly() {
+    let mut p = pair();
+    let id = StreamId::new(Side::Client, Dir::Uni, 0);
+    // 1000 targets, one per 10-byte message, none of the data: only the highest 64 are held.
+    for k in 1..=1000u64 {
+        let frame = Frame::StreamSkip {
+            id,
+            offset: 10 * k,
+            messages: k,
+        };
+        p.server
+            .on_frame(&frame, &Bytes::new(), false, Instant::ZERO)
+            .unwrap();
+    }
+    let (mut counted, mut jumps) = (0, 0);
+    loop {
+        match p.server.recv_message(id) {
+            Ok(Some(Delivery::Skipped(s))) => {
+                assert_eq!((s.first, s.bytes), (counted, 10 * s.count));
+                counted += s.count;
+                jumps += 1;
+            }
+            Err(ReadError::Blocked) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    println!("1000 skip targets: {jumps} jumps counted {counted} messages");
+    assert_eq!(
+        (counted, jumps),
+        (1000, super::super::recv::MAX_SKIP_TARGETS)
+    );
+    assert_eq!(p.server.recv_buffered(), 0);
+}
