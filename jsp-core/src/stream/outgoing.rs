@@ -235,7 +235,12 @@ impl Streams {
             || self.remote.iter().any(|c| c.queued)
             || self.local.iter().any(|c| c.queued)
             || !self.ready.is_empty()
-            || !self.skip_repeat.is_empty()
+            || self.skip_repeat.iter().any(|id| {
+                self.streams
+                    .get(id)
+                    .and_then(|s| s.send.as_ref())
+                    .is_some_and(|s| s.has_skip_repeat())
+            })
             || self.control.iter().any(|&c| self.current_ctl(c).is_some())
     }
 

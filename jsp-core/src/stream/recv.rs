@@ -614,23 +614,29 @@ impl Recv {
         }
         match at_read {
             Ok(Some((total, prefix))) => {
-                let mut parts: Vec<Bytes> = Vec::new();
-                let mut got = 0u64;
-                while got < total {
-                    let want = usize::try_from(total - got).unwrap_or(usize::MAX);
-                    match self.read(want) {
-                        Ok(Some(part)) => {
-                            got += part.len() as u64;
-                            parts.push(part);
-                        }
-                        _ => break,
-                    }
-                }
-                let whole = if parts.len() == 1 {
-                    parts.pop().unwrap_or_default()
-                } else {
-                    Bytes::from(parts.concat())
+                // The common case, a message within one chunk, is a slice of it (no copy);
+                // otherwise the parts are copied together.
+                let want = usize::try_from(total).unwrap_or(usize::MAX);
+                let mut whole = match self.read(want) {
+                    Ok(Some(part)) => part,
+                    _ => Bytes::new(),
                 };
+                let mut got = whole.len() as u64;
+                if got < total {
+                    let mut joined = Vec::with_capacity(want);
+                    joined.extend_from_slice(&whole);
+                    while got < total {
+                        let rest = usize::try_from(total - got).unwrap_or(usize::MAX);
+                        match self.read(rest) {
+                            Ok(Some(part)) => {
+                                got += part.len() as u64;
+                                joined.extend_from_slice(&part);
+                            }
+                            _ => break,
+                        }
+                    }
+                    whole = Bytes::from(joined);
+                }
                 self.msgs_read += 1;
                 Ok(Some(MessageOut::Message(
                     whole.slice(prefix.min(whole.len())..),

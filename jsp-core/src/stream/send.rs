@@ -504,10 +504,7 @@ impl Send {
 
     /// The STREAM_SKIP to send next (offset, messages): the lowest target owed.
     pub(super) fn skip_frame(&self) -> Option<(u64, u64)> {
-        if !matches!(
-            self.state,
-            SendState::Ready | SendState::Send | SendState::DataSent
-        ) {
+        if !self.skip_frame_state_ok() {
             return None;
         }
         self.skips
@@ -527,6 +524,22 @@ impl Send {
         *sends = sends.saturating_add(1);
         self.stats.skips_sent += 1;
         *sends == 1
+    }
+
+    /// Whether a target sent once is due again (see [`Self::repeat_skips`]).
+    pub(super) fn has_skip_repeat(&self) -> bool {
+        self.skip_frame_state_ok()
+            && self
+                .skips
+                .values()
+                .any(|&(_, owed, sends)| sends == 1 && !owed)
+    }
+
+    fn skip_frame_state_ok(&self) -> bool {
+        matches!(
+            self.state,
+            SendState::Ready | SendState::Send | SendState::DataSent
+        )
     }
 
     /// Owes again the targets sent once; returns how many (one control entry each).
