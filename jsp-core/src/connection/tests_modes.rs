@@ -196,3 +196,47 @@ fn reliable_messages_under_five_percent_loss_all_arrive_in_order() {
     assert!(stats.retransmitted_bytes > 0 && lost > 20);
     assert_eq!(stats.abandoned_messages, 0);
 }
+
+#[test]
+fn an_expiring_message_sets_the_connection_timer_and_is_abandoned_on_time() {
+    let setup = Setup::new(9);
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    let ttl = Duration::from_millis(200);
+    let id = pair
+        .client()
+        .open_uni_with(DeliveryMode::PartiallyReliable { ttl })
+        .unwrap();
+    let now = pair.now;
+    pair.client().handle_timeout(now);
+    pair.client().send_message(id, payload(0, now)).unwrap();
+    let srtt = pair.client().stats().rtt;
+    let due = now + ttl - srtt / 2;
+    assert!(pair.client().poll_timeout().is_some_and(|t| t <= due));
+    // Every datagram is dropped from now on: only timers drive the client.
+    pair.cut = true;
+    let mut abandoned_at = None;
+    for _ in 0..10_000 {
+        if pair
+            .client()
+            .stream_send_stats(id)
+            .unwrap()
+            .abandoned_messages
+            == 1
+        {
+            abandoned_at = Some(pair.now);
+            break;
+        }
+        if !pair.step() {
+            break;
+        }
+    }
+    let at = abandoned_at.expect("the message was abandoned");
+    println!(
+        "submitted at {:?}, ttl {ttl:?}, srtt {srtt:?}: abandoned at {:?} (due {:?})",
+        now.since_origin(),
+        at.since_origin(),
+        due.since_origin()
+    );
+    assert_eq!(at, due, "abandoned by the expiry timer, not later");
+}
