@@ -107,7 +107,7 @@ impl Streams {
         let result = result.map(|out| {
             out.map(|out| match out {
                 MessageOut::Message(data, taken) => {
-                    // `read` released nothing yet: the parts were taken through `Recv::read`.
+                    // `Recv::read` only moved the read offset; flow control is released here.
                     self.release(id, taken);
                     Delivery::Message(data)
                 }

@@ -328,7 +328,7 @@ fn best_effort_under_heavy_loss_keeps_flow_control_in_step() {
         }
         if let Some((packet, records)) = p.packet(Side::Client) {
             rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            let deliver = (rng >> 33) % 3 != 0;
+            let deliver = !(rng >> 33).is_multiple_of(3);
             if deliver {
                 p.deliver(Side::Server, &packet, false).unwrap();
             }
