@@ -564,7 +564,11 @@ impl Connection {
 
     /// When the driver must call [`Self::handle_timeout`] next (an absolute deadline).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
+        let expiry = self
+            .streams
+            .next_expiry()
+            .filter(|_| self.state == State::Established);
+        self.timers.next().into_iter().chain(expiry).min()
     }
 
     /// The largest datagram payload the peer accepts now (0 when datagrams are off).
@@ -931,10 +935,7 @@ impl Connection {
         }
         let mut records = frames.streams;
         for record in records.drain(..) {
-            if let StreamRecord::Data { len, .. } = record {
-                self.stats.retransmitted_bytes += len;
-            }
-            self.streams.on_lost(record);
+            self.stats.retransmitted_bytes += self.streams.on_lost(record);
         }
         self.recycle_records(records);
         if frames.path_challenge && self.path_challenge.is_some() {
@@ -1138,3 +1139,5 @@ impl Connection {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_modes;

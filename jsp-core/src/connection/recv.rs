@@ -556,7 +556,8 @@ impl Connection {
                 | Frame::MaxStreams { .. }
                 | Frame::DataBlocked { .. }
                 | Frame::StreamDataBlocked { .. }
-                | Frame::StreamsBlocked { .. } => {
+                | Frame::StreamsBlocked { .. }
+                | Frame::StreamSkip { .. } => {
                     if let Frame::Stream { data, .. } = &frame {
                         if kind == PacketKind::ZeroRtt {
                             self.count_early_data(data.len())?;

@@ -9,7 +9,9 @@ use crate::coding::Writer;
 use crate::error::TransportError;
 use crate::frame::{Dir, Frame, StreamId};
 use crate::handshake::TransportParameters;
-use crate::stream::{PeerLimits, ReadError, StreamLimits, WriteError};
+use crate::stream::{
+    Delivery, DeliveryMode, PeerLimits, ReadError, SendStats, StreamLimits, WriteError,
+};
 use crate::time::Instant;
 
 /// The streams room's settings from a transport config.
@@ -49,11 +51,53 @@ impl Connection {
         self.open(Dir::Uni)
     }
 
+    /// Opens a bidirectional stream whose sending uses `mode` (partially reliable and
+    /// best-effort streams carry messages only: [`Self::send_message`]); `None` at the peer's
+    /// limit.
+    pub fn open_bi_with(&mut self, mode: DeliveryMode) -> Option<StreamId> {
+        self.open_with(Dir::Bi, mode)
+    }
+
+    /// Opens a unidirectional stream whose sending uses `mode`; `None` at the peer's limit.
+    pub fn open_uni_with(&mut self, mode: DeliveryMode) -> Option<StreamId> {
+        self.open_with(Dir::Uni, mode)
+    }
+
     fn open(&mut self, dir: Dir) -> Option<StreamId> {
+        self.open_with(dir, DeliveryMode::Reliable)
+    }
+
+    fn open_with(&mut self, dir: Dir, mode: DeliveryMode) -> Option<StreamId> {
         if self.is_closed() {
             return None;
         }
-        self.streams.open(dir)
+        self.streams.open_with(dir, mode)
+    }
+
+    /// The delivery mode of our sending on a stream.
+    pub fn delivery_mode(&self, id: StreamId) -> Option<DeliveryMode> {
+        self.streams.delivery_mode(id)
+    }
+
+    /// Queues one message (boundaries kept; usable on every stream). A partially reliable
+    /// message's TTL counts from the latest `now` the connection was given. `Err(Blocked)`: no
+    /// room for the whole message now (a `Writable` stream event follows).
+    pub fn send_message(&mut self, id: StreamId, data: Bytes) -> Result<(), WriteError> {
+        if self.is_closed() {
+            return Err(WriteError::ClosedStream);
+        }
+        self.streams.send_message(id, data)
+    }
+
+    /// The next whole message on a stream, or the report of messages the peer abandoned
+    /// before it. `Ok(None)`: the stream ended cleanly; `Err(ReadError::Blocked)`: nothing yet.
+    pub fn recv_message(&mut self, id: StreamId) -> Result<Option<Delivery>, ReadError> {
+        self.streams.recv_message(id)
+    }
+
+    /// Per-stream send figures (messages, abandoned messages and bytes, retransmitted bytes).
+    pub fn stream_send_stats(&self, id: StreamId) -> Option<SendStats> {
+        self.streams.send_stats(id)
     }
 
     /// The next bidirectional stream the peer opened.

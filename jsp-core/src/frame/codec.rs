@@ -333,6 +333,21 @@ fn decode_body<'a>(t: u64, start: usize, r: &mut Reader<'a>) -> Result<Frame<'a>
             symbol: r.varint()?,
             data: length_prefixed(r)?,
         },
+        ty::STREAM_SKIP => {
+            let id = StreamId(r.varint()?);
+            let offset = r.varint()?;
+            let messages = r.varint()?;
+            if messages > offset {
+                return Err(FrameErrorKind::InvalidValue(
+                    "STREAM_SKIP counts more messages than bytes",
+                ));
+            }
+            Frame::StreamSkip {
+                id,
+                offset,
+                messages,
+            }
+        }
         ty::DATAGRAM => {
             let data = r.rest();
             r.skip(data.len())?;
@@ -457,6 +472,15 @@ impl<'a> Frame<'a> {
                 s.varint(*block)?;
                 s.varint(*symbol)?;
                 emit_bytes(s, data)
+            }
+            Self::StreamSkip {
+                id,
+                offset,
+                messages,
+            } => {
+                s.varint(id.0)?;
+                s.varint(*offset)?;
+                s.varint(*messages)
             }
         }
     }

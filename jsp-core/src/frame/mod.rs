@@ -98,6 +98,9 @@ pub mod ty {
     pub const KEY_UPDATE: u64 = 0x21;
     /// FEC_REPAIR: one repair symbol of a forward-error-correction block.
     pub const FEC_REPAIR: u64 = 0x22;
+    /// STREAM_SKIP: the sender abandoned a partially reliable or best-effort stream's data
+    /// below an offset; the receiver skips to it.
+    pub const STREAM_SKIP: u64 = 0x23;
     /// DATAGRAM without a length: the data runs to the end of the packet.
     pub const DATAGRAM: u64 = 0x30;
     /// DATAGRAM with a length field.
@@ -134,6 +137,7 @@ pub mod ty {
             SESSION_TICKET => "SESSION_TICKET",
             KEY_UPDATE => "KEY_UPDATE",
             FEC_REPAIR => "FEC_REPAIR",
+            STREAM_SKIP => "STREAM_SKIP",
             DATAGRAM | DATAGRAM_LEN => "DATAGRAM",
             _ => return None,
         })
@@ -358,6 +362,17 @@ pub enum Frame<'a> {
         /// The symbol's bytes.
         data: &'a [u8],
     },
+    /// The sender abandoned a stream's data below `offset` (a message boundary): the receiver
+    /// skips to it (partial reliability, like PR-SCTP's FORWARD-TSN).
+    StreamSkip {
+        /// The stream.
+        id: StreamId,
+        /// The new lowest offset: every byte below is delivered, acknowledged or abandoned.
+        offset: u64,
+        /// How many messages begin below `offset` (cumulative, at most `offset`: each message
+        /// takes at least one byte).
+        messages: u64,
+    },
     /// An unreliable datagram.
     Datagram {
         /// The datagram's bytes.
@@ -405,6 +420,7 @@ impl Frame<'_> {
             Self::SessionTicket { .. } => ty::SESSION_TICKET,
             Self::KeyUpdate { .. } => ty::KEY_UPDATE,
             Self::FecRepair { .. } => ty::FEC_REPAIR,
+            Self::StreamSkip { .. } => ty::STREAM_SKIP,
             Self::Datagram { .. } => ty::DATAGRAM_LEN,
         }
     }

@@ -162,6 +162,13 @@ fn spec() -> impl Strategy<Value = Spec> {
         )),
         data().prop_map(|d| Spec::Plain(Frame::Datagram { data: &[] }, d)),
     ];
+    let skips = (varint(), varint(), varint()).prop_map(|(id, a, b)| {
+        plain(Frame::StreamSkip {
+            id: StreamId(id),
+            offset: a.max(b),
+            messages: a.min(b),
+        })
+    });
     let fixed = prop_oneof![
         (1usize..50).prop_map(|len| plain(Frame::Padding { len })),
         Just(plain(Frame::Ping)),
@@ -210,7 +217,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         Just(plain(Frame::HandshakeDone)),
         varint().prop_map(|generation| plain(Frame::KeyUpdate { generation })),
     ];
-    prop_oneof![2 => fixed, 1 => with_data, 1 => ack_spec()]
+    prop_oneof![2 => fixed, 1 => with_data, 1 => ack_spec(), 1 => skips]
 }
 
 /// Adjacent PADDING frames decode as one run.
@@ -262,7 +269,7 @@ proptest! {
 
     #[test]
     fn random_bodies_behind_known_types_decode_to_frames_or_errors(
-        t in prop_oneof![0u8..=0x22, 0x30u8..=0x31],
+        t in prop_oneof![0u8..=0x23, 0x30u8..=0x31],
         body in proptest::collection::vec(
             prop_oneof![3 => any::<u8>(), 1 => 0u8..4, 1 => Just(0xffu8)], 0..64),
     ) {
@@ -395,6 +402,11 @@ fn samples() -> Vec<Spec> {
             },
             d.clone(),
         ),
+        plain(Frame::StreamSkip {
+            id: StreamId(4 * 70_000 + 2),
+            offset: 1 << 40,
+            messages: 1 << 20,
+        }),
         Spec::Plain(Frame::Datagram { data: &[] }, d),
     ]
 }
@@ -531,7 +543,14 @@ fn invalid_fields_are_rejected_with_the_rule_they_break() {
             FrameError::new(Some(0x07), InvalidValue("NEW_TOKEN token is empty")),
         ),
         (vec![0x1f], FrameError::new(Some(0x1f), UnknownType)),
-        (vec![0x23, 0, 0], FrameError::new(Some(0x23), UnknownType)),
+        (vec![0x24, 0, 0], FrameError::new(Some(0x24), UnknownType)),
+        (
+            vec![0x23, 4, 2, 3],
+            FrameError::new(
+                Some(0x23),
+                InvalidValue("STREAM_SKIP counts more messages than bytes"),
+            ),
+        ),
         (vec![0x2f], FrameError::new(Some(0x2f), UnknownType)),
         (vec![0x40, 0x40], FrameError::new(Some(0x40), UnknownType)),
         (

@@ -64,6 +64,9 @@ impl Streams {
             .and_then(|s| s.send.as_mut())
             .ok_or(WriteError::UnknownStream)?;
         send.check_writable()?;
+        if !send.mode().is_reliable() {
+            return Err(WriteError::MessagesOnly);
+        }
         let stream_room = send.credit.available();
         let room = stream_room.min(conn_room);
         let n = usize::try_from(room).unwrap_or(usize::MAX).min(data.len());
@@ -134,8 +137,11 @@ impl Streams {
     /// The next in-order chunk of at most `max` bytes, without copying; `Ok(None)` at the clean
     /// end of the stream, `Err(Blocked)` when nothing is ready.
     pub fn read(&mut self, id: StreamId, max: usize) -> Result<Option<Bytes>, ReadError> {
+        let mut result = self.readable_recv(id)?.read(max);
+        if matches!(result, Err(ReadError::Blocked)) && self.jump_for_bytes(id) {
+            result = self.readable_recv(id)?.read(max);
+        }
         let recv = self.readable_recv(id)?;
-        let result = recv.read(max);
         if !recv.is_readable() {
             recv.readable_signalled = false;
         }
@@ -232,6 +238,9 @@ impl Streams {
     pub fn set_now(&mut self, now: Instant) {
         debug_assert!(now >= self.now, "time ran backwards");
         self.now = self.now.max(now);
+        if !self.timed.is_empty() {
+            self.expire();
+        }
     }
 
     /// The smoothed RTT, input to window auto-tuning.

@@ -79,6 +79,11 @@ impl Streams {
                 self.on_streams_blocked(dir, limit);
                 Ok(())
             }
+            Frame::StreamSkip {
+                id,
+                offset,
+                messages,
+            } => self.on_stream_skip(id, offset, messages),
             // Informational: our MAX_DATA goes out as the application reads.
             Frame::DataBlocked { .. } => Ok(()),
             _ => Ok(()),
@@ -215,6 +220,30 @@ impl Streams {
             recv.readable_signalled = true;
             self.events.push_back(StreamEvent::Reset { id, error_code });
             tracing::trace!(%id, error_code, "peer reset stream");
+        }
+        self.conn_received += received.growth;
+        self.release_conn(received.released);
+        self.maybe_forget(id);
+        Ok(())
+    }
+
+    fn on_stream_skip(
+        &mut self,
+        id: StreamId,
+        offset: u64,
+        messages: u64,
+    ) -> Result<(), TransportError> {
+        if !self.open_for(id, Half::Recv)? {
+            return Ok(());
+        }
+        let conn_room = self.conn_room();
+        let Some(recv) = self.streams.get_mut(&id).and_then(|s| s.recv.as_mut()) else {
+            return Ok(());
+        };
+        let received = recv.on_skip(offset, messages, conn_room)?;
+        if recv.is_readable() && !recv.readable_signalled {
+            recv.readable_signalled = true;
+            self.events.push_back(StreamEvent::Readable { id });
         }
         self.conn_received += received.growth;
         self.release_conn(received.released);

@@ -6,6 +6,10 @@
 //! the peer, the send scheduler and the application's events. It does no I/O and reads no
 //! clock: the connection feeds it decoded frames and acknowledgements, and pulls frames to send.
 //!
+//! Each send half has a delivery mode ([`DeliveryMode`]): reliable, or partially reliable and
+//! best-effort streams of whole messages that the sender may abandon and the receiver skips
+//! (STREAM_SKIP); the message API frames messages on any stream (the `message` module).
+//!
 //! Invariants:
 //! - the bytes buffered for the application never exceed the windows we advertised (per stream
 //!   and for the connection); a peer exceeding them is a FLOW_CONTROL_ERROR;
@@ -29,6 +33,7 @@
 mod app;
 mod flow;
 mod incoming;
+mod message;
 mod outgoing;
 mod recv;
 mod send;
@@ -37,10 +42,11 @@ mod tests;
 mod types;
 
 pub use types::{
-    PeerLimits, ReadError, StreamEvent, StreamLimits, StreamRecord, UnknownStream, WriteError,
+    Delivery, DeliveryMode, PeerLimits, ReadError, SendStats, Skipped, StreamEvent, StreamLimits,
+    StreamRecord, UnknownStream, WriteError,
 };
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use self::flow::{RecvWindow, SendCredit, INITIAL_RTT};
 use self::recv::Recv;
@@ -72,6 +78,7 @@ enum Ctl {
     Reset(StreamId),
     StopSending(StreamId),
     StreamDataBlocked(StreamId),
+    Skip(StreamId),
 }
 
 /// Streams opened by one side in one direction.
@@ -122,6 +129,10 @@ pub struct Streams {
     ready: BTreeMap<i32, VecDeque<StreamId>>,
     control: VecDeque<Ctl>,
     events: VecDeque<StreamEvent>,
+    /// Partially reliable streams of ours (their messages expire).
+    timed: BTreeSet<StreamId>,
+    /// Streams whose STREAM_SKIPs were sent once, to be sent again in the next packet.
+    skip_repeat: Vec<StreamId>,
     rtt: Duration,
     now: Instant,
 }
@@ -158,6 +169,8 @@ impl Streams {
             ready: BTreeMap::new(),
             control: VecDeque::new(),
             events: VecDeque::new(),
+            timed: BTreeSet::new(),
+            skip_repeat: Vec::new(),
             rtt: INITIAL_RTT,
             now: Instant::ZERO,
         }

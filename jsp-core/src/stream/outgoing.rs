@@ -14,6 +14,12 @@ impl Streams {
     /// MAX_STREAM_DATA, RESET_STREAM, STOP_SENDING, DATA_BLOCKED, STREAM_DATA_BLOCKED,
     /// STREAMS_BLOCKED.
     pub fn write_control(&mut self, w: &mut Writer<'_>, sent: &mut Vec<StreamRecord>) {
+        for id in std::mem::take(&mut self.skip_repeat) {
+            let n = self.stream_send(id).map_or(0, |s| s.repeat_skips());
+            for _ in 0..n {
+                self.control.push_back(Ctl::Skip(id));
+            }
+        }
         if self.max_data_queued {
             let max = self.conn_recv.limit();
             if Frame::MaxData(max).encode(w).is_err() {
@@ -79,7 +85,8 @@ impl Streams {
             Ctl::MaxStreamData(id)
             | Ctl::Reset(id)
             | Ctl::StopSending(id)
-            | Ctl::StreamDataBlocked(id) => id,
+            | Ctl::StreamDataBlocked(id)
+            | Ctl::Skip(id) => id,
         };
         let stream = self.streams.get(&id)?;
         match ctl {
@@ -115,6 +122,15 @@ impl Streams {
                     && send.check_writable().is_ok();
                 wanted.then_some(StreamRecord::StreamDataBlocked { id, limit })
             }
+            Ctl::Skip(_) => {
+                let send = stream.send.as_ref()?;
+                let (offset, messages) = send.skip_frame()?;
+                Some(StreamRecord::Skip {
+                    id,
+                    offset,
+                    messages,
+                })
+            }
         }
     }
 
@@ -141,6 +157,11 @@ impl Streams {
                     send.blocked_queued = false;
                 }
             }
+            Ctl::Skip(id) => {
+                if self.stream_send(id).is_some_and(|s| s.on_skip_sent()) {
+                    self.skip_repeat.push(id);
+                }
+            }
         }
     }
 
@@ -154,6 +175,9 @@ impl Streams {
         sent: &mut Vec<StreamRecord>,
         early_only: bool,
     ) -> usize {
+        if !self.timed.is_empty() {
+            self.expire();
+        }
         let mut total = 0usize;
         while let Some((level, pos, id)) = self.next_ready(early_only) {
             let Some(send) = self.streams.get_mut(&id).and_then(|s| s.send.as_mut()) else {
@@ -222,6 +246,12 @@ impl Streams {
             || self.remote.iter().any(|c| c.queued)
             || self.local.iter().any(|c| c.queued)
             || !self.ready.is_empty()
+            || self.skip_repeat.iter().any(|id| {
+                self.streams
+                    .get(id)
+                    .and_then(|s| s.send.as_ref())
+                    .is_some_and(|s| s.has_skip_repeat())
+            })
             || self.control.iter().any(|&c| self.current_ctl(c).is_some())
     }
 
@@ -247,14 +277,18 @@ impl Streams {
                 if finished {
                     self.events.push_back(StreamEvent::Finished { id });
                 }
-                self.send_buffered = self.send_buffered.saturating_sub(freed);
-                self.reschedule(id);
-                if freed > 0 {
-                    self.wake_conn_writers();
-                }
+                self.after_abandon(id, freed);
                 if finished {
                     self.maybe_forget(id);
                 }
+            }
+            StreamRecord::Skip { id, offset, .. }
+                if self
+                    .stream_send(id)
+                    .is_some_and(|s| s.on_skip_acked(offset)) =>
+            {
+                self.events.push_back(StreamEvent::Finished { id });
+                self.maybe_forget(id);
             }
             StreamRecord::Reset { id, .. }
                 if self.stream_send(id).is_some_and(|s| s.on_reset_acked()) =>
@@ -266,8 +300,10 @@ impl Streams {
     }
 
     /// A packet carrying `record` was declared lost: requeues exactly the lost stream bytes that
-    /// are not acknowledged, or the control frame if it is still current.
-    pub fn on_lost(&mut self, record: StreamRecord) {
+    /// are not acknowledged (nor abandoned: see `message`), or the control frame if it is still
+    /// current. Returns the stream bytes queued again.
+    pub fn on_lost(&mut self, record: StreamRecord) -> u64 {
+        let (now, one_way) = (self.now, self.one_way());
         match record {
             StreamRecord::Data {
                 id,
@@ -275,9 +311,16 @@ impl Streams {
                 len,
                 fin,
             } => {
-                if let Some(send) = self.stream_send(id) {
-                    send.on_lost(offset, len, fin);
-                    self.reschedule(id);
+                let Some(send) = self.stream_send(id) else {
+                    return 0;
+                };
+                let (queued, freed) = send.on_lost(offset, len, fin, now, one_way);
+                self.after_abandon(id, freed);
+                return queued;
+            }
+            StreamRecord::Skip { id, offset, .. } => {
+                if self.stream_send(id).is_some_and(|s| s.on_skip_lost(offset)) {
+                    self.control.push_back(Ctl::Skip(id));
                 }
             }
             StreamRecord::MaxData(max) => {
@@ -294,7 +337,7 @@ impl Streams {
             }
             StreamRecord::MaxStreamData { id, max } => {
                 let Some(recv) = self.stream_recv(id) else {
-                    return;
+                    return 0;
                 };
                 if recv.window.limit() == max && !recv.size_known() && !recv.max_data_queued {
                     recv.max_data_queued = true;
@@ -303,7 +346,7 @@ impl Streams {
             }
             StreamRecord::Reset { id, .. } => {
                 let Some(send) = self.stream_send(id) else {
-                    return;
+                    return 0;
                 };
                 if send.reset_frame().is_some() && !send.reset_queued {
                     send.reset_queued = true;
@@ -312,7 +355,7 @@ impl Streams {
             }
             StreamRecord::StopSending { id, .. } => {
                 let Some(recv) = self.stream_recv(id) else {
-                    return;
+                    return 0;
                 };
                 if recv.stopped().is_some() && !recv.size_known() && !recv.stop_queued {
                     recv.stop_queued = true;
@@ -326,7 +369,7 @@ impl Streams {
             }
             StreamRecord::StreamDataBlocked { id, limit } => {
                 let Some(send) = self.stream_send(id) else {
-                    return;
+                    return 0;
                 };
                 if send.credit.blocked_at(limit) && !send.blocked_queued {
                     send.blocked_queued = true;
@@ -341,6 +384,7 @@ impl Streams {
                 }
             }
         }
+        0
     }
 }
 
@@ -370,6 +414,15 @@ fn encode_record(
         StreamRecord::DataBlocked(limit) => Frame::DataBlocked { limit },
         StreamRecord::StreamDataBlocked { id, limit } => Frame::StreamDataBlocked { id, limit },
         StreamRecord::StreamsBlocked { dir, limit } => Frame::StreamsBlocked { dir, limit },
+        StreamRecord::Skip {
+            id,
+            offset,
+            messages,
+        } => Frame::StreamSkip {
+            id,
+            offset,
+            messages,
+        },
     };
     frame.encode(w)
 }

@@ -23,14 +23,21 @@
 //! - `read` counts every byte released to flow control (read by the application, or discarded
 //!   after a reset or STOP_SENDING), so `end - read <= window` and the buffer is bounded by the
 //!   advertised window;
-//! - once known, the final size never changes, and no data lies beyond it.
+//! - once known, the final size never changes, and no data lies beyond it;
+//! - pending STREAM_SKIP targets (`skips`) lie above `read` and at or below `end`: every byte
+//!   below one that is not here never will be. Reads deliver what is contiguous from `read` and
+//!   jump to the lowest target at the first hole (the byte API) or the first incomplete message
+//!   (the message API), dropping everything in between (see [`Recv::jump`]). At most
+//!   [`MAX_SKIP_TARGETS`] are held: beyond, the lowest is forgotten (a later jump then drops
+//!   more, still counting every message exactly).
 
 use std::collections::BTreeMap;
 
 use bytes::{Buf, Bytes};
 
 use super::flow::RecvWindow;
-use super::ReadError;
+use super::{ReadError, Skipped};
+use crate::coding::Reader;
 use crate::error::{TransportError, TransportErrorCode};
 
 /// Received pieces shorter than this are copied out of the packet payload rather than kept as a
@@ -47,6 +54,9 @@ pub(super) const MERGE_LIMIT: usize = 1024;
 fn keeps_packet(len: usize, backing: usize) -> bool {
     len >= MIN_ZERO_COPY && len.saturating_mul(2) >= backing
 }
+
+/// The most STREAM_SKIP targets held per stream.
+pub(super) const MAX_SKIP_TARGETS: usize = 64;
 
 /// Room a STREAM frame may use on a stream.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +121,19 @@ pub(super) struct Recv {
     pub(super) max_data_queued: bool,
     /// A STOP_SENDING frame is queued.
     pub(super) stop_queued: bool,
+    /// STREAM_SKIP targets above `read`: offset → messages below it.
+    skips: BTreeMap<u64, u64>,
+    /// Messages delivered by `read_message` (the index of the next one, jumps included).
+    msgs_read: u64,
+}
+
+/// What [`Recv::read_message`] took.
+#[derive(Debug)]
+pub(super) enum MessageOut {
+    /// A whole message (without its framing) and the stream bytes it took.
+    Message(Bytes, u64),
+    /// A jump over abandoned data.
+    Skipped(Skipped),
 }
 
 fn error(code: TransportErrorCode, reason: String) -> TransportError {
@@ -135,6 +158,8 @@ impl Recv {
             readable_signalled: false,
             max_data_queued: false,
             stop_queued: false,
+            skips: BTreeMap::new(),
+            msgs_read: 0,
         }
     }
 
@@ -416,15 +441,217 @@ impl Recv {
             self.store(at, piece, backing);
             at += take as u64;
         }
+        self.check_data_recvd();
+        Ok(Received {
+            growth,
+            released: 0,
+        })
+    }
+
+    /// Enters Data Recvd once every byte up to the known final size is here.
+    fn check_data_recvd(&mut self) {
         if self.state == RecvState::SizeKnown
             && self.final_size.map(|size| size - self.read) == Some(self.buffered)
         {
             self.state = RecvState::DataRecvd;
         }
+    }
+
+    /// Takes a STREAM_SKIP: every byte below `offset` that is not here yet never will be, and
+    /// `messages` messages begin below it. The target counts as received data for flow control
+    /// (like a final size); it applies when a read reaches a hole below it.
+    pub(super) fn on_skip(
+        &mut self,
+        offset: u64,
+        messages: u64,
+        conn_room: u64,
+    ) -> Result<Received, TransportError> {
+        self.check_final(offset, offset, false)?;
+        let growth = self.check_flow(offset, conn_room)?;
+        self.end += growth;
+        if matches!(self.state, RecvState::ResetRecvd | RecvState::ResetRead) {
+            return Ok(Received {
+                growth,
+                released: 0,
+            });
+        }
+        if self.stopped.is_some() {
+            let released = self.end - self.read;
+            self.read = self.end;
+            return Ok(Received { growth, released });
+        }
+        if offset > self.read {
+            self.skips.insert(offset, messages);
+            if self.skips.len() > MAX_SKIP_TARGETS {
+                self.skips.pop_first();
+            }
+        }
         Ok(Received {
             growth,
             released: 0,
         })
+    }
+
+    /// Whether a STREAM_SKIP target lies ahead of the read offset.
+    pub(super) fn skip_pending(&self) -> bool {
+        self.skips
+            .last_key_value()
+            .is_some_and(|(&target, _)| target > self.read)
+    }
+
+    /// Jumps to the lowest STREAM_SKIP target ahead, dropping what is held below it; returns
+    /// what was skipped (the caller releases `bytes` to flow control), or `None` if no target
+    /// lies ahead.
+    pub(super) fn jump(&mut self) -> Option<Skipped> {
+        while self
+            .skips
+            .first_key_value()
+            .is_some_and(|(&target, _)| target <= self.read)
+        {
+            self.skips.pop_first();
+        }
+        let (target, messages) = self.skips.pop_first()?;
+        while let Some(entry) = self.chunks.first_entry() {
+            let start = *entry.key();
+            if start >= target {
+                break;
+            }
+            let mut chunk = entry.remove();
+            self.buffered -= chunk.len() as u64;
+            let chunk_end = start + chunk.len() as u64;
+            if chunk_end > target {
+                chunk.advance((target - start) as usize);
+                self.buffered += chunk.len() as u64;
+                self.chunks.insert(target, chunk);
+                break;
+            }
+        }
+        let mut runs = 0;
+        let mut last_end = None;
+        for (&start, chunk) in &self.chunks {
+            if last_end != Some(start) {
+                runs += 1;
+            }
+            last_end = Some(start + chunk.len() as u64);
+        }
+        self.runs = runs;
+        let skipped = Skipped {
+            first: self.msgs_read,
+            count: messages.saturating_sub(self.msgs_read),
+            bytes: target - self.read,
+        };
+        self.read = target;
+        self.msgs_read = self.msgs_read.max(messages);
+        self.check_data_recvd();
+        Some(skipped)
+    }
+
+    /// The message at the read offset: `Ok(Some((total, prefix)))` when all its `total` bytes
+    /// (framing included, the length prefix taking `prefix`) are here, `Ok(None)` when not yet,
+    /// `Err(len)` when it announces a length that can never be read whole: beyond the stream
+    /// window, or beyond the final size.
+    fn message_at_read(&self) -> Result<Option<(u64, usize)>, u64> {
+        let mut head = [0u8; 8];
+        let mut have = 0usize;
+        let mut contiguous = 0u64;
+        let mut at = self.read;
+        for (&start, chunk) in self.chunks.range(self.read..) {
+            if start != at {
+                break;
+            }
+            if have < head.len() {
+                let n = (head.len() - have).min(chunk.len());
+                if let (Some(dst), Some(src)) = (head.get_mut(have..have + n), chunk.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                have += n;
+            }
+            contiguous += chunk.len() as u64;
+            at += chunk.len() as u64;
+        }
+        let first = match head.first() {
+            Some(&b) if have > 0 => b,
+            _ => return Ok(None),
+        };
+        let prefix = 1usize << (first >> 6);
+        let Some(Ok(len)) = head
+            .get(..prefix)
+            .filter(|_| have >= prefix)
+            .map(|h| Reader::new(h).varint())
+        else {
+            return Ok(None);
+        };
+        let total = len.saturating_add(prefix as u64);
+        let beyond_final = self
+            .final_size
+            .is_some_and(|size| self.read.saturating_add(total) > size);
+        if total > self.window.window() || beyond_final {
+            return Err(len);
+        }
+        Ok((contiguous >= total).then_some((total, prefix)))
+    }
+
+    /// The next whole message (`MessageOut::Message`), or a jump over abandoned data when the
+    /// message at the read offset is incomplete and a STREAM_SKIP target lies ahead (it can
+    /// then never complete); `Ok(None)` at the clean end of the stream.
+    pub(super) fn read_message(&mut self) -> Result<Option<MessageOut>, ReadError> {
+        if self.stopped.is_some() {
+            return Err(ReadError::ClosedStream);
+        }
+        match self.state {
+            RecvState::ResetRecvd | RecvState::ResetRead => {
+                self.state = RecvState::ResetRead;
+                return Err(ReadError::Reset(self.reset_code.unwrap_or(0)));
+            }
+            RecvState::DataRead => return Ok(None),
+            _ => {}
+        }
+        let at_read = self.message_at_read();
+        if !matches!(at_read, Ok(Some(_))) {
+            if let Some(skipped) = self.jump() {
+                return Ok(Some(MessageOut::Skipped(skipped)));
+            }
+        }
+        match at_read {
+            Ok(Some((total, prefix))) => {
+                // The common case, a message within one chunk, is a slice of it (no copy);
+                // otherwise the parts are copied together.
+                let want = usize::try_from(total).unwrap_or(usize::MAX);
+                let mut whole = match self.read(want) {
+                    Ok(Some(part)) => part,
+                    _ => Bytes::new(),
+                };
+                let mut got = whole.len() as u64;
+                if got < total {
+                    let mut joined = Vec::with_capacity(want);
+                    joined.extend_from_slice(&whole);
+                    while got < total {
+                        let rest = usize::try_from(total - got).unwrap_or(usize::MAX);
+                        match self.read(rest) {
+                            Ok(Some(part)) => {
+                                got += part.len() as u64;
+                                joined.extend_from_slice(&part);
+                            }
+                            _ => break,
+                        }
+                    }
+                    whole = Bytes::from(joined);
+                }
+                self.msgs_read += 1;
+                Ok(Some(MessageOut::Message(
+                    whole.slice(prefix.min(whole.len())..),
+                    got,
+                )))
+            }
+            Err(len) => Err(ReadError::MessageTooLarge(len)),
+            Ok(None) => {
+                if self.final_size == Some(self.read) {
+                    self.state = RecvState::DataRead;
+                    return Ok(None);
+                }
+                Err(ReadError::Blocked)
+            }
+        }
     }
 
     /// Takes a RESET_STREAM; returns the accounting and whether the reset is news for the
@@ -458,6 +685,7 @@ impl Recv {
         self.chunks.clear();
         self.buffered = 0;
         self.runs = 0;
+        self.skips.clear();
         self.read = final_size;
         self.final_size = Some(final_size);
         self.reset_code = Some(code);
@@ -491,7 +719,11 @@ impl Recv {
         match self.state {
             RecvState::ResetRecvd => true,
             RecvState::DataRead | RecvState::ResetRead => false,
-            _ => self.chunks.contains_key(&self.read) || self.final_size == Some(self.read),
+            _ => {
+                self.chunks.contains_key(&self.read)
+                    || self.final_size == Some(self.read)
+                    || self.skip_pending()
+            }
         }
     }
 
@@ -549,5 +781,24 @@ impl Recv {
             return Ok(None);
         }
         Err(ReadError::Blocked)
+    }
+
+    /// A summary for failing tests.
+    #[cfg(test)]
+    pub(super) fn debug_state(&self) -> String {
+        format!(
+            "state {:?} read {} end {} final {:?} skips {:?} msgs_read {} chunks {:?}",
+            self.state,
+            self.read,
+            self.end,
+            self.final_size,
+            self.skips,
+            self.msgs_read,
+            self.chunks
+                .iter()
+                .take(4)
+                .map(|(&s, c)| (s, c.len()))
+                .collect::<Vec<_>>()
+        )
     }
 }

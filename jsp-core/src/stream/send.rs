@@ -9,16 +9,29 @@
 //!   `acked_base`) lie inside `[acked_base, unsent)` and never share a byte;
 //! - `written` never exceeds the peer's stream limit (writes are capped by it), so new data is
 //!   always sendable as far as flow control goes; after a reset the buffer is empty for good.
+//!
+//! Partially reliable and best-effort streams (see [`DeliveryMode`]) carry whole messages only.
+//! `msgs` lists the messages from the lowest not yet acknowledged or abandoned one up, in
+//! offset order and without gaps; their deadlines only grow. Abandoning a message marks its
+//! whole range as done (like an acknowledgement: it is freed and never sent again). Once every
+//! byte below a run of abandoned messages is acknowledged or abandoned, the end of the run
+//! becomes a STREAM_SKIP target: the receiver, at the hole the run leaves, jumps to the run's
+//! end and goes on with the (acknowledged) messages after it. Invariants on top of the above:
+//! - the first message starts at `msg_base_offset <= acked_base` and is live (neither fully
+//!   acknowledged nor abandoned), so the earliest deadline is the first message's;
+//! - every STREAM_SKIP target (`skips`) is a message boundary at or below `acked_base`; each
+//!   is sent until acknowledged, and the half is not done while one is unacknowledged.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::{Buf, Bytes};
 
 use super::flow::SendCredit;
-use super::WriteError;
+use super::{DeliveryMode, SendStats, WriteError};
 use crate::coding::{BufferTooSmall, Writer};
 use crate::frame::{encode_stream_header, stream_header_len, StreamId};
 use crate::range_set::RangeSet;
+use crate::time::{Duration, Instant};
 
 /// The send states of RFC 9000 §3.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,19 +138,33 @@ impl SendBuf {
         self.acked_base - old
     }
 
-    /// Queues the parts of a lost range that are neither acknowledged nor freed.
-    fn on_lost(&mut self, offset: u64, len: u64) {
+    /// Queues the parts of a lost range that are neither acknowledged nor freed; returns how
+    /// many bytes that is.
+    fn on_lost(&mut self, offset: u64, len: u64) -> u64 {
         let range = offset.max(self.acked_base)..(offset + len).min(self.unsent);
         if range.is_empty() {
-            return;
+            return 0;
         }
         let mut lost = RangeSet::new();
         lost.insert(range);
         lost.subtract(&self.acked);
+        let mut queued = 0;
         for r in lost.iter() {
+            queued += r.end - r.start;
             self.retransmit.insert(r);
         }
+        queued
     }
+}
+
+/// One message of a partially reliable or best-effort stream.
+#[derive(Debug, Clone, Copy)]
+struct Msg {
+    start: u64,
+    end: u64,
+    /// When it stops being worth delivering (partially reliable only).
+    deadline: Option<Instant>,
+    abandoned: bool,
 }
 
 /// The send half of a stream.
@@ -146,6 +173,18 @@ pub(super) struct Send {
     state: SendState,
     buf: SendBuf,
     fin: Fin,
+    mode: DeliveryMode,
+    /// Messages from the first live one up (non-reliable modes only).
+    msgs: VecDeque<Msg>,
+    /// Index and offset of `msgs.front()` (or of the next message when empty).
+    msg_base_index: u64,
+    msg_base_offset: u64,
+    /// Unacknowledged STREAM_SKIP targets: offset → (messages below it, owed to the peer,
+    /// times sent).
+    skips: BTreeMap<u64, (u64, bool, u8)>,
+    /// Targets newly owed, for which the caller queues a control entry each.
+    pub(super) skips_to_queue: u32,
+    pub(super) stats: SendStats,
     /// The peer's MAX_STREAM_DATA; `used` is `written`.
     pub(super) credit: SendCredit,
     stop_code: Option<u64>,
@@ -171,6 +210,13 @@ impl Send {
             state: SendState::Ready,
             buf: SendBuf::default(),
             fin: Fin::None,
+            mode: DeliveryMode::Reliable,
+            msgs: VecDeque::new(),
+            msg_base_index: 0,
+            msg_base_offset: 0,
+            skips: BTreeMap::new(),
+            skips_to_queue: 0,
+            stats: SendStats::default(),
             credit: SendCredit::new(max_data),
             stop_code: None,
             reset: None,
@@ -292,6 +338,7 @@ impl Send {
         let end = plan.offset + plan.len;
         if plan.retransmit {
             self.buf.retransmit.remove(plan.offset..end);
+            self.stats.retransmitted_bytes += plan.len;
         } else {
             self.buf.unsent = self.buf.unsent.max(end);
         }
@@ -313,23 +360,244 @@ impl Send {
         if fin {
             self.fin = Fin::Acked;
         }
-        let done = self.fin == Fin::Acked && self.buf.acked_base == self.buf.written;
+        self.advance();
+        (freed, self.check_done())
+    }
+
+    /// Enters Data Recvd once every byte is acknowledged or abandoned, the FIN is acknowledged
+    /// and so is the last STREAM_SKIP; returns whether it just did.
+    fn check_done(&mut self) -> bool {
+        let skipped = self.skips.is_empty();
+        let done = matches!(self.state, SendState::Send | SendState::DataSent)
+            && self.fin == Fin::Acked
+            && self.buf.acked_base == self.buf.written
+            && skipped;
         if done {
             self.state = SendState::DataRecvd;
             self.buf.retransmit = RangeSet::new();
         }
-        (freed, done)
+        done
     }
 
-    /// Records a lost STREAM frame: its unacknowledged bytes (and FIN) are owed again.
-    pub(super) fn on_lost(&mut self, offset: u64, len: u64, fin: bool) {
+    /// Records a lost STREAM frame: its unacknowledged bytes (and FIN) are owed again, except,
+    /// on a non-reliable stream, those of messages that are abandoned instead: every message
+    /// of a best-effort stream, and those of a partially reliable stream that could no longer
+    /// arrive by their deadline (`now + one_way` at or past it). Returns the bytes queued again and
+    /// the bytes freed by abandonment.
+    pub(super) fn on_lost(
+        &mut self,
+        offset: u64,
+        len: u64,
+        fin: bool,
+        now: Instant,
+        one_way: Duration,
+    ) -> (u64, u64) {
         if !matches!(self.state, SendState::Send | SendState::DataSent) {
-            return;
+            return (0, 0);
         }
-        self.buf.on_lost(offset, len);
         if fin && self.fin == Fin::Sent {
             self.fin = Fin::Queued;
         }
+        if self.mode.is_reliable() {
+            return (self.buf.on_lost(offset, len), 0);
+        }
+        let end = offset + len;
+        let (mut queued, mut freed) = (0, 0);
+        let mut i = self.msgs.partition_point(|m| m.end <= offset);
+        while let Some(msg) = self.msgs.get(i).copied() {
+            if msg.start >= end {
+                break;
+            }
+            if !msg.abandoned {
+                let expired = msg.deadline.is_some_and(|d| now + one_way >= d);
+                if self.mode == DeliveryMode::BestEffort || expired {
+                    freed += self.abandon(i);
+                } else {
+                    let from = msg.start.max(offset);
+                    queued += self.buf.on_lost(from, msg.end.min(end) - from);
+                }
+            }
+            i += 1;
+        }
+        self.advance();
+        (queued, freed)
+    }
+
+    /// The delivery mode.
+    pub(super) fn mode(&self) -> DeliveryMode {
+        self.mode
+    }
+
+    /// Sets the delivery mode (before anything is written).
+    pub(super) fn set_mode(&mut self, mode: DeliveryMode) {
+        self.mode = mode;
+    }
+
+    /// Appends one framed message (`prefix` then `body`) submitted at `now`; the caller checked
+    /// the credit for both.
+    pub(super) fn write_message(&mut self, prefix: Bytes, body: Bytes, now: Instant) {
+        let start = self.buf.written;
+        self.write(prefix);
+        if !body.is_empty() {
+            self.write(body);
+        }
+        self.stats.messages += 1;
+        if self.mode.is_reliable() {
+            return;
+        }
+        let deadline = match self.mode {
+            DeliveryMode::PartiallyReliable { ttl } => Some(now + ttl),
+            _ => None,
+        };
+        self.msgs.push_back(Msg {
+            start,
+            end: self.buf.written,
+            deadline,
+            abandoned: false,
+        });
+    }
+
+    /// Abandons message `i` of `msgs`: its bytes are never sent (again) and count as done;
+    /// returns the bytes freed from the buffer.
+    fn abandon(&mut self, i: usize) -> u64 {
+        let Some(msg) = self.msgs.get_mut(i) else {
+            return 0;
+        };
+        if msg.abandoned {
+            return 0;
+        }
+        msg.abandoned = true;
+        let (start, end) = (msg.start, msg.end);
+        self.stats.abandoned_messages += 1;
+        self.stats.abandoned_bytes += end - start;
+        self.buf.unsent = self.buf.unsent.max(end);
+        self.buf.retransmit.remove(start..end);
+        self.buf.on_ack(start, end - start)
+    }
+
+    /// Drops messages entirely acknowledged or abandoned from the front of `msgs`; the end of
+    /// each run of abandoned messages dropped becomes a STREAM_SKIP target.
+    fn advance(&mut self) {
+        let mut run_end = None;
+        while let Some(msg) = self.msgs.front().copied() {
+            if msg.end > self.buf.acked_base {
+                break;
+            }
+            self.msg_base_offset = msg.end;
+            self.msg_base_index += 1;
+            self.msgs.pop_front();
+            if msg.abandoned {
+                run_end = Some((msg.end, self.msg_base_index));
+            } else if let Some(target) = run_end.take() {
+                self.add_skip(target);
+            }
+        }
+        if let Some(target) = run_end {
+            self.add_skip(target);
+        }
+    }
+
+    fn add_skip(&mut self, (offset, messages): (u64, u64)) {
+        self.skips.insert(offset, (messages, true, 0));
+        self.skips_to_queue += 1;
+    }
+
+    /// The STREAM_SKIP to send next (offset, messages): the lowest target owed.
+    pub(super) fn skip_frame(&self) -> Option<(u64, u64)> {
+        if !self.skip_frame_state_ok() {
+            return None;
+        }
+        self.skips
+            .iter()
+            .find(|(_, &(_, owed, _))| owed)
+            .map(|(&offset, &(messages, ..))| (offset, messages))
+    }
+
+    /// The STREAM_SKIP `skip_frame` returned was written. Returns whether it was its first
+    /// sending: each target is sent twice, in consecutive packets, because every message
+    /// behind it waits for it (the caller calls [`Self::repeat_skips`] before the next packet).
+    pub(super) fn on_skip_sent(&mut self) -> bool {
+        let Some((_, owed, sends)) = self.skips.values_mut().find(|(_, owed, _)| *owed) else {
+            return false;
+        };
+        *owed = false;
+        *sends = sends.saturating_add(1);
+        self.stats.skips_sent += 1;
+        *sends == 1
+    }
+
+    /// Whether a target sent once is due again (see [`Self::repeat_skips`]).
+    pub(super) fn has_skip_repeat(&self) -> bool {
+        self.skip_frame_state_ok()
+            && self
+                .skips
+                .values()
+                .any(|&(_, owed, sends)| sends == 1 && !owed)
+    }
+
+    fn skip_frame_state_ok(&self) -> bool {
+        matches!(
+            self.state,
+            SendState::Ready | SendState::Send | SendState::DataSent
+        )
+    }
+
+    /// Owes again the targets sent once; returns how many (one control entry each).
+    pub(super) fn repeat_skips(&mut self) -> u32 {
+        let mut n = 0;
+        for (_, owed, sends) in self.skips.values_mut() {
+            if *sends == 1 && !*owed {
+                *owed = true;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// A STREAM_SKIP to `offset` was lost: returns whether it is owed again (the caller queues
+    /// a control entry).
+    pub(super) fn on_skip_lost(&mut self, offset: u64) -> bool {
+        match self.skips.get_mut(&offset) {
+            Some((_, owed, _)) if !*owed => {
+                *owed = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A STREAM_SKIP to `offset` was acknowledged; returns whether the half just ended.
+    pub(super) fn on_skip_acked(&mut self, offset: u64) -> bool {
+        self.skips.remove(&offset);
+        self.check_done()
+    }
+
+    /// Abandons partially reliable messages that could no longer arrive by their deadline
+    /// (`now + one_way` at or past it), lost or not; returns the bytes freed.
+    pub(super) fn expire(&mut self, now: Instant, one_way: Duration) -> u64 {
+        let mut freed = 0;
+        let mut i = 0;
+        while let Some(msg) = self.msgs.get(i) {
+            if msg.deadline.is_none_or(|d| now + one_way < d) {
+                break;
+            }
+            freed += self.abandon(i);
+            i += 1;
+        }
+        self.advance();
+        freed
+    }
+
+    /// When the first live message expires (deadline less `one_way`), if any.
+    pub(super) fn next_expiry(&self, one_way: Duration) -> Option<Instant> {
+        if !matches!(
+            self.state,
+            SendState::Ready | SendState::Send | SendState::DataSent
+        ) {
+            return None;
+        }
+        let msg = self.msgs.front().filter(|m| !m.abandoned)?;
+        msg.deadline.map(|d| d - one_way)
     }
 
     /// The peer asked us to stop; returns whether this is news.
@@ -357,6 +625,8 @@ impl Send {
             ..SendBuf::default()
         };
         self.credit.give_back(unsent);
+        self.msgs.clear();
+        self.skips.clear();
         self.reset = Some((code, final_size));
         self.state = SendState::ResetSent;
         Some((freed, unsent))
@@ -369,5 +639,25 @@ impl Send {
             return true;
         }
         false
+    }
+
+    /// A summary for failing tests.
+    #[cfg(test)]
+    pub(super) fn debug_state(&self) -> String {
+        format!(
+            "state {:?} fin {:?} acked_base {} unsent {} written {} retransmit {:?} acked {:?} \
+             msgs {:?} base {}/{} skips {:?}",
+            self.state,
+            self.fin,
+            self.buf.acked_base,
+            self.buf.unsent,
+            self.buf.written,
+            self.buf.retransmit,
+            self.buf.acked,
+            self.msgs.iter().take(3).collect::<Vec<_>>(),
+            self.msg_base_index,
+            self.msg_base_offset,
+            self.skips,
+        )
     }
 }

@@ -4,6 +4,7 @@
 mod harness;
 mod hostile;
 mod memory;
+mod modes;
 
 use std::collections::BTreeMap;
 

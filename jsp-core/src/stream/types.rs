@@ -3,8 +3,75 @@
 
 use core::fmt;
 
+use bytes::Bytes;
+
 use crate::coding::VARINT_MAX;
 use crate::frame::{Dir, StreamId, MAX_STREAM_COUNT};
+use crate::time::Duration;
+
+/// How a stream's data is delivered, chosen by its sender when it opens the stream.
+///
+/// The receiver needs no configuration: it learns of abandoned data from STREAM_SKIP frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// Every byte is delivered, in order; lost data is retransmitted until acknowledged.
+    #[default]
+    Reliable,
+    /// Messages are retransmitted while they can still arrive within `ttl` of being submitted
+    /// (`send_message`); older ones are abandoned and the receiver skips them. Messages only.
+    PartiallyReliable {
+        /// How long a message stays worth delivering, counted from its submission.
+        ttl: Duration,
+    },
+    /// Messages are sent once and never retransmitted: a lost one is abandoned and the receiver
+    /// skips it. Messages only.
+    BestEffort,
+}
+
+impl DeliveryMode {
+    /// Whether lost data is always retransmitted (and bytes may be written with `write`).
+    pub fn is_reliable(self) -> bool {
+        self == Self::Reliable
+    }
+}
+
+/// Messages the sender abandoned, as the receiver reports them: everything between the last
+/// message delivered and the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    /// Index of the first message skipped (messages of a stream are numbered from 0 in the
+    /// order they were submitted).
+    pub first: u64,
+    /// How many messages were skipped, from `first` on (0 when only the rest of a message that
+    /// was partly read with the byte API was dropped).
+    pub count: u64,
+    /// How many stream bytes were skipped (framing included).
+    pub bytes: u64,
+}
+
+/// What [`super::Streams::recv_message`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The next message, whole.
+    Message(Bytes),
+    /// Messages the sender abandoned; later messages follow.
+    Skipped(Skipped),
+}
+
+/// Per-stream figures of the send half.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendStats {
+    /// Messages submitted with `send_message`.
+    pub messages: u64,
+    /// Messages abandoned (never to be delivered, counted once each).
+    pub abandoned_messages: u64,
+    /// Stream bytes of the abandoned messages (framing included).
+    pub abandoned_bytes: u64,
+    /// Stream bytes written again in STREAM frames after a loss.
+    pub retransmitted_bytes: u64,
+    /// STREAM_SKIP frames sent (first sendings and retransmissions).
+    pub skips_sent: u64,
+}
 
 /// Our receive-side settings (taken from the connection's transport configuration).
 ///
@@ -164,6 +231,15 @@ pub enum StreamRecord {
         /// The limit sent.
         limit: u64,
     },
+    /// A STREAM_SKIP frame.
+    Skip {
+        /// The stream.
+        id: StreamId,
+        /// The new lowest offset sent.
+        offset: u64,
+        /// The messages below it.
+        messages: u64,
+    },
     /// A STREAMS_BLOCKED frame.
     StreamsBlocked {
         /// Direction.
@@ -212,6 +288,15 @@ pub enum StreamEvent {
         /// The peer's code.
         error_code: u64,
     },
+    /// A byte-API read (`read`, `read_into`) skipped data the peer abandoned (a
+    /// partially reliable or best-effort stream). `recv_message` reports skips as its value
+    /// instead.
+    Skipped {
+        /// The stream.
+        id: StreamId,
+        /// What was skipped.
+        skipped: Skipped,
+    },
     /// The peer raised MAX_STREAMS after `open` returned `None`.
     Available {
         /// Direction.
@@ -230,6 +315,14 @@ pub enum WriteError {
     ClosedStream,
     /// The stream is a unidirectional stream the peer opened: we only receive on it.
     NotSendable,
+    /// `send_message` found no room for the whole message now; a `Writable` event follows.
+    Blocked,
+    /// The message (with its framing) is larger than the peer's initial stream window or our
+    /// send buffer, so it could never be delivered whole.
+    MessageTooLarge,
+    /// The stream is partially reliable or best-effort: data goes in messages only
+    /// (`send_message`), so that the receiver can skip whole messages.
+    MessagesOnly,
 }
 
 impl fmt::Display for WriteError {
@@ -239,6 +332,11 @@ impl fmt::Display for WriteError {
             Self::UnknownStream => f.write_str("unknown stream"),
             Self::ClosedStream => f.write_str("the stream was finished or reset"),
             Self::NotSendable => f.write_str("the stream is receive-only"),
+            Self::Blocked => f.write_str("no room for the message now"),
+            Self::MessageTooLarge => f.write_str("the message exceeds the peer's stream window"),
+            Self::MessagesOnly => {
+                f.write_str("the stream is not reliable: send whole messages with send_message")
+            }
         }
     }
 }
@@ -258,6 +356,9 @@ pub enum ReadError {
     NotReadable,
     /// We stopped reading the stream with [`super::Streams::stop`].
     ClosedStream,
+    /// The next message announces more bytes than our stream window can ever hold, so it
+    /// can never be read whole (the peer broke the message framing); stop the stream.
+    MessageTooLarge(u64),
 }
 
 impl fmt::Display for ReadError {
@@ -268,6 +369,12 @@ impl fmt::Display for ReadError {
             Self::UnknownStream => f.write_str("unknown stream"),
             Self::NotReadable => f.write_str("the stream is send-only"),
             Self::ClosedStream => f.write_str("reading was stopped"),
+            Self::MessageTooLarge(len) => {
+                write!(
+                    f,
+                    "the next message announces {len} bytes, beyond the stream window"
+                )
+            }
         }
     }
 }
