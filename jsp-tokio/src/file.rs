@@ -671,6 +671,9 @@ pub struct ReceiveOptions {
     pub accept_zstd: bool,
     /// Replace existing files that differ. Default false: such a file fails the transfer.
     pub overwrite: bool,
+    /// Stop, as if cancelled, once at least this many bytes are verified (kept ones included):
+    /// a byte budget for one session, after which a later receive resumes. Default `None`.
+    pub stop_after_bytes: Option<u64>,
 }
 
 impl Default for ReceiveOptions {
@@ -681,6 +684,7 @@ impl Default for ReceiveOptions {
             resume: true,
             accept_zstd: true,
             overwrite: false,
+            stop_after_bytes: None,
         }
     }
 }
@@ -938,6 +942,15 @@ async fn receive_inner(
         if last_report.elapsed() >= Duration::from_millis(100) {
             last_report = Instant::now();
             report(&r, false);
+        }
+        if options
+            .stop_after_bytes
+            .is_some_and(|limit| r.progress().bytes_done >= limit)
+        {
+            report(&r, false);
+            r.cancel();
+            flush_sends(&mut r, &mut sends).await;
+            return Err(FileTransferError::Cancelled);
         }
         let ev = tokio::select! {
             ev = ev_rx.recv() => ev,

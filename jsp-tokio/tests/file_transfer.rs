@@ -238,38 +238,29 @@ async fn a_large_file_arrives_byte_exact() {
     );
 }
 
-/// Receives until `fraction` of the bytes are verified, then cancels; returns the verified
-/// bytes seen at the cancel.
+/// Receives until `fraction` of the bytes are verified, then stops as if cancelled; returns the
+/// verified bytes at the stop.
 async fn receive_until(p: &Pair, source: &FileSource, out: &Path, fraction: f64) -> u64 {
-    let (tx, mut rx) = watch::channel(TransferProgress::default());
-    let cancel = Cancel::new();
+    let (tx, rx) = watch::channel(TransferProgress::default());
     let total = source.manifest().total_bytes();
-    let watcher = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            while rx.changed().await.is_ok() {
-                let done = rx.borrow().bytes_done;
-                if done as f64 >= total as f64 * fraction {
-                    cancel.cancel();
-                    return done;
-                }
-            }
-            0
-        })
+    let options = ReceiveOptions {
+        stop_after_bytes: Some((total as f64 * fraction) as u64),
+        ..ReceiveOptions::default()
     };
     let (got, sent) = p
         .transfer(
             source,
             source.transfer_id(),
             out,
-            ReceiveOptions::default(),
-            cancel,
+            options,
+            Cancel::new(),
             Some(tx),
         )
         .await;
     assert!(matches!(got, Err(FileTransferError::Cancelled)), "{got:?}");
     assert!(sent.is_err(), "the sender saw the cancel: {sent:?}");
-    watcher.await.unwrap()
+    let done = rx.borrow().bytes_done;
+    done
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,6 +122,12 @@ fn unbase32(s: &str) -> Option<Vec<u8>> {
         }
         acc &= (1 << bits) - 1;
     }
+    // Only the canonical spelling is accepted: the last character's unused low bits must be zero
+    // and no character may be left over. Otherwise a changed last character could decode to the
+    // same bytes and slip past the checksum unnoticed.
+    if acc != 0 || bits >= 5 {
+        return None;
+    }
     Some(out)
 }
 
