@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use jsp_tokio::file::{
-    receive_files, send_files, Cancel, FileSource, ReceiveOptions, SendOptions,
-};
+use jsp_tokio::file::{receive_files, send_files, Cancel, FileSource, ReceiveOptions, SendOptions};
 use jsp_tokio::jsp_core::file::DEFAULT_CHUNK_SIZE;
 use tokio::sync::mpsc;
 
@@ -84,14 +82,7 @@ pub(crate) async fn jsp_once(src: &Path, out_dir: &Path) -> BenchResult<JspTimes
         let source = source.clone();
         tokio::spawn(async move {
             let conn = server.accept().await.ok_or("server closed")?.await?;
-            let r = send_files(
-                &conn,
-                &source,
-                SendOptions::default(),
-                Cancel::new(),
-                None,
-            )
-            .await;
+            let r = send_files(&conn, &source, SendOptions::default(), Cancel::new(), None).await;
             // The receiver closes the connection once it has everything; a send that sees the
             // close before `Done` still counts only if the receive succeeded (checked below).
             Ok::<_, crate::BenchError>(r.is_ok())

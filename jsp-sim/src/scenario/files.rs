@@ -377,10 +377,8 @@ impl JspApp for FileClient {
                         Err(e) => self.errors.push(e),
                     }
                 }
-                Event::ConnectionLost(e) => {
-                    if self.finished_at.is_none() {
-                        self.errors.push(format!("connection lost: {e}"));
-                    }
+                Event::ConnectionLost(e) if self.finished_at.is_none() => {
+                    self.errors.push(format!("connection lost: {e}"));
                 }
                 _ => {}
             }
