@@ -58,13 +58,13 @@ fn emit(run: &mut FileRun, r: Record) {
     run.records.push(r);
 }
 
-fn check_copy(src: &Path, dst: &Path, expect: &(blake3::Hash, u64)) -> BenchResult<()> {
+/// Checks the copy `dst` against the source's hash and length, then deletes it.
+fn check_copy(dst: &Path, expect: &(blake3::Hash, u64)) -> BenchResult<()> {
     let got = hash_file(dst)?;
     if got != *expect {
         return Err(format!("{} differs from the source", dst.display()).into());
     }
     std::fs::remove_file(dst)?;
-    let _ = src;
     Ok(())
 }
 
@@ -88,7 +88,7 @@ async fn loopback(opts: &FileOptions, run: &mut FileRun) -> BenchResult<()> {
             if (round + turn) % 2 == 0 {
                 let out = tmp.path().join("jsp-out");
                 let t = jsp_once(&src, &out).await?;
-                check_copy(&src, &out.join("source.bin"), &expect)?;
+                check_copy(&out.join("source.bin"), &expect)?;
                 std::fs::remove_dir_all(&out)?;
                 eprintln!(
                     "round {round}: jsp {:.3} s (+ scan {:.3} s)",
@@ -101,7 +101,7 @@ async fn loopback(opts: &FileOptions, run: &mut FileRun) -> BenchResult<()> {
             } else {
                 let out = tmp.path().join("quinn-out.bin");
                 let t = quinn_once(&src, &out).await?;
-                check_copy(&src, &out, &expect)?;
+                check_copy(&out, &expect)?;
                 eprintln!("round {round}: quinn {:.3} s", t.as_secs_f64());
                 quinn.push(t.as_secs_f64());
             }
