@@ -53,18 +53,26 @@ fn endpoint_config() -> EndpointConfig {
     }
 }
 
+/// A server and a client endpoint on 127.0.0.1 with the benchmark's settings (a fresh server
+/// identity, handshake limits raised, no Retry), and the client configuration that pins the
+/// server's key.
+pub(crate) fn loopback_endpoints() -> BenchResult<(Endpoint, Endpoint, Arc<ClientConfig>)> {
+    let identity = Arc::new(generate_identity()?);
+    let mut sc = server_config(identity.clone())?;
+    sc.transport = Arc::new(transport());
+    sc.address_validation = AddressValidation::Never;
+    let server = Endpoint::new(endpoint_config(), Some(sc), UdpSocket::bind("127.0.0.1:0")?)?;
+    let client = Endpoint::new(endpoint_config(), None, UdpSocket::bind("127.0.0.1:0")?)?;
+    let config = Arc::new(ClientConfig {
+        transport: Arc::new(transport()),
+        ..ClientConfig::pinned(identity.public())
+    });
+    Ok((server, client, config))
+}
+
 impl Pair {
     async fn new(mode: Mode) -> BenchResult<Self> {
-        let identity = Arc::new(generate_identity()?);
-        let mut sc = server_config(identity.clone())?;
-        sc.transport = Arc::new(transport());
-        sc.address_validation = AddressValidation::Never;
-        let server = Endpoint::new(endpoint_config(), Some(sc), UdpSocket::bind("127.0.0.1:0")?)?;
-        let client = Endpoint::new(endpoint_config(), None, UdpSocket::bind("127.0.0.1:0")?)?;
-        let config = Arc::new(ClientConfig {
-            transport: Arc::new(transport()),
-            ..ClientConfig::pinned(identity.public())
-        });
+        let (server, client, config) = loopback_endpoints()?;
         let (tx, received) = mpsc::unbounded_channel();
         let held = Arc::new(Mutex::new(Vec::new()));
         let addr = server.local_addr();

@@ -30,6 +30,12 @@
 //! - **echo**: one bidirectional stream; `--echo-messages` messages of `--echo-size` bytes, each
 //!   sent and read back from the server before the next; p50 and p99 round-trip latency.
 //!
+//! ## File transfer (`--bin file_transfer`)
+//! One file (1 GiB by default) over loopback with `jsp_tokio::file` (what `jsp send` / `jsp recv`
+//! run) against a plain quinn stream copy of the same file, disk to disk; the same transfer in
+//! `jsp-sim` on its `lossy` profile; and the chunk compressor on a text corpus at zstd levels 1, 3
+//! and 19. See [`run_file_transfer`] and the notes the binary prints under its tables.
+//!
 //! ## Configuration
 //! Both stacks use the same flow-control windows (JSP's defaults, which quinn is given: 1 MiB per
 //! stream, 16 MiB per connection, 16 MiB of send buffer), 100 concurrent streams each way and the
@@ -43,12 +49,16 @@ use std::error::Error;
 use std::time::Duration;
 
 mod ceiling;
+pub mod corpus;
+mod file_loopback;
+mod file_transfer;
 mod jsp_stack;
 mod quinn_stack;
 mod report;
 mod run;
 mod sys;
 
+pub use file_transfer::{run_file_transfer, FileOptions, FileRun};
 pub use report::{Record, Table};
 pub use run::{run, Options};
 

@@ -69,22 +69,29 @@ fn configs() -> BenchResult<(ServerConfig, ClientConfig)> {
     Ok((server, client))
 }
 
+/// A server and a client endpoint on 127.0.0.1 with the benchmark's settings (a fresh
+/// self-signed certificate for `localhost`, which the client trusts, and the windows above).
+pub(crate) fn loopback_endpoints() -> BenchResult<(Endpoint, Endpoint)> {
+    let (server_config, client_config) = configs()?;
+    let server = Endpoint::new(
+        EndpointConfig::default(),
+        Some(server_config),
+        UdpSocket::bind("127.0.0.1:0")?,
+        Arc::new(TokioRuntime),
+    )?;
+    let mut client = Endpoint::new(
+        EndpointConfig::default(),
+        None,
+        UdpSocket::bind("127.0.0.1:0")?,
+        Arc::new(TokioRuntime),
+    )?;
+    client.set_default_client_config(client_config);
+    Ok((server, client))
+}
+
 impl Pair {
     async fn new(mode: Mode) -> BenchResult<Self> {
-        let (server_config, client_config) = configs()?;
-        let server = Endpoint::new(
-            EndpointConfig::default(),
-            Some(server_config),
-            UdpSocket::bind("127.0.0.1:0")?,
-            Arc::new(TokioRuntime),
-        )?;
-        let mut client = Endpoint::new(
-            EndpointConfig::default(),
-            None,
-            UdpSocket::bind("127.0.0.1:0")?,
-            Arc::new(TokioRuntime),
-        )?;
-        client.set_default_client_config(client_config);
+        let (server, client) = loopback_endpoints()?;
         let addr = server.local_addr()?;
         let (tx, received) = mpsc::unbounded_channel();
         let held = Arc::new(Mutex::new(Vec::new()));

@@ -85,7 +85,7 @@ pub(crate) async fn wait_for(limit: Duration, done: impl Fn() -> bool) -> BenchR
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
+pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
         return None;

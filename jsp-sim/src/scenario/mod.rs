@@ -11,6 +11,7 @@
 //!   connections' counters consistent with what the network carried.
 
 mod apps;
+pub mod files;
 pub mod messages;
 pub mod pattern;
 mod random;
