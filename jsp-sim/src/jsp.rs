@@ -120,6 +120,17 @@ impl JspNode {
         self.conns.iter().map(|(h, c)| (*h, c))
     }
 
+    /// Drops the connections that have drained and returns how many, as a production driver
+    /// does (`jsp-tokio`, `jsp-mio`). The node keeps drained connections otherwise, so that a
+    /// test can read their final state and statistics after a run; a long run that accepts
+    /// connections without end (a flood) calls this to keep the node's memory bounded by the
+    /// live connections.
+    pub fn forget_drained(&mut self) -> usize {
+        let before = self.conns.len();
+        self.conns.retain(|_, c| !c.is_drained());
+        before - self.conns.len()
+    }
+
     /// The application, when it is an `A`.
     pub fn app<A: JspApp>(&self) -> Option<&A> {
         let app: &dyn Any = self.app.as_ref();

@@ -105,8 +105,22 @@ impl State {
         self.wake_driver();
     }
 
-    /// Drops connections that are gone and no longer referenced by any handle.
+    /// Drops connections that are gone and no longer referenced by any handle. A connection that
+    /// drained while waiting in the accept queue leaves the queue first (`accept()` could only
+    /// have handed out a dead connection): the endpoint already forgot it, so keeping it would
+    /// let an application that stops accepting, under a stream of handshakes, grow the queue and
+    /// the connection map without bound. The queue so holds at most the endpoint's live
+    /// connections (`EndpointConfig::max_connections`).
     pub(crate) fn reap(&mut self) {
+        let conns = &mut self.conns;
+        self.incoming.retain(|h| match conns.get_mut(h) {
+            Some(cs) if cs.conn.is_drained() => {
+                cs.refs = cs.refs.saturating_sub(1);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
         self.conns
             .retain(|_, cs| !(cs.refs == 0 && cs.conn.is_drained()));
         if self.is_idle() {
@@ -306,5 +320,78 @@ impl ConnState {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsp_core::config::{ClientConfig, EndpointConfig};
+    use jsp_core::crypto::sign::{IdentityKey, SignatureScheme};
+    use jsp_core::rand::Rng;
+    use jsp_core::Instant;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_connection_that_drained_in_the_accept_queue_leaves_it_and_the_map() {
+        let mut rng = Rng::from_seed([3; 32]);
+        let identity = IdentityKey::generate(SignatureScheme::Ed25519, &mut rng);
+        let client = Arc::new(ClientConfig::pinned(identity.public()));
+        let mut endpoint = CoreEndpoint::new(
+            Arc::new(EndpointConfig::default()),
+            None,
+            rng.fork(),
+            Instant::ZERO,
+        )
+        .expect("endpoint");
+        let remote: SocketAddr = "127.0.0.1:443".parse().expect("address");
+        let mut state = State {
+            endpoint: CoreEndpoint::new(
+                Arc::new(EndpointConfig::default()),
+                None,
+                rng.fork(),
+                Instant::ZERO,
+            )
+            .expect("endpoint"),
+            conns: HashMap::new(),
+            incoming: VecDeque::new(),
+            accept_wakers: WakerSet::default(),
+            idle_wakers: WakerSet::default(),
+            driver: None,
+            endpoint_refs: 1,
+            closed: false,
+            driver_gone: false,
+            local_addr: remote,
+            key_log: None,
+        };
+        // Three queued connections, as `route` queues them (the queue's reference only); the
+        // application never calls `accept()`. Two of them end and drain.
+        let mut handles = Vec::new();
+        for _ in 0..3 {
+            let (h, conn) = endpoint
+                .connect(Instant::ZERO, client.clone(), remote, None)
+                .expect("connect");
+            state.conns.insert(h, ConnState::new(conn, 1));
+            state.incoming.push_back(h);
+            handles.push(h);
+        }
+        let later = Instant::from_millis(120_000);
+        for h in &handles[..2] {
+            let conn = &mut state.conns.get_mut(h).expect("queued").conn;
+            conn.close(Instant::ZERO, 0, b"gone");
+            conn.handle_timeout(later);
+            assert!(conn.is_drained(), "closed and past its drain period");
+        }
+        state.reap();
+        assert_eq!(
+            state.incoming.iter().copied().collect::<Vec<_>>(),
+            [handles[2]]
+        );
+        assert_eq!(
+            state.conns.len(),
+            1,
+            "the drained ones are gone from the map too"
+        );
+        assert!(state.conns.contains_key(&handles[2]));
     }
 }

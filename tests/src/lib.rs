@@ -1,5 +1,8 @@
-//! Shared helpers for the cross-crate integration tests in `tests/tests/e2e/` (one test binary).
+//! Shared helpers for the cross-crate integration tests in `tests/tests/e2e/` (one test binary)
+//! and the single-purpose test binaries beside it (`flood_memory.rs`).
 #![forbid(unsafe_code)]
+
+pub mod flood;
 
 use jsp_sim::profile::Profile;
 use jsp_sim::scenario::{Report, Scenario, Transfer};

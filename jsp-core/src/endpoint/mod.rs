@@ -140,7 +140,30 @@ struct Route {
 }
 
 /// Most queued stateless responses; beyond this they are dropped (they are best-effort).
-const MAX_RESPONSES: usize = 64;
+pub const MAX_RESPONSES: usize = 64;
+
+/// The sizes of an endpoint's tables and queues at one moment. Each has a bound an attacker
+/// cannot raise: the field docs name it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointFootprint {
+    /// Connections in the table: at most [`EndpointConfig::max_connections`].
+    pub connections: usize,
+    /// Connection IDs routed to a connection: at most 2 per connection (its own and, on a
+    /// server, the client's first destination ID).
+    pub routed_cids: usize,
+    /// Stateless-reset tokens of peers: at most 1 per connection.
+    pub reset_tokens: usize,
+    /// Sources with a handshake token bucket: at most
+    /// [`EndpointConfig::max_tracked_sources`], the oldest forgotten first.
+    pub tracked_sources: usize,
+    /// Stateless responses waiting for [`Endpoint::poll_transmit`]: at most
+    /// [`MAX_RESPONSES`], more are dropped.
+    pub queued_responses: usize,
+    /// NEW_TOKEN tokens remembered as used: at most [`EndpointConfig::token_log_capacity`].
+    pub token_log: usize,
+    /// Client: servers with a stored NEW_TOKEN token, at most [`MAX_STORED_TOKENS`].
+    pub stored_tokens: usize,
+}
 
 /// Servers a client endpoint keeps a NEW_TOKEN token for; the oldest is forgotten first.
 pub const MAX_STORED_TOKENS: usize = 256;
@@ -268,6 +291,20 @@ impl Endpoint {
     /// Connections in the table.
     pub fn connection_count(&self) -> usize {
         self.routes.len()
+    }
+
+    /// The sizes of the endpoint's tables and queues now (for metrics, and for tests that
+    /// check each stays within its bound under attack).
+    pub fn footprint(&self) -> EndpointFootprint {
+        EndpointFootprint {
+            connections: self.routes.len(),
+            routed_cids: self.by_cid.len(),
+            reset_tokens: self.reset_tokens.len(),
+            tracked_sources: self.per_source.len().max(self.source_order.len()),
+            queued_responses: self.responses.len(),
+            token_log: self.tokens.log_len(),
+            stored_tokens: self.stored_tokens.len().max(self.stored_order.len()),
+        }
     }
 
     /// Replaces the server configuration for new connections (e.g. to rotate the identity).
