@@ -1,8 +1,21 @@
 //! Path-MTU discovery over the pair harness with an MTU-limited link.
 
 use super::{transfer, Pair, Setup};
-use crate::config::MIN_UDP_PAYLOAD;
+use std::sync::Arc;
+
+use crate::config::{MtuDiscoveryConfig, MIN_UDP_PAYLOAD};
 use crate::connection::ConnectionStats;
+
+/// A setup with path-MTU discovery on both sides (it is off by default).
+fn setup(seed: u8) -> Setup {
+    let mut setup = Setup::new(seed);
+    let mut transport = (*setup.client_config.transport).clone();
+    transport.mtu_discovery = Some(MtuDiscoveryConfig::default());
+    let transport = Arc::new(transport);
+    setup.client_config.transport = transport.clone();
+    setup.server_config.transport = transport;
+    setup
+}
 
 fn show(label: &str, s: &ConnectionStats) {
     println!(
@@ -20,7 +33,7 @@ fn show(label: &str, s: &ConnectionStats) {
 
 #[test]
 fn discovers_1452_bytes_on_a_1500_byte_path() {
-    let mut pair = Pair::new(&Setup::new(60));
+    let mut pair = Pair::new(&setup(60));
     pair.max_size = Some(1472);
     pair.handshake();
     assert_eq!(pair.client().stats().path_mtu, MIN_UDP_PAYLOAD);
@@ -37,7 +50,7 @@ fn discovers_1452_bytes_on_a_1500_byte_path() {
 
 #[test]
 fn stays_at_1200_bytes_when_the_path_drops_anything_larger_and_probe_losses_are_no_congestion() {
-    let mut pair = Pair::new(&Setup::new(61));
+    let mut pair = Pair::new(&setup(61));
     pair.max_size = Some(usize::from(MIN_UDP_PAYLOAD));
     pair.handshake();
     transfer(&mut pair, 1, 4 << 20, 200_000);
@@ -56,7 +69,7 @@ fn stays_at_1200_bytes_when_the_path_drops_anything_larger_and_probe_losses_are_
 
 #[test]
 fn falls_back_to_1200_bytes_when_the_path_mtu_shrinks_mid_connection() {
-    let mut pair = Pair::new(&Setup::new(62));
+    let mut pair = Pair::new(&setup(62));
     pair.max_size = Some(1472);
     pair.handshake();
     transfer(&mut pair, 1, 1 << 20, 100_000);
@@ -75,10 +88,10 @@ fn falls_back_to_1200_bytes_when_the_path_mtu_shrinks_mid_connection() {
 
 #[test]
 fn a_config_without_discovery_keeps_1200_bytes() {
-    let mut setup = Setup::new(63);
+    let mut setup = setup(63);
     let mut transport = (*setup.client_config.transport).clone();
     transport.mtu_discovery = None;
-    setup.client_config.transport = std::sync::Arc::new(transport);
+    setup.client_config.transport = Arc::new(transport);
     let mut pair = Pair::new(&setup);
     pair.max_size = Some(1472);
     pair.handshake();

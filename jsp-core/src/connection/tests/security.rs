@@ -275,6 +275,7 @@ fn one_rtt_datagram_sizes(policy: PaddingPolicy) -> (Vec<usize>, usize) {
     let mut setup = Setup::new(47);
     let transport = Arc::new(TransportConfig {
         padding: policy,
+        mtu_discovery: Some(crate::config::MtuDiscoveryConfig::default()),
         ..TransportConfig::default()
     });
     setup.server_config.transport = transport.clone();
