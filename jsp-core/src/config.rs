@@ -102,6 +102,31 @@ pub struct TransportConfig {
     /// How datagrams carrying 0-RTT or 1-RTT packets are padded against traffic-size
     /// fingerprinting. Default [`PaddingPolicy::None`] (see there for why).
     pub padding: PaddingPolicy,
+    /// Path-MTU discovery (RFC 8899 DPLPMTUD): after the handshake, probe for datagrams larger
+    /// than [`MIN_UDP_PAYLOAD`], up to 1452 bytes with [`MtuDiscoveryConfig::default`]. Default
+    /// `None` (off: every datagram stays at 1200 bytes) until a simulator soak regression with
+    /// it on (a 600 ms RTT path with an outage) is understood.
+    pub mtu_discovery: Option<MtuDiscoveryConfig>,
+}
+
+/// Settings of path-MTU discovery (see [`TransportConfig::mtu_discovery`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MtuDiscoveryConfig {
+    /// The largest UDP payload to probe for. The search is also bounded by both sides'
+    /// `max_udp_payload_size`. Default 1452 (a 1500-byte MTU minus IPv6 and UDP headers).
+    pub upper_bound: u16,
+    /// How long to wait before searching again after a search ended below the upper bound or
+    /// a black hole sent the path back to 1200 bytes. Default 600 s (RFC 8899 §5.1.1).
+    pub interval: Duration,
+}
+
+impl Default for MtuDiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            upper_bound: 1452,
+            interval: Duration::from_secs(600),
+        }
+    }
 }
 
 /// Padding of datagrams that carry application-space (0-RTT or 1-RTT) packets, against
@@ -113,8 +138,10 @@ pub struct TransportConfig {
 /// padded to the chosen size, never beyond what may be sent now (the path's maximum payload
 /// size, the caller's buffer, and the 3× anti-amplification budget on an unvalidated path):
 /// when the chosen size does not fit, the datagram is padded to that maximum instead. So every
-/// such datagram has a size in the policy's set plus the current maximum (normally the path's
-/// `max_udp_payload_size`). Handshake-only datagrams are not affected: those carrying Initial
+/// such datagram has a size in the policy's set plus the current maximum: 1200 bytes until
+/// path-MTU discovery ([`TransportConfig::mtu_discovery`]) finds a larger one, then that size
+/// (PTO and keep-alive probes stay at 1200, and discovery's own probes, PING and PADDING only,
+/// reveal the path's MTU but nothing of the content). Handshake-only datagrams are not affected: those carrying Initial
 /// packets are always padded to [`MIN_UDP_PAYLOAD`], and their sizes are the same for everyone.
 ///
 /// The default is [`PaddingPolicy::None`], as in QUIC: padding costs bandwidth and congestion
@@ -203,6 +230,7 @@ impl Default for TransportConfig {
             crypto_backend: Backend::Auto,
             key_log: false,
             padding: PaddingPolicy::None,
+            mtu_discovery: None,
         }
     }
 }
@@ -224,6 +252,14 @@ impl TransportConfig {
                 "max_udp_payload_size",
                 "must be at most 16383",
             ));
+        }
+        if let Some(m) = &self.mtu_discovery {
+            if !(MIN_UDP_PAYLOAD..=16_383).contains(&m.upper_bound) {
+                return Err(ConfigError::new(
+                    "mtu_discovery.upper_bound",
+                    format!("{} is outside {MIN_UDP_PAYLOAD}..=16383", m.upper_bound),
+                ));
+            }
         }
         if self.ack_delay_exponent > 20 {
             return Err(ConfigError::new("ack_delay_exponent", "must be at most 20"));

@@ -763,6 +763,16 @@ impl Controller for Bbr {
         self.update_cwnd(rs);
     }
 
+    fn on_mtu_change(&mut self, max_datagram_size: u16) {
+        self.mss = u64::from(max_datagram_size.max(1));
+        self.min_cwnd = self
+            .config
+            .minimum_window_packets
+            .max(1)
+            .saturating_mul(self.mss);
+        self.cwnd = self.cwnd.max(self.min_cwnd);
+    }
+
     fn window(&self) -> u64 {
         self.cwnd
     }

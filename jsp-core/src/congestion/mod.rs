@@ -65,6 +65,10 @@ pub trait Controller: Send {
     /// [`Self::on_congestion_event`] calls. Loss-based controllers may ignore it.
     fn on_rate_sample(&mut self, _sample: &RateSample) {}
 
+    /// Path-MTU discovery changed the largest datagram the path carries to `max_datagram_size`
+    /// bytes: windows counted in packets (minimum, increments) scale with it from now on.
+    fn on_mtu_change(&mut self, _max_datagram_size: u16) {}
+
     /// The congestion window in bytes.
     fn window(&self) -> u64;
 

@@ -139,6 +139,15 @@ impl Controller for NewReno {
         }
     }
 
+    fn on_mtu_change(&mut self, max_datagram_size: u16) {
+        let mss = u64::from(max_datagram_size.max(1));
+        // The minimum keeps its packet count: scale it with the datagram size.
+        let packets = (self.minimum_window / self.max_datagram_size.max(1)).max(1);
+        self.max_datagram_size = mss;
+        self.minimum_window = packets.saturating_mul(mss);
+        self.window = self.window.max(self.minimum_window);
+    }
+
     fn window(&self) -> u64 {
         self.window
     }

@@ -14,6 +14,7 @@ mod cids;
 #[cfg(feature = "fuzzing")]
 mod fuzzing;
 mod keys;
+mod mtud;
 mod pacing;
 mod recv;
 mod send;
@@ -104,6 +105,8 @@ pub(crate) struct SentFrames {
     new_token: bool,
     /// RETIRE_CONNECTION_ID frames: the sequence numbers.
     retired_cids: Vec<u64>,
+    /// A path-MTU probe (PING and PADDING only): its loss is no congestion signal.
+    mtu_probe: bool,
 }
 
 /// Datagram queues, both bounded in bytes.
@@ -183,7 +186,12 @@ pub struct Connection {
     idle_probed_for: Option<Instant>,
     /// The validated address to return to if the new path does not answer.
     previous_remote: Option<SocketAddr>,
+    /// The largest datagram we send on the current path (path-MTU discovery raises it).
     mtu: u16,
+    /// Path-MTU discovery of the current path.
+    mtud: mtud::Mtud,
+    /// Congestion events reported to the controller (losses of path-MTU probes are not).
+    congestion_events: u64,
     /// Client: the token its Initial packets carry (from a Retry, or a NEW_TOKEN of an earlier
     /// connection); empty for none.
     initial_token: Vec<u8>,
@@ -250,6 +258,7 @@ impl Connection {
             ..RecoveryConfig::default()
         });
         let cc = transport.congestion_controller.build(now, mtu);
+        let mtud = mtud::Mtud::new(transport.mtu_discovery.clone());
         let spaces = [
             PacketSpace::new(transport.max_handshake_buffer),
             PacketSpace::new(transport.max_handshake_buffer),
@@ -313,6 +322,8 @@ impl Connection {
             previous_remote: None,
             idle_probed_for: None,
             mtu,
+            mtud,
+            congestion_events: 0,
             initial_token: Vec::new(),
             retry_scid: None,
             new_token: None,
@@ -531,6 +542,11 @@ impl Connection {
         s.peer_connection_ids = self.peer_cids.active_count() as u64;
         s.connection_id_retirements_outstanding = self.peer_cids.outstanding();
         s.datagrams_dropped = self.datagrams.dropped_incoming + self.datagrams.dropped_outgoing;
+        s.path_mtu = self.mtu;
+        s.mtu_probes_sent = self.mtud.probes_sent;
+        s.mtu_probes_lost = self.mtud.probes_lost;
+        s.mtu_black_holes = self.mtud.black_holes;
+        s.congestion_events = self.congestion_events;
         s
     }
 
@@ -577,8 +593,10 @@ impl Connection {
             .peer_params
             .as_ref()
             .map_or(0, |p| p.max_datagram_frame_size);
-        let room =
-            usize::from(self.mtu).saturating_sub(1 + 20 + 4 + crate::crypto::TAG_LEN + 1 + 2);
+        // Bounded by the base size, not the discovered one: a queued datagram must stay
+        // sendable when a black hole sends the path back to 1200 bytes.
+        let room = usize::from(crate::config::MIN_UDP_PAYLOAD)
+            .saturating_sub(1 + 20 + 4 + crate::crypto::TAG_LEN + 1 + 2);
         usize::try_from(peer).unwrap_or(usize::MAX).min(room)
     }
 
@@ -603,13 +621,14 @@ impl Connection {
             self.max_datagram_size()
         } else if self.early_datagram_limit.is_some() && replay_safe {
             // 0-RTT: the limit the resumed session's parameters gave, in a long-header packet.
-            let room = usize::from(self.mtu).saturating_sub(ZERO_RTT_OVERHEAD);
+            let room =
+                usize::from(crate::config::MIN_UDP_PAYLOAD).saturating_sub(ZERO_RTT_OVERHEAD);
             usize::try_from(self.early_datagram_limit.unwrap_or(0))
                 .unwrap_or(usize::MAX)
                 .min(room)
         } else {
             // The peer's limit is not known yet; it is checked again when the frame is written.
-            usize::from(self.mtu).saturating_sub(SHORT_OVERHEAD)
+            usize::from(crate::config::MIN_UDP_PAYLOAD).saturating_sub(SHORT_OVERHEAD)
         };
         if max == 0
             || self
@@ -884,17 +903,39 @@ impl Connection {
     fn process_lost(&mut self, out: &mut AckOutcome<SentFrames>, now: Instant) {
         let mut lost_bytes = 0u64;
         let mut largest_sent: Option<Instant> = None;
-        for (space, _pn, packet) in out.lost.drain(..) {
+        let mut largest_large_lost: Option<u64> = None;
+        for (space, pn, packet) in out.lost.drain(..) {
+            if packet.frames.mtu_probe {
+                // RFC 8899 §3: a lost probe says the path is too narrow, not congested.
+                self.mtud.on_probe_lost(now, pn);
+                continue;
+            }
             if packet.in_flight {
                 lost_bytes += u64::from(packet.size);
                 largest_sent = largest_sent.max(Some(packet.time_sent));
+                if space == SpaceId::Data && packet.size > crate::config::MIN_UDP_PAYLOAD {
+                    largest_large_lost = largest_large_lost.max(Some(pn));
+                }
             }
             self.requeue(space, packet.frames);
         }
         if let Some(sent) = largest_sent {
             self.delivery.on_lost(lost_bytes);
+            self.congestion_events += 1;
             self.cc
                 .on_congestion_event(now, sent, out.persistent_congestion, lost_bytes);
+        }
+        if self.mtud.on_loss_event(now, largest_large_lost) {
+            tracing::debug!(side = ?self.side, "path-MTU black hole: back to 1200 bytes");
+            self.set_mtu(self.mtud.current());
+        }
+    }
+
+    /// Sets the largest datagram sent on the path and tells congestion control.
+    fn set_mtu(&mut self, mtu: u16) {
+        if mtu != self.mtu {
+            self.mtu = mtu;
+            self.cc.on_mtu_change(mtu);
         }
     }
 

@@ -331,6 +331,9 @@ impl Connection {
         }
         self.remote = remote;
         self.address_validated = false;
+        // RFC 9000 §14.3 / RFC 8899 §5.2: a new path starts over at the base size.
+        self.mtud.reset();
+        self.set_mtu(crate::config::MIN_UDP_PAYLOAD);
         self.amplification_received = len as u64;
         self.amplification_sent = 0;
         self.path_challenge = Some(self.rng.array());
@@ -662,7 +665,17 @@ impl Connection {
         // these acknowledgements say little about the path's capacity (RFC 9002 §7.8).
         let app_limited =
             self.recovery.bytes_in_flight() < self.cc.window() / 2 && !self.has_pending_data();
-        for (space, _pn, packet) in out.acked.drain(..) {
+        for (space, pn, packet) in out.acked.drain(..) {
+            if space == SpaceId::Data {
+                if packet.frames.mtu_probe {
+                    if let Some(mtu) = self.mtud.on_probe_acked(now, pn, packet.size) {
+                        tracing::debug!(side = ?self.side, mtu, "path-MTU probe acknowledged");
+                        self.set_mtu(mtu);
+                    }
+                } else {
+                    self.mtud.on_acked(pn, packet.size);
+                }
+            }
             if packet.in_flight {
                 let size = u64::from(packet.size);
                 let delivery = &packet.frames.delivery;

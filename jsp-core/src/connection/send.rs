@@ -28,6 +28,8 @@ struct Padding {
     later_wants: bool,
     /// Bytes of the datagram before this packet.
     offset: usize,
+    /// A path-MTU probe: PING only, padded to `to`.
+    probe: bool,
 }
 
 impl Connection {
@@ -48,6 +50,15 @@ impl Connection {
                 .saturating_mul(3)
                 .saturating_sub(self.amplification_sent);
             max = max.min(usize::try_from(budget).unwrap_or(usize::MAX));
+        }
+        if let Some(t) = self.poll_mtu_probe(now, buf) {
+            return Some(t);
+        }
+        let data = &self.spaces[SpaceId::Data.index()];
+        if self.mtu > MIN_UDP_PAYLOAD && data.ping_pending > 0 {
+            // PTO and keep-alive probes stay at the base size, so that they get through a path
+            // whose MTU shrank and let black-hole detection see small packets arrive.
+            max = max.min(usize::from(MIN_UDP_PAYLOAD));
         }
         let cwnd_ok = self.recovery.bytes_in_flight() + u64::from(self.mtu) <= self.cc.window();
         // Data waits for the pacer too; ACKs, CLOSE, probes and handshake data do not.
@@ -84,6 +95,7 @@ impl Connection {
                 to,
                 later_wants,
                 offset: len,
+                probe: false,
             };
             let out = buf.get_mut(len..max)?;
             if let Some(n) = self.write_packet(now, space, out, pad, cwnd_open) {
@@ -113,6 +125,50 @@ impl Connection {
         Some(Transmit {
             destination: self.remote,
             size: len,
+            segment_size: None,
+        })
+    }
+
+    /// Sends a path-MTU probe if one is due: once the handshake is confirmed on a validated
+    /// path, in a datagram of its own, within the congestion window (probes are in flight like
+    /// any packet) but not held back by the pacer.
+    fn poll_mtu_probe(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if !self.handshake_confirmed
+            || !self.address_validated
+            || self.state != State::Established
+            || self.one_rtt.is_none()
+        {
+            return None;
+        }
+        let peer_max = self.peer_params.as_ref()?.max_udp_payload_size;
+        self.mtud
+            .start(self.transport.max_udp_payload_size, peer_max);
+        let size = self.mtud.probe_due(now)?;
+        let size_usize = usize::from(size);
+        if size_usize > buf.len()
+            || self.recovery.bytes_in_flight() + u64::from(size) > self.cc.window()
+        {
+            return None;
+        }
+        let pn = self.spaces[SpaceId::Data.index()].next_pn;
+        let pad = Padding {
+            to: size_usize,
+            later_wants: false,
+            offset: 0,
+            probe: true,
+        };
+        let n = self.write_packet(now, SpaceId::Data, buf.get_mut(..size_usize)?, pad, true)?;
+        if n != size_usize {
+            return None;
+        }
+        self.mtud.on_probe_sent(pn);
+        tracing::trace!(side = ?self.side, size, "path-MTU probe");
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += n as u64;
+        self.update_loss_timer(now);
+        Some(Transmit {
+            destination: self.remote,
+            size: n,
             segment_size: None,
         })
     }
@@ -234,7 +290,12 @@ impl Connection {
         let (payload_len, ack_eliciting) = {
             let body = out.get_mut(header_len..frames_end)?;
             let mut w = Writer::new(body);
-            let eliciting = self.write_frames(now, space, kind, &mut w, &mut sent, cwnd_open);
+            let eliciting = if pad.probe {
+                sent.mtu_probe = true;
+                Frame::Ping.encode(&mut w).is_ok()
+            } else {
+                self.write_frames(now, space, kind, &mut w, &mut sent, cwnd_open)
+            };
             (w.position(), eliciting)
         };
         if sent.streams.is_empty() {

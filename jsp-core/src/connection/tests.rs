@@ -13,6 +13,7 @@ use crate::crypto::CipherSuite;
 use crate::endpoint::{ConnectionHandle, DatagramEvent, Endpoint};
 use crate::session::ServerResumption;
 
+mod mtud;
 mod security;
 
 const ONE_WAY: Duration = Duration::from_millis(10);
@@ -91,6 +92,8 @@ pub(crate) struct Pair {
     pub(crate) client_sent: Vec<Vec<u8>>,
     /// Drop datagrams in this direction while set.
     pub(crate) cut: bool,
+    /// The path's largest UDP payload: larger datagrams vanish (none: no limit).
+    pub(crate) max_size: Option<usize>,
     pub(crate) server_config: Arc<ServerConfig>,
 }
 
@@ -166,6 +169,7 @@ impl Pair {
             blackhole: None,
             client_sent: Vec::new(),
             cut: false,
+            max_size: None,
             server_config,
         }
     }
@@ -185,7 +189,8 @@ impl Pair {
         } else {
             from
         };
-        if self.cut || self.blackhole == Some(to) || self.impair.roll(self.impair.loss) {
+        let too_big = self.max_size.is_some_and(|m| data.len() > m);
+        if self.cut || too_big || self.blackhole == Some(to) || self.impair.roll(self.impair.loss) {
             self.impair.dropped += 1;
             return;
         }

@@ -149,6 +149,17 @@ pub struct ConnectionStats {
     pub peer_connection_ids: u64,
     /// RETIRE_CONNECTION_ID frames we owe the peer (queued or unacknowledged); bounded.
     pub connection_id_retirements_outstanding: u64,
+    /// The largest UDP payload sent on the current path: 1200 until path-MTU discovery
+    /// raises it.
+    pub path_mtu: u16,
+    /// Path-MTU probes sent.
+    pub mtu_probes_sent: u64,
+    /// Path-MTU probes declared lost (not congestion signals).
+    pub mtu_probes_lost: u64,
+    /// Path-MTU black holes detected (the path fell back to 1200 bytes).
+    pub mtu_black_holes: u64,
+    /// Loss events reported to the congestion controller.
+    pub congestion_events: u64,
 }
 
 /// Why a datagram could not be queued.
