@@ -969,6 +969,30 @@ async fn receive_inner(
                 }
             }
             Some(RecvEvent::End) | None => {
+                // A stream ended early. The sender's reason (an `Error` message on the control
+                // stream, or its connection close) may still be on its way on another stream, so
+                // wait for it a little before falling back to the bare fact.
+                let deadline = tokio::time::sleep(STREAM_END_GRACE);
+                tokio::pin!(deadline);
+                loop {
+                    if let Some(e) = r.error() {
+                        return Err(e.clone().into());
+                    }
+                    let ev = tokio::select! {
+                        ev = ev_rx.recv() => ev,
+                        e = conn.closed() => return Err(e.into()),
+                        () = &mut deadline => break,
+                    };
+                    match ev {
+                        Some(RecvEvent::Data(channel, bytes)) => {
+                            if let Err(e) = r.handle_data(channel, &bytes) {
+                                return Err(e.into());
+                            }
+                        }
+                        Some(RecvEvent::End) => {}
+                        None => break,
+                    }
+                }
                 if let Some(reason) = conn.close_reason() {
                     return Err(reason.into());
                 }
@@ -977,6 +1001,9 @@ async fn receive_inner(
         }
     }
 }
+
+/// How long a receiver whose peer ended a stream early waits for the peer's reason.
+const STREAM_END_GRACE: Duration = Duration::from_secs(2);
 
 /// Sends what the receiver queued (an `Error` or `Done`) and lets it reach the peer.
 async fn flush_sends(r: &mut Receiver, sends: &mut HashMap<Channel, SendStream>) {
