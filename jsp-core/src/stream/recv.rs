@@ -595,16 +595,8 @@ impl Recv {
     /// message at the read offset is incomplete and a STREAM_SKIP target lies ahead (it can
     /// then never complete); `Ok(None)` at the clean end of the stream.
     pub(super) fn read_message(&mut self) -> Result<Option<MessageOut>, ReadError> {
-        if self.stopped.is_some() {
-            return Err(ReadError::ClosedStream);
-        }
-        match self.state {
-            RecvState::ResetRecvd | RecvState::ResetRead => {
-                self.state = RecvState::ResetRead;
-                return Err(ReadError::Reset(self.reset_code.unwrap_or(0)));
-            }
-            RecvState::DataRead => return Ok(None),
-            _ => {}
+        if !self.readable()? {
+            return Ok(None);
         }
         let at_read = self.message_at_read();
         if !matches!(at_read, Ok(Some(_))) {
@@ -741,18 +733,26 @@ impl Recv {
             || (self.stopped.is_some() && self.final_size.is_some())
     }
 
-    /// The next in-order chunk, at most `max` bytes; `Ok(None)` at the end of the stream.
-    pub(super) fn read(&mut self, max: usize) -> Result<Option<Bytes>, ReadError> {
+    /// The gate of both read paths: an error once reading was stopped or the stream reset (a
+    /// reset is then marked read), `Ok(false)` once all data was read, `Ok(true)` otherwise.
+    fn readable(&mut self) -> Result<bool, ReadError> {
         if self.stopped.is_some() {
             return Err(ReadError::ClosedStream);
         }
         match self.state {
             RecvState::ResetRecvd | RecvState::ResetRead => {
                 self.state = RecvState::ResetRead;
-                return Err(ReadError::Reset(self.reset_code.unwrap_or(0)));
+                Err(ReadError::Reset(self.reset_code.unwrap_or(0)))
             }
-            RecvState::DataRead => return Ok(None),
-            _ => {}
+            RecvState::DataRead => Ok(false),
+            _ => Ok(true),
+        }
+    }
+
+    /// The next in-order chunk, at most `max` bytes; `Ok(None)` at the end of the stream.
+    pub(super) fn read(&mut self, max: usize) -> Result<Option<Bytes>, ReadError> {
+        if !self.readable()? {
+            return Ok(None);
         }
         if let Some(mut entry) = self.chunks.first_entry() {
             if *entry.key() == self.read {
