@@ -103,9 +103,8 @@ pub struct TransportConfig {
     /// fingerprinting. Default [`PaddingPolicy::None`] (see there for why).
     pub padding: PaddingPolicy,
     /// Path-MTU discovery (RFC 8899 DPLPMTUD): after the handshake, probe for datagrams larger
-    /// than [`MIN_UDP_PAYLOAD`], up to 1452 bytes with [`MtuDiscoveryConfig::default`]. Default
-    /// `None` (off: every datagram stays at 1200 bytes) until a simulator soak regression with
-    /// it on (a 600 ms RTT path with an outage) is understood.
+    /// than [`MIN_UDP_PAYLOAD`], up to 1452 bytes with [`MtuDiscoveryConfig::default`]. On by
+    /// default; `None` keeps every datagram at 1200 bytes.
     pub mtu_discovery: Option<MtuDiscoveryConfig>,
 }
 
@@ -230,7 +229,7 @@ impl Default for TransportConfig {
             crypto_backend: Backend::Auto,
             key_log: false,
             padding: PaddingPolicy::None,
-            mtu_discovery: None,
+            mtu_discovery: Some(MtuDiscoveryConfig::default()),
         }
     }
 }

@@ -160,8 +160,6 @@ pub struct Bbr {
     min_rtt: Option<Duration>,
     min_rtt_stamp: Instant,
     latest_rtt: Option<Duration>,
-    /// The smallest RTT sample of the current round.
-    round_min_rtt: Option<Duration>,
 
     round_count: u64,
     next_round_delivered: u64,
@@ -229,7 +227,6 @@ impl Bbr {
             min_rtt: None,
             min_rtt_stamp: now,
             latest_rtt: None,
-            round_min_rtt: None,
             round_count: 0,
             next_round_delivered: 0,
             round_start: false,
@@ -352,17 +349,6 @@ impl Bbr {
         }
         let too_much_loss = rs.lost as f64 > rs.tx_in_flight as f64 * self.config.loss_threshold;
         (too_much_loss || rs.ecn_ce) && self.loss_is_congestive(rs)
-    }
-
-    /// Whether the round that just ended had queueing delay in every RTT sample while the
-    /// model was not probing.
-    fn standing_queue(&self) -> bool {
-        let (Some(min), Some(round_min)) = (self.min_rtt, self.round_min_rtt) else {
-            return false;
-        };
-        self.filled_pipe
-            && matches!(self.state, BbrState::ProbeBwDown | BbrState::ProbeBwCruise)
-            && round_min > min + (min / 4).max(Duration::from_millis(2))
     }
 
     fn update_round(&mut self, rs: &RateSample) {
@@ -721,12 +707,9 @@ impl Controller for Bbr {
             self.handle_inflight_too_high(rs);
         }
         if self.round_start {
-            if self.standing_queue() {
-                // Not probing, yet every RTT sample of the round carried queueing delay: the
-                // model's rate is above the path's (a bandwidth step down). Treat it as a
-                // congestion signal so the lower bounds follow the measured rate at once.
-                self.loss_in_round = true;
-            }
+            // Delay is not a congestion signal here (BBRv3): on jittery paths, where FIFO jitter
+            // bunches arrivals, a queue-delay test cut the rate below the path's every round
+            // (lte 0.89x the link rate, wifi 0.88x; 0.94x each without it).
             self.adapt_lower_bounds();
         }
         self.check_full_bw(rs);
@@ -734,9 +717,6 @@ impl Controller for Bbr {
         self.check_drain_done(rs);
         self.update_probe_bw(rs);
         let expired = self.update_min_rtt(rs);
-        if let Some(rtt) = rs.rtt {
-            self.round_min_rtt = Some(self.round_min_rtt.map_or(rtt, |m| m.min(rtt)));
-        }
         if self.min_rtt.is_some() && !self.pacing_from_model && self.max_bw.get() == 0 {
             // First RTT sample and no bandwidth sample yet: pace the initial window over it.
             if let Some(rtt) = self.min_rtt.filter(|r| !r.is_zero()) {
@@ -753,7 +733,6 @@ impl Controller for Bbr {
             self.bw_latest = rs.delivery_rate;
             self.inflight_latest = rs.delivered;
             self.loss_in_round = false;
-            self.round_min_rtt = None;
             self.loss_events_in_round = 0;
             self.lost_in_round = 0;
             self.delivered_in_round = 0;

@@ -182,8 +182,8 @@ pub struct Connection {
     /// Path validation of a new peer address: the challenge we sent, if unanswered.
     path_challenge: Option<[u8; 8]>,
     path_challenge_pending: bool,
-    /// The idle deadline for which the last-chance probe was already sent.
-    idle_probed_for: Option<Instant>,
+    /// The idle deadline for which last-chance probes were sent, and how many (at most two).
+    idle_probed_for: (Option<Instant>, u8),
     /// The validated address to return to if the new path does not answer.
     previous_remote: Option<SocketAddr>,
     /// The largest datagram we send on the current path (path-MTU discovery raises it).
@@ -211,6 +211,16 @@ pub struct Connection {
 /// NEW_TOKEN frames a client reports per connection; further ones are ignored (a server has
 /// no reason to send more than one or two, and events must stay bounded).
 const MAX_NEW_TOKENS: u8 = 4;
+
+/// ACK decimation: after this many ack-eliciting application packets, a receiver acknowledges
+/// every [`ACK_DECIMATION_EVERY`]th in-order packet (or after a quarter of the round trip)
+/// instead of every second one. At high rates ACKs cost both ends a packet each, and the
+/// sender's controller measures delivery rate from the ACKs it gets, not from their number.
+/// Out-of-order packets are still acknowledged at once (RFC 9000 §13.2.1).
+pub(crate) const ACK_DECIMATION_AFTER: u64 = 100;
+
+/// How many in-order ack-eliciting packets one ACK covers once decimation started.
+pub(crate) const ACK_DECIMATION_EVERY: u32 = 10;
 
 impl core::fmt::Debug for Connection {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -320,7 +330,7 @@ impl Connection {
             path_challenge: None,
             path_challenge_pending: false,
             previous_remote: None,
-            idle_probed_for: None,
+            idle_probed_for: (None, 0),
             mtu,
             mtud,
             congestion_events: 0,
@@ -801,9 +811,17 @@ impl Connection {
                 // Nothing to do: the driver's next `poll_transmit` sends what the pacer released.
                 Timer::Pacing => {}
                 Timer::IdleProbe => {
-                    self.idle_probed_for = self.timers.get(Timer::Idle);
+                    let idle_at = self.timers.get(Timer::Idle);
+                    let sent = if self.idle_probed_for.0 == idle_at {
+                        self.idle_probed_for.1
+                    } else {
+                        0
+                    };
+                    self.idle_probed_for = (idle_at, sent + 1);
                     if self.state == State::Established {
-                        self.spaces[SpaceId::Data.index()].ping_pending = 1;
+                        // Two datagrams, as a PTO sends: on a lossy path one alone is lost too
+                        // often for the last word before the connection is given up.
+                        self.spaces[SpaceId::Data.index()].ping_pending = 2;
                     }
                 }
                 Timer::PathValidation => {
@@ -877,9 +895,11 @@ impl Connection {
     }
 
     /// When the idle deadline is near and nothing has been heard while ack-eliciting packets are
-    /// in flight, probe once more before giving up: probe timeouts back off exponentially, and
-    /// on a lossy but live path the next backed-off probe could otherwise come after the idle
-    /// deadline (§10.1 of RFC 9000 bounds the idle timeout below by 3 PTOs without backoff).
+    /// in flight, probe before giving up: probe timeouts back off exponentially, and on a lossy
+    /// but live path the next backed-off probe could otherwise come after the idle deadline
+    /// (§10.1 of RFC 9000 bounds the idle timeout below by 3 PTOs without backoff). Probes go at
+    /// 2/3 and at 5/6 of the idle period (each two datagrams), so that one lost round does not
+    /// end a connection whose path came back.
     fn arm_idle_probe(&mut self) {
         let (Some(idle_at), Some(idle)) = (self.timers.get(Timer::Idle), self.idle_timeout) else {
             self.timers.stop(Timer::IdleProbe);
@@ -889,10 +909,22 @@ impl Connection {
             self.timers.stop(Timer::IdleProbe);
             return;
         }
-        let at = idle_at - idle / 3;
+        let sent = if self.idle_probed_for.0 == Some(idle_at) {
+            self.idle_probed_for.1
+        } else {
+            0
+        };
+        let at = match sent {
+            0 => idle_at - idle / 3,
+            1 => idle_at - idle / 6,
+            _ => {
+                // Not again until something is received (which moves the idle deadline).
+                self.timers.stop(Timer::IdleProbe);
+                return;
+            }
+        };
         let loss = self.timers.get(Timer::LossDetection);
-        // One probe per idle period: not again until something is received.
-        if self.idle_probed_for != Some(idle_at) && loss.is_none_or(|l| l > at) {
+        if loss.is_none_or(|l| l > at) {
             self.timers.set(Timer::IdleProbe, at);
         } else {
             self.timers.stop(Timer::IdleProbe);

@@ -12,7 +12,9 @@ use bytes::{Bytes, BytesMut};
 
 use super::keys::RxChoice;
 use super::timers::Timer;
-use super::{Connection, ConnectionError, Event, State};
+use super::{
+    Connection, ConnectionError, Event, State, ACK_DECIMATION_AFTER, ACK_DECIMATION_EVERY,
+};
 use crate::crypto::schedule::{directional_keys, initial_secrets, INITIAL_SUITE};
 use crate::error::{TransportError, TransportErrorCode};
 use crate::frame::{self, Ack, Close, CloseKind, Frame};
@@ -297,13 +299,23 @@ impl Connection {
         if s.discarded {
             return Ok(true);
         }
+        // RFC 9000 §13.2.1: acknowledge at once a packet that arrives out of order (below the
+        // largest, or past a gap): the peer's loss detection is waiting for that news.
+        let out_of_order = s.largest_received.is_some_and(|(l, _)| pn != l + 1);
         s.on_packet_received(pn, ack_eliciting, now);
         if ack_eliciting {
-            if space != SpaceId::Data || s.unacked_eliciting >= 2 {
+            let decimate = space == SpaceId::Data && s.eliciting_received > ACK_DECIMATION_AFTER;
+            let threshold = if decimate { ACK_DECIMATION_EVERY } else { 2 };
+            if space != SpaceId::Data || out_of_order || s.unacked_eliciting >= threshold {
                 s.ack_now = true;
             } else if self.timers.get(Timer::Ack).is_none() {
-                self.timers
-                    .set(Timer::Ack, now + self.transport.max_ack_delay);
+                let mut delay = self.transport.max_ack_delay;
+                if decimate {
+                    // A quarter of the round trip keeps the sender's clock ticking on short
+                    // paths; never longer than the delay announced to the peer.
+                    delay = delay.min(self.recovery.rtt().smoothed() / 4);
+                }
+                self.timers.set(Timer::Ack, now + delay);
             }
         }
         Ok(true)

@@ -93,6 +93,9 @@ pub(crate) struct PacketSpace {
     pub(crate) largest_received: Option<(u64, Instant)>,
     /// Ack-eliciting packets received since we last sent an ACK.
     pub(crate) unacked_eliciting: u32,
+    /// Ack-eliciting packets received in this space, ever (ACK decimation starts after
+    /// [`super::ACK_DECIMATION_AFTER`]).
+    pub(crate) eliciting_received: u64,
     /// An ACK should go out in the next packet of this space.
     pub(crate) ack_now: bool,
     /// Packets arrived since our last ACK: worth piggybacking an ACK on an outgoing packet.
@@ -117,6 +120,7 @@ impl PacketSpace {
             ack_ranges: RangeSet::new(),
             largest_received: None,
             unacked_eliciting: 0,
+            eliciting_received: 0,
             ack_now: false,
             ack_new: false,
             crypto_in: CryptoAssembler::new(max_crypto_buffer),
@@ -150,6 +154,7 @@ impl PacketSpace {
         }
         if ack_eliciting {
             self.unacked_eliciting += 1;
+            self.eliciting_received += 1;
         }
         self.ack_new = true;
     }
