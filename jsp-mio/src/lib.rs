@@ -111,7 +111,9 @@ pub struct Endpoint {
     socket: UdpSocket,
     udp: UdpSocketState,
     core: CoreEndpoint,
-    conns: HashMap<ConnectionHandle, Connection>,
+    /// Boxed: a `Connection` is several KiB, and a map's empty buckets would hold that much
+    /// each.
+    conns: HashMap<ConnectionHandle, Box<Connection>>,
     events: VecDeque<(ConnectionHandle, Event)>,
     recv_buf: Vec<u8>,
     recv_meta: Vec<RecvMeta>,
@@ -204,14 +206,14 @@ impl Endpoint {
             .core
             .connect(now, config, addr, ticket)
             .map_err(ConnectError::Config)?;
-        self.conns.insert(handle, conn);
+        self.conns.insert(handle, Box::new(conn));
         Ok(handle)
     }
 
     /// A connection, to use the core's stream, datagram and close API. Call [`Self::drive`]
     /// afterwards so that what it queued is sent. `None` once the connection is gone.
     pub fn connection(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
-        self.conns.get_mut(&handle)
+        self.conns.get_mut(&handle).map(|c| &mut **c)
     }
 
     /// Handles of the live connections (incoming ones appear after their first datagram).
@@ -225,7 +227,7 @@ impl Endpoint {
         let now = self.now();
         self.conns
             .values()
-            .filter_map(Connection::poll_timeout)
+            .filter_map(|c| c.poll_timeout())
             .min()
             .map(|t| t.saturating_duration_since(now))
     }
@@ -288,7 +290,7 @@ impl Endpoint {
                         }
                         Some(DatagramEvent::NewConnection(h, mut c, d)) => {
                             c.handle_datagram(now, meta.addr, d);
-                            self.conns.insert(h, *c);
+                            self.conns.insert(h, c);
                         }
                         None => {}
                     }

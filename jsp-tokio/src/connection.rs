@@ -36,13 +36,13 @@ impl ConnRef {
     /// table (only after its driver stopped).
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut ConnState) -> R) -> Option<R> {
         let mut st = self.shared.lock();
-        st.conns.get_mut(&self.handle).map(f)
+        st.conns.get_mut(&self.handle).map(|c| f(c))
     }
 
     /// Like [`Self::with`], then wakes the driver (the call may have queued something to send).
     pub(crate) fn with_send<R>(&self, f: impl FnOnce(&mut ConnState) -> R) -> Option<R> {
         let mut st = self.shared.lock();
-        let r = st.conns.get_mut(&self.handle).map(f);
+        let r = st.conns.get_mut(&self.handle).map(|c| f(c));
         st.wake_driver();
         r
     }

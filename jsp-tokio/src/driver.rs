@@ -232,7 +232,7 @@ fn route(st: &mut State, now: jsp_core::Instant, from: SocketAddr, data: BytesMu
         Some(DatagramEvent::NewConnection(handle, conn, data)) => {
             let mut cs = ConnState::new(*conn, 1);
             cs.conn.handle_datagram(now, from, data);
-            st.conns.insert(handle, cs);
+            st.conns.insert(handle, Box::new(cs));
             st.incoming.push_back(handle);
             st.accept_wakers.wake();
         }

@@ -155,7 +155,7 @@ impl Endpoint {
             .endpoint
             .connect(clock::now(), config, addr, ticket)
             .map_err(ConnectError::Config)?;
-        st.conns.insert(handle, ConnState::new(conn, 1));
+        st.conns.insert(handle, Box::new(ConnState::new(conn, 1)));
         st.wake_driver();
         drop(st);
         tracing::debug!(%addr, zero_rtt, "connecting");

@@ -65,7 +65,9 @@ impl Shared {
 /// One endpoint's state.
 pub(crate) struct State {
     pub(crate) endpoint: CoreEndpoint,
-    pub(crate) conns: HashMap<ConnectionHandle, ConnState>,
+    /// Boxed: a connection's state is several KiB, and a map's empty buckets (up to half of
+    /// them after it grows) would hold that much each.
+    pub(crate) conns: HashMap<ConnectionHandle, Box<ConnState>>,
     /// Server: accepted connections not yet handed out by `accept()`.
     pub(crate) incoming: VecDeque<ConnectionHandle>,
     pub(crate) accept_wakers: WakerSet,
@@ -371,7 +373,7 @@ mod tests {
             let (h, conn) = endpoint
                 .connect(Instant::ZERO, client.clone(), remote, None)
                 .expect("connect");
-            state.conns.insert(h, ConnState::new(conn, 1));
+            state.conns.insert(h, Box::new(ConnState::new(conn, 1)));
             state.incoming.push_back(h);
             handles.push(h);
         }

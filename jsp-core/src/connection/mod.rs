@@ -1026,7 +1026,9 @@ impl Connection {
         for (space, bytes) in SpaceId::ALL.iter().zip(out.crypto.iter_mut()) {
             if !bytes.is_empty() {
                 self.spaces[space.index()].crypto_out.push(bytes);
-                bytes.clear();
+                // Released, not cleared: handshake messages come a few per connection, and a
+                // kept capacity would stay with every idle connection.
+                *bytes = Vec::new();
             }
         }
         for install in out.keys.drain(..) {
@@ -1204,6 +1206,11 @@ impl Connection {
         s.tx = None;
         s.ping_pending = 0;
         s.ack_now = false;
+        // Nothing more is sent or accepted in the space: free its buffers.
+        // (The incoming CRYPTO buffer is already empty: it is released after each message.)
+        s.crypto_out.discard();
+        s.replay.release();
+        s.ack_ranges = crate::range_set::RangeSet::new();
         let mut dropped = Vec::new();
         self.recovery.discard_space(space, &mut dropped);
         self.update_loss_timer(now);

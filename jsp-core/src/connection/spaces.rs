@@ -18,7 +18,10 @@ pub(crate) const MAX_ACK_RANGES: usize = 64;
 /// Outgoing handshake bytes of one space, with what still needs (re)sending.
 #[derive(Debug, Default)]
 pub(crate) struct CryptoSend {
-    /// All bytes queued so far, from stream offset 0 (handshake flights are small and bounded).
+    /// Stream offset of `data[0]`: bytes below it were all acknowledged and released.
+    base: u64,
+    /// The bytes queued from `base` on (handshake flights are small and bounded; once every
+    /// byte is acknowledged the buffer is released, so an idle connection keeps none).
     data: Vec<u8>,
     /// Offsets not yet sent, or lost and due again.
     pending: RangeSet,
@@ -27,10 +30,15 @@ pub(crate) struct CryptoSend {
 }
 
 impl CryptoSend {
+    /// The stream offset after the last byte queued.
+    fn end(&self) -> u64 {
+        self.base + self.data.len() as u64
+    }
+
     pub(crate) fn push(&mut self, bytes: &[u8]) {
-        let start = self.data.len() as u64;
+        let start = self.end();
         self.data.extend_from_slice(bytes);
-        self.pending.insert(start..self.data.len() as u64);
+        self.pending.insert(start..self.end());
     }
 
     pub(crate) fn has_pending(&self) -> bool {
@@ -41,7 +49,7 @@ impl CryptoSend {
     pub(crate) fn next(&self, max: usize) -> Option<(u64, &[u8])> {
         let range = self.pending.iter().next()?;
         let len = ((range.end - range.start) as usize).min(max);
-        let start = usize::try_from(range.start).ok()?;
+        let start = usize::try_from(range.start.checked_sub(self.base)?).ok()?;
         Some((range.start, self.data.get(start..start + len)?))
     }
 
@@ -60,6 +68,23 @@ impl CryptoSend {
 
     pub(crate) fn on_acked(&mut self, offset: u64, len: usize) {
         self.acked.insert(offset..offset + len as u64);
+        let end = self.end();
+        if !self.data.is_empty()
+            && self.acked.iter().next() == Some(0..end)
+            && self.pending.is_empty()
+        {
+            // Everything queued is acknowledged: release the buffer.
+            self.base = end;
+            self.data = Vec::new();
+        }
+    }
+
+    /// Releases everything (the space's keys are gone: nothing can be sent in it any more).
+    pub(crate) fn discard(&mut self) {
+        *self = Self {
+            base: self.end(),
+            ..Self::default()
+        };
     }
 
     /// Requeues everything not yet acknowledged (a probe timeout during the handshake).
@@ -68,7 +93,7 @@ impl CryptoSend {
             return;
         }
         let mut all = RangeSet::new();
-        all.insert(0..self.data.len() as u64);
+        all.insert(self.base..self.end());
         all.subtract(&self.acked);
         for r in all.iter() {
             self.pending.insert(r);

@@ -100,6 +100,12 @@ impl CryptoAssembler {
         self.received.drain(..n);
         self.contiguous -= n;
         self.read_offset += n as u64;
+        if self.buf.is_empty() {
+            // Between messages (the usual case once a message is read): release the buffers,
+            // so that an idle connection keeps nothing here.
+            self.buf = Vec::new();
+            self.received = Vec::new();
+        }
     }
 
     /// Stream offset of the first unconsumed byte.

@@ -6,7 +6,8 @@
 //! a number older than the window is refused even if it was never seen, because nothing is
 //! remembered about it any more. So a replayed or duplicated datagram is never processed twice,
 //! whatever the reordering and loss, in fixed memory (a `[u64; 128]` ring and one integer:
-//! about 1 KiB per space, no allocation).
+//! about 1 KiB per space, allocated once at the first packet and freed by [`ReplayWindow::release`]
+//! when the space is discarded, so that an idle connection carries one ring, not three).
 //!
 //! The bitmap is a ring of 64-bit blocks indexed by `pn / 64`; moving the window forward clears
 //! only the blocks it passes over (at most the ring's length, so the cost per packet is bounded
@@ -43,8 +44,9 @@ pub enum ReplayVerdict {
 pub struct ReplayWindow {
     /// The largest packet number accepted, if any.
     largest: Option<u64>,
-    /// Bit `pn % 64` of block `(pn / 64) % BLOCKS`: `pn` was accepted.
-    bitmap: [u64; BLOCKS],
+    /// Bit `pn % 64` of block `(pn / 64) % BLOCKS`: `pn` was accepted. `None` before the first
+    /// packet and after [`Self::release`].
+    bitmap: Option<Box<[u64; BLOCKS]>>,
 }
 
 impl Default for ReplayWindow {
@@ -58,8 +60,14 @@ impl ReplayWindow {
     pub const fn new() -> Self {
         Self {
             largest: None,
-            bitmap: [0; BLOCKS],
+            bitmap: None,
         }
+    }
+
+    /// Frees the ring: from now on every packet number is refused (the space is discarded).
+    pub fn release(&mut self) {
+        self.bitmap = None;
+        self.largest = Some(u64::MAX);
     }
 
     /// The largest packet number accepted so far.
@@ -84,7 +92,7 @@ impl ReplayWindow {
             return ReplayVerdict::TooOld;
         }
         let (block, bit) = Self::slot(pn);
-        match self.bitmap.get(block) {
+        match self.bitmap.as_deref().and_then(|m| m.get(block)) {
             Some(b) if b & bit == 0 => ReplayVerdict::Fresh,
             _ => ReplayVerdict::Duplicate,
         }
@@ -97,6 +105,17 @@ impl ReplayWindow {
         if verdict != ReplayVerdict::Fresh {
             return verdict;
         }
+        let Some(bitmap) = self.bitmap.as_deref_mut() else {
+            // The first packet (a released window refuses everything in `check`).
+            let mut ring = Box::new([0; BLOCKS]);
+            let (block, bit) = Self::slot(pn);
+            if let Some(b) = ring.get_mut(block) {
+                *b |= bit;
+            }
+            self.bitmap = Some(ring);
+            self.largest = Some(pn);
+            return ReplayVerdict::Fresh;
+        };
         match self.largest {
             Some(largest) if pn <= largest => {}
             Some(largest) => {
@@ -107,19 +126,19 @@ impl ReplayWindow {
                 let passed = (new_block - old_block).min(BLOCKS as u64);
                 for i in 1..=passed {
                     let (block, _) = Self::slot((old_block + i).wrapping_mul(BLOCK_BITS));
-                    if let Some(b) = self.bitmap.get_mut(block) {
+                    if let Some(b) = bitmap.get_mut(block) {
                         *b = 0;
                     }
                 }
                 self.largest = Some(pn);
             }
             None => {
-                self.bitmap = [0; BLOCKS];
+                bitmap.fill(0);
                 self.largest = Some(pn);
             }
         }
         let (block, bit) = Self::slot(pn);
-        if let Some(b) = self.bitmap.get_mut(block) {
+        if let Some(b) = bitmap.get_mut(block) {
             *b |= bit;
         }
         ReplayVerdict::Fresh
@@ -211,8 +230,22 @@ mod tests {
     }
 
     #[test]
+    fn a_released_window_refuses_everything() {
+        let mut w = ReplayWindow::new();
+        assert_eq!(w.check_and_insert(3), ReplayVerdict::Fresh);
+        w.release();
+        for pn in [0, 4, 1 << 20] {
+            assert_ne!(w.check(pn), ReplayVerdict::Fresh);
+            assert_ne!(w.check_and_insert(pn), ReplayVerdict::Fresh);
+        }
+    }
+
+    #[test]
     fn memory_is_fixed() {
-        assert!(core::mem::size_of::<ReplayWindow>() <= 8 * (BLOCKS + 2));
+        assert!(core::mem::size_of::<ReplayWindow>() <= 24);
+        let mut w = ReplayWindow::new();
+        w.check_and_insert(7);
+        assert_eq!(w.bitmap.as_deref().map(|b| b.len()), Some(BLOCKS));
         assert!(BLOCKS as u64 * BLOCK_BITS >= REPLAY_WINDOW + BLOCK_BITS);
     }
 

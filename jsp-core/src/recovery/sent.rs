@@ -205,6 +205,12 @@ impl<T> SentPackets<T> {
         self.ack_eliciting_in_flight = 0;
     }
 
+    /// Forgets everything and frees the storage (the space was discarded for good).
+    pub(crate) fn release(&mut self) {
+        self.reset();
+        self.slots = VecDeque::new();
+    }
+
     /// Pops resolved slots off the front so the window starts at the oldest outstanding packet.
     pub(crate) fn compact(&mut self) {
         while matches!(self.slots.front(), Some(slot) if !matches!(slot, Slot::Outstanding(_))) {

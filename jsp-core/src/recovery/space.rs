@@ -58,7 +58,7 @@ impl<T> Recovery<T> {
                 out.push(packet);
             }
         });
-        sp.sent.reset();
+        sp.sent.release();
         sp.largest_acked = None;
         sp.loss_time = None;
         sp.time_of_last_ack_eliciting = None;
