@@ -4,6 +4,9 @@
 //! bytes it reads from each stream; the shares over a window after start-up must be within ±5 %
 //! of 75/25. Deterministic from the seed; the figures are printed.
 
+// The helpers are test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use jsp_sim::jsp::{JspApp, JspNode};
 use jsp_sim::jsp_core::connection::Connection;
 use jsp_sim::jsp_core::endpoint::ConnectionHandle;
