@@ -134,7 +134,10 @@ impl Streams {
         let fragments = recv.fragments();
         let result = recv.read_message();
         let fragments_after = recv.fragments();
-        if !recv.is_readable() {
+        // Blocked on a message that arrived only in part: the bytes at the read offset keep the
+        // stream "readable", but the caller waits for the rest, so the next arrival must signal
+        // again (else an event-driven reader, such as jsp-tokio's, would wait forever).
+        if !recv.is_readable() || matches!(result, Err(ReadError::Blocked)) {
             recv.readable_signalled = false;
         }
         self.fragments = self.fragments.saturating_sub(fragments) + fragments_after;
