@@ -163,3 +163,46 @@ async fn weighted_bulk_streams_share_the_connection() {
     // alone decides the order: far from an equal split.
     assert!(share > 0.65, "weights 3:1 honoured: heavy share {share}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_endpoint_with_zero_length_connection_ids_works_over_loopback() {
+    let identity = Arc::new(generate_identity().unwrap());
+    let server = Endpoint::server(
+        server_config(identity.clone()).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let config = jsp_tokio::EndpointConfig {
+        cid_len: 0,
+        ..jsp_tokio::EndpointConfig::default()
+    };
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = Endpoint::new(config, None, socket).unwrap();
+    let connecting = client
+        .connect(server.local_addr(), identity.public())
+        .unwrap();
+    let (c, s) = tokio::join!(connecting, async { server.accept().await.unwrap().await });
+    let (c, s) = (c.unwrap(), s.unwrap());
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let (mut send, mut recv) = c.open_bi().await.unwrap();
+    let echo = async {
+        let (mut s_send, mut s_recv) = s.accept_bi().await.unwrap();
+        let got = s_recv.read_all(1 << 20).await.unwrap();
+        s_send.write_all(&got).await.unwrap();
+        s_send.finish().unwrap();
+        s_send.finished().await.unwrap();
+    };
+    let client_side = async {
+        send.write_all(&data).await.unwrap();
+        send.finish().unwrap();
+        recv.read_all(1 << 20).await.unwrap()
+    };
+    let ((), back) = tokio::join!(echo, client_side);
+    assert_eq!(back, data, "echoed byte-exact");
+    let (cs, ss) = (c.stats(), s.stats());
+    println!(
+        "tokio loopback, zero-length client IDs: 200 kB echoed; server sent {} packets in {} \
+         bytes, client {} packets in {} bytes",
+        ss.packets_sent, ss.bytes_sent, cs.packets_sent, cs.bytes_sent
+    );
+}
