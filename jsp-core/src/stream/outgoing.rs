@@ -1,6 +1,7 @@
 //! Frames to the peer and their fate: control frames owed (window updates, stream-count updates,
-//! resets, stop requests, BLOCKED signals), STREAM frames chosen by the scheduler (priority
-//! first, round-robin within a priority), and what acknowledgement or loss of each does.
+//! resets, stop requests, BLOCKED signals), STREAM frames chosen by the scheduler (`sched`:
+//! strict priority, then earliest deadline, then weighted fair queuing), and what
+//! acknowledgement or loss of each does.
 //!
 //! Loss requeues a control frame only if it is still current (a newer limit supersedes an older
 //! one), and a STREAM frame's bytes only where they are not acknowledged already.
