@@ -31,7 +31,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self {
             field,
             reason: reason.into(),
@@ -309,7 +309,13 @@ pub struct RateLimit {
 /// Settings an endpoint shares across all its connections.
 #[derive(Clone, Debug)]
 pub struct EndpointConfig {
-    /// Length of the connection IDs this endpoint issues (1..=20). Default 8.
+    /// Length of the connection IDs this endpoint issues (0..=20). Default 8.
+    ///
+    /// 0 (zero-length IDs) is for client endpoints only (no server config) and allows one
+    /// connection at a time: packets to it carry no connection ID at all, which saves 8 bytes
+    /// (at the default) on every packet the server sends, at the cost of telling connections
+    /// apart by ID, so one connection per socket. The endpoint routes everything it receives to
+    /// its one connection. Servers need IDs to route and to survive client address changes.
     pub cid_len: usize,
     /// Connections held at once; further handshakes are refused. Default 10,000.
     pub max_connections: usize,
@@ -379,8 +385,8 @@ impl Default for EndpointConfig {
 impl EndpointConfig {
     /// Checks that the values can work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(1..=crate::cid::MAX_CID_LEN).contains(&self.cid_len) {
-            return Err(ConfigError::new("cid_len", "must be between 1 and 20"));
+        if self.cid_len > crate::cid::MAX_CID_LEN {
+            return Err(ConfigError::new("cid_len", "must be between 0 and 20"));
         }
         if self.max_connections == 0 {
             return Err(ConfigError::new("max_connections", "must be at least 1"));
@@ -658,10 +664,16 @@ mod tests {
         };
         assert_eq!(t.validate().unwrap_err().field, "max_udp_payload_size");
         let e = EndpointConfig {
-            cid_len: 0,
+            cid_len: 21,
             ..EndpointConfig::default()
         };
         assert_eq!(e.validate().unwrap_err().field, "cid_len");
+        // Zero-length IDs are valid for a client endpoint (the server check is in `Endpoint`).
+        let e = EndpointConfig {
+            cid_len: 0,
+            ..EndpointConfig::default()
+        };
+        assert_eq!(e.validate(), Ok(()));
         let e = EndpointConfig {
             supported_versions: vec![0xdead_beef],
             ..EndpointConfig::default()

@@ -17,7 +17,7 @@ use jsp_core::session::HandshakeInfo;
 use crate::clock;
 use crate::error::{ConnectionError, SendDatagramError};
 use crate::state::{ConnState, Shared, State};
-use crate::streams::{RecvStream, SendStream};
+use crate::streams::{RecvStream, SendStream, StreamOptions};
 
 /// A counted reference to one connection in its endpoint's shared state. When the last one is
 /// dropped the connection is closed with code 0 (if still open) and forgotten once drained.
@@ -214,6 +214,36 @@ impl Connection {
         Ok(SendStream::new(self.inner.clone(), id))
     }
 
+    /// Opens a bidirectional stream with `options` (delivery mode of our sending, priority,
+    /// weight), waiting while the peer's stream limit is reached.
+    pub async fn open_bi_with(
+        &self,
+        options: StreamOptions,
+    ) -> Result<(SendStream, RecvStream), ConnectionError> {
+        let id = poll_fn(|cx| {
+            self.inner
+                .poll(cx, |cs, cx| poll_open_with(cs, cx, Dir::Bi, options))
+        })
+        .await?;
+        Ok((
+            SendStream::new(self.inner.clone(), id),
+            RecvStream::new(self.inner.clone(), id),
+        ))
+    }
+
+    /// Opens a unidirectional stream with `options`, waiting while the peer's limit is reached.
+    pub async fn open_uni_with(
+        &self,
+        options: StreamOptions,
+    ) -> Result<SendStream, ConnectionError> {
+        let id = poll_fn(|cx| {
+            self.inner
+                .poll(cx, |cs, cx| poll_open_with(cs, cx, Dir::Uni, options))
+        })
+        .await?;
+        Ok(SendStream::new(self.inner.clone(), id))
+    }
+
     /// Waits for the next bidirectional stream the peer opens.
     pub async fn accept_bi(&self) -> Result<(SendStream, RecvStream), ConnectionError> {
         let id = poll_fn(|cx| self.inner.poll(cx, |cs, cx| poll_accept(cs, cx, Dir::Bi))).await?;
@@ -392,6 +422,36 @@ fn poll_open(
         Some(id) => Poll::Ready(Ok(id)),
         None => {
             // At the peer's limit, or closed and not yet reported: either way an event follows.
+            match dir {
+                Dir::Bi => cs.open_bi.register(cx),
+                Dir::Uni => cs.open_uni.register(cx),
+            }
+            Poll::Pending
+        }
+    }
+}
+
+fn poll_open_with(
+    cs: &mut ConnState,
+    cx: &mut Context<'_>,
+    dir: Dir,
+    options: StreamOptions,
+) -> Poll<Result<StreamId, ConnectionError>> {
+    if let Err(Some(e)) = cs.check() {
+        return Poll::Ready(Err(e));
+    }
+    let opened = match dir {
+        Dir::Bi => cs.conn.open_bi_with(options.mode),
+        Dir::Uni => cs.conn.open_uni_with(options.mode),
+    };
+    match opened {
+        Some(id) => {
+            // The stream was just opened: both calls only fail for unknown streams.
+            let _ = cs.conn.set_priority(id, options.priority);
+            let _ = cs.conn.set_weight(id, options.weight);
+            Poll::Ready(Ok(id))
+        }
+        None => {
             match dir {
                 Dir::Bi => cs.open_bi.register(cx),
                 Dir::Uni => cs.open_uni.register(cx),

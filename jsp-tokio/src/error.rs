@@ -169,6 +169,14 @@ pub enum WriteError {
     /// The stream was already finished or reset.
     #[error("the stream was already finished or reset")]
     ClosedStream,
+    /// The message, with its framing, is larger than the peer's initial stream window or our
+    /// send buffer, so it could never be delivered whole: split it or raise the windows.
+    #[error("the message is larger than the peer's stream window or the send buffer; split it")]
+    MessageTooLarge,
+    /// The stream is partially reliable or best-effort: it carries whole messages only
+    /// ([`crate::SendStream::send_message`]), never bytes.
+    #[error("the stream is not reliable: send whole messages with send_message")]
+    MessagesOnly,
     /// The connection ended.
     #[error("the connection ended: {0}")]
     ConnectionLost(#[from] ConnectionError),
@@ -187,6 +195,10 @@ pub enum ReadError {
     /// [`crate::RecvStream::read_to_end`] reached its size limit.
     #[error("the stream is longer than the limit of {0} bytes")]
     TooLong(usize),
+    /// The next message announces this many bytes, more than our stream window can ever hold
+    /// (the peer broke the message framing); stop the stream.
+    #[error("the peer's next message ({0} bytes) can never fit the stream window")]
+    MessageTooLarge(u64),
     /// The connection ended.
     #[error("the connection ended: {0}")]
     ConnectionLost(#[from] ConnectionError),
@@ -234,6 +246,8 @@ impl From<WriteError> for std::io::Error {
         let kind = match e {
             WriteError::Stopped(_) => std::io::ErrorKind::ConnectionReset,
             WriteError::ClosedStream => std::io::ErrorKind::NotConnected,
+            WriteError::MessageTooLarge => std::io::ErrorKind::InvalidInput,
+            WriteError::MessagesOnly => std::io::ErrorKind::Unsupported,
             WriteError::ConnectionLost(_) => std::io::ErrorKind::ConnectionAborted,
         };
         Self::new(kind, e)
@@ -245,7 +259,9 @@ impl From<ReadError> for std::io::Error {
         let kind = match e {
             ReadError::Reset(_) => std::io::ErrorKind::ConnectionReset,
             ReadError::ClosedStream => std::io::ErrorKind::NotConnected,
-            ReadError::TooLong(_) => std::io::ErrorKind::InvalidData,
+            ReadError::TooLong(_) | ReadError::MessageTooLarge(_) => {
+                std::io::ErrorKind::InvalidData
+            }
             ReadError::ConnectionLost(_) => std::io::ErrorKind::ConnectionAborted,
         };
         Self::new(kind, e)

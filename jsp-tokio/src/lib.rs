@@ -95,7 +95,7 @@ pub use endpoint::{generate_identity, os_rng, server_config, Endpoint};
 pub use error::{
     BindError, ConnectError, ConnectionError, KeyLogError, ReadError, SendDatagramError, WriteError,
 };
-pub use streams::{RecvStream, SendStream, DROPPED_CODE};
+pub use streams::{RecvStream, SendStream, StreamOptions, DROPPED_CODE};
 
 pub use jsp_core;
 pub use jsp_core::config::{ClientConfig, EndpointConfig, ServerConfig, TransportConfig};
@@ -104,3 +104,4 @@ pub use jsp_core::crypto::sign::{IdentityKey, PublicIdentity};
 pub use jsp_core::frame::StreamId;
 pub use jsp_core::handshake::ClientTicket;
 pub use jsp_core::session::{EarlyData, HandshakeInfo};
+pub use jsp_core::stream::{Delivery, DeliveryMode, SendStats, Skipped, DEFAULT_WEIGHT};

@@ -20,13 +20,77 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use jsp_core::connection::Connection as CoreConnection;
 use jsp_core::frame::StreamId;
-use jsp_core::stream::{ReadError as CoreReadError, WriteError as CoreWriteError};
+use jsp_core::stream::{
+    Delivery, DeliveryMode, ReadError as CoreReadError, SendStats, WriteError as CoreWriteError,
+    DEFAULT_WEIGHT,
+};
+use jsp_core::Duration;
 
 use crate::connection::ConnRef;
 use crate::error::{ReadError, WriteError};
 
 /// The application error code sent when a stream handle is dropped before its end.
 pub const DROPPED_CODE: u64 = 0;
+
+/// How to open a stream: its delivery mode and its place in the send scheduler.
+///
+/// ```
+/// use jsp_tokio::{DeliveryMode, StreamOptions};
+/// use std::time::Duration;
+///
+/// // Game state: partially reliable (worthless after 100 ms), ahead of bulk streams.
+/// let opts = StreamOptions::new()
+///     .mode(DeliveryMode::PartiallyReliable { ttl: Duration::from_millis(100) })
+///     .priority(10);
+/// assert_eq!(opts.weight, jsp_tokio::DEFAULT_WEIGHT);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamOptions {
+    /// How the stream's data is delivered (default reliable). Partially reliable and
+    /// best-effort streams carry whole messages only ([`SendStream::send_message`]).
+    pub mode: DeliveryMode,
+    /// The send priority (default 0): a higher level is served strictly first.
+    pub priority: i32,
+    /// The weight inside its priority level (default [`DEFAULT_WEIGHT`]): backlogged streams of
+    /// one level share the bytes sent in proportion to their weights.
+    pub weight: u16,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamOptions {
+    /// Reliable, priority 0, the default weight.
+    pub fn new() -> Self {
+        Self {
+            mode: DeliveryMode::Reliable,
+            priority: 0,
+            weight: DEFAULT_WEIGHT,
+        }
+    }
+
+    /// Sets the delivery mode.
+    pub fn mode(mut self, mode: DeliveryMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the send priority.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the weight inside the priority level (0 counts as 1).
+    pub fn weight(mut self, weight: u16) -> Self {
+        self.weight = weight;
+        self
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SendState {
@@ -128,10 +192,97 @@ impl SendStream {
             .unwrap_or(Ok(()))
     }
 
-    /// Sets the stream's priority: higher is sent first, equal priorities share round-robin.
+    /// Sets the stream's priority: a higher level is sent strictly first; streams of one level
+    /// share it by message deadline, then by weight ([`Self::set_weight`]).
     pub fn set_priority(&self, priority: i32) {
         let id = self.id;
         self.conn.with(|cs| cs.conn.set_priority(id, priority).ok());
+    }
+
+    /// Sets the stream's weight inside its priority level (default [`DEFAULT_WEIGHT`]; 0 counts
+    /// as 1): backlogged streams of one level share the bytes sent in proportion to their
+    /// weights, retransmissions included.
+    pub fn set_weight(&self, weight: u16) {
+        let id = self.id;
+        self.conn.with(|cs| cs.conn.set_weight(id, weight).ok());
+    }
+
+    /// The stream's priority and weight, while the connection knows the stream.
+    pub fn scheduling(&self) -> Option<(i32, u16)> {
+        let id = self.id;
+        self.conn.with(|cs| cs.conn.stream_scheduling(id)).flatten()
+    }
+
+    /// The stream's delivery mode, while the connection knows the stream.
+    pub fn delivery_mode(&self) -> Option<DeliveryMode> {
+        let id = self.id;
+        self.conn.with(|cs| cs.conn.delivery_mode(id)).flatten()
+    }
+
+    /// Figures of this stream's sending: messages, abandoned messages and bytes, retransmitted
+    /// bytes, STREAM_SKIPs sent.
+    pub fn stats(&self) -> Option<SendStats> {
+        let id = self.id;
+        self.conn.with(|cs| cs.conn.stream_send_stats(id)).flatten()
+    }
+
+    /// Sends one whole message (its boundaries are kept; the peer reads it with
+    /// [`RecvStream::recv_message`]), waiting while there is no room for all of it. On a
+    /// partially reliable stream the message's TTL counts from this call; on a partially
+    /// reliable or best-effort stream a message that cannot arrive in time (or, best-effort, is
+    /// lost once) is abandoned and the peer is told it was skipped.
+    pub async fn send_message(&mut self, data: Bytes) -> Result<(), WriteError> {
+        poll_fn(|cx| self.poll_send_message(cx, &data, None)).await
+    }
+
+    /// Sends one whole message that should arrive within `within` from now, as
+    /// [`Self::send_message`] otherwise. Inside a priority level, the message whose deadline
+    /// is earliest is sent first, across streams. On a reliable stream the deadline only orders
+    /// sending; on a partially reliable stream it replaces the TTL for this message; on the
+    /// non-reliable modes the message is abandoned once it can no longer arrive by it.
+    pub async fn send_message_with_deadline(
+        &mut self,
+        data: Bytes,
+        within: Duration,
+    ) -> Result<(), WriteError> {
+        poll_fn(|cx| self.poll_send_message(cx, &data, Some(within))).await
+    }
+
+    fn poll_send_message(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &Bytes,
+        within: Option<Duration>,
+    ) -> Poll<Result<(), WriteError>> {
+        if self.state != SendState::Open {
+            return Poll::Ready(Err(WriteError::ClosedStream));
+        }
+        let id = self.id;
+        let r = ready!(self.conn.poll(cx, |cs, cx| {
+            if let Err(Some(e)) = cs.check() {
+                return Poll::Ready(Ok(Err(WriteError::ConnectionLost(e))));
+            }
+            // Deadlines and TTLs count from the connection's latest `now`: bring it up to date
+            // (a timer fire with nothing due only moves the clock).
+            cs.conn.handle_timeout(crate::clock::now());
+            let sent = match within {
+                Some(within) => cs.conn.send_message_with_deadline(id, data.clone(), within),
+                None => cs.conn.send_message(id, data.clone()),
+            };
+            match sent {
+                Ok(()) => Poll::Ready(Ok(Ok(()))),
+                Err(CoreWriteError::Blocked) => {
+                    cs.writers.insert(id, cx.waker().clone());
+                    Poll::Pending
+                }
+                Err(e) => Poll::Ready(Ok(Err(map_write_error(e)))),
+            }
+        }));
+        let r = r.map_err(WriteError::ConnectionLost).and_then(|r| r);
+        if matches!(r, Err(WriteError::Stopped(_))) {
+            self.state = SendState::Done;
+        }
+        Poll::Ready(r)
     }
 
     /// Lets this stream's data travel as 0-RTT data before the handshake completes. Only for
@@ -197,6 +348,8 @@ impl SendStream {
 fn map_write_error(e: CoreWriteError) -> WriteError {
     match e {
         CoreWriteError::Stopped(code) => WriteError::Stopped(code),
+        CoreWriteError::MessageTooLarge => WriteError::MessageTooLarge,
+        CoreWriteError::MessagesOnly => WriteError::MessagesOnly,
         _ => WriteError::ClosedStream,
     }
 }
@@ -278,6 +431,14 @@ impl RecvStream {
         Ok(out)
     }
 
+    /// The next whole message (see [`SendStream::send_message`]), or the report of messages
+    /// the peer abandoned before it ([`Delivery::Skipped`]: on partially reliable and
+    /// best-effort streams, every abandoned message is reported exactly once); `Ok(None)` at the
+    /// end of the stream.
+    pub async fn recv_message(&mut self) -> Result<Option<Delivery>, ReadError> {
+        poll_fn(|cx| self.poll_read_with(cx, |c, id| c.recv_message(id))).await
+    }
+
     /// Asks the peer to stop sending, with `code`; later reads fail.
     pub fn stop(&mut self, code: u64) -> Result<(), ReadError> {
         if self.state == RecvState::Done {
@@ -318,6 +479,9 @@ impl RecvStream {
                     Poll::Pending
                 }
                 Err(CoreReadError::Reset(code)) => Poll::Ready(Ok(Err(ReadError::Reset(code)))),
+                Err(CoreReadError::MessageTooLarge(n)) => {
+                    Poll::Ready(Ok(Err(ReadError::MessageTooLarge(n))))
+                }
                 Err(_) => Poll::Ready(Ok(Err(ReadError::ClosedStream))),
             }
         }));

@@ -1221,3 +1221,5 @@ impl Connection {
 pub(crate) mod tests;
 #[cfg(test)]
 mod tests_modes;
+#[cfg(test)]
+mod tests_sched;

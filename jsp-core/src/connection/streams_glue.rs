@@ -89,6 +89,24 @@ impl Connection {
         self.streams.send_message(id, data)
     }
 
+    /// Queues one message that should arrive within `within` of now (the latest `now` the
+    /// connection was given). Inside a priority level, the message whose deadline is earliest is
+    /// sent first; on a reliable stream the deadline only orders sending, on a partially reliable
+    /// one it replaces the stream's TTL for this message, and on the non-reliable modes the
+    /// message is abandoned once it can no longer arrive in time. See
+    /// [`crate::stream::Streams::send_message_with_deadline`].
+    pub fn send_message_with_deadline(
+        &mut self,
+        id: StreamId,
+        data: Bytes,
+        within: crate::time::Duration,
+    ) -> Result<(), WriteError> {
+        if self.is_closed() {
+            return Err(WriteError::ClosedStream);
+        }
+        self.streams.send_message_with_deadline(id, data, within)
+    }
+
     /// The next whole message on a stream, or the report of messages the peer abandoned
     /// before it. `Ok(None)`: the stream ended cleanly; `Err(ReadError::Blocked)`: nothing yet.
     pub fn recv_message(&mut self, id: StreamId) -> Result<Option<Delivery>, ReadError> {
@@ -145,7 +163,24 @@ impl Connection {
         self.streams.stop(id, error_code)
     }
 
-    /// Sets a stream's priority: higher is sent first, equal priorities share round-robin.
+    /// Sets a stream's weight inside its priority level (default
+    /// [`crate::stream::DEFAULT_WEIGHT`]; 0 counts as 1): backlogged streams of one level share
+    /// the bytes sent in proportion to their weights.
+    pub fn set_weight(
+        &mut self,
+        id: StreamId,
+        weight: u16,
+    ) -> Result<(), crate::stream::UnknownStream> {
+        self.streams.set_weight(id, weight)
+    }
+
+    /// A stream's send priority and weight, if we send on it.
+    pub fn stream_scheduling(&self, id: StreamId) -> Option<(i32, u16)> {
+        self.streams.scheduling(id)
+    }
+
+    /// Sets a stream's priority: a higher level is sent strictly first; streams of one level
+    /// share it by message deadline, then by weight ([`Self::set_weight`]).
     pub fn set_priority(
         &mut self,
         id: StreamId,

@@ -249,6 +249,12 @@ impl Endpoint {
         config.validate()?;
         if let Some(s) = &server {
             s.validate()?;
+            if config.cid_len == 0 {
+                return Err(ConfigError::new(
+                    "cid_len",
+                    "a server endpoint needs connection IDs (1 to 20 bytes) to route packets",
+                ));
+            }
         }
         let reset_key = config.stateless_reset_key.unwrap_or_else(|| rng.array());
         let tokens = AddressTokens::new(
@@ -385,6 +391,13 @@ impl Endpoint {
         remote: SocketAddr,
         ticket: Option<ClientTicket>,
     ) -> Result<(ConnectionHandle, Connection), ConfigError> {
+        if self.config.cid_len == 0 && !self.routes.is_empty() {
+            return Err(ConfigError::new(
+                "cid_len",
+                "zero-length connection IDs allow one connection per endpoint; use another \
+                 endpoint (socket) or non-zero IDs",
+            ));
+        }
         let local_cid = self.new_cid();
         let rng = self.rng.fork();
         let config = if self.key_log && !config.transport.key_log {
@@ -590,6 +603,11 @@ impl Endpoint {
             self.stats.datagrams_dropped += 1;
             return None;
         };
+        if self.config.cid_len == 0 {
+            // A server config set later on an endpoint of zero-length IDs: it cannot route.
+            self.stats.datagrams_dropped += 1;
+            return None;
+        }
         let InitialIds { dcid, scid, token } = initial;
         // A client's first datagram is padded to 1200 bytes; smaller ones are not answered, so
         // the server never amplifies a small spoofed packet.

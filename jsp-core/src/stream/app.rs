@@ -116,7 +116,8 @@ impl Streams {
         }
     }
 
-    /// Sets the stream's send priority: higher goes first, equal ones share round-robin.
+    /// Sets the stream's send priority: a higher level is served strictly first; streams of
+    /// one level share it by deadline, then by weight (see [`Self::set_weight`]).
     pub fn set_priority(&mut self, id: StreamId, priority: i32) -> Result<(), UnknownStream> {
         let stream = self.streams.get_mut(&id).ok_or(UnknownStream)?;
         if let Some(send) = stream.send.as_mut() {
@@ -124,6 +125,23 @@ impl Streams {
             self.reschedule(id);
         }
         Ok(())
+    }
+
+    /// Sets the stream's weight (default [`super::DEFAULT_WEIGHT`]; 0 counts as 1): backlogged streams
+    /// of one priority level without deadlines share the bytes sent in proportion to their
+    /// weights (weights 3 and 1: 75 % and 25 %).
+    pub fn set_weight(&mut self, id: StreamId, weight: u16) -> Result<(), UnknownStream> {
+        let stream = self.streams.get_mut(&id).ok_or(UnknownStream)?;
+        if let Some(send) = stream.send.as_mut() {
+            send.weight = weight.max(1);
+        }
+        Ok(())
+    }
+
+    /// The stream's send priority and weight, if it has a send half.
+    pub fn scheduling(&self, id: StreamId) -> Option<(i32, u16)> {
+        let send = self.streams.get(&id)?.send.as_ref()?;
+        Some((send.priority, send.weight))
     }
 
     /// Marks whether the stream's data may go in 0-RTT packets (client side: only requests the

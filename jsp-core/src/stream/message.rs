@@ -45,6 +45,40 @@ impl Streams {
     /// event follows). `Err(MessageTooLarge)`: with its length prefix it exceeds the peer's
     /// initial window for the stream or our send buffer, so it could never be read whole.
     pub fn send_message(&mut self, id: StreamId, data: Bytes) -> Result<(), WriteError> {
+        self.send_message_at(id, data, None)
+    }
+
+    /// Queues one message that should arrive within `within` of now (the latest `now` the
+    /// connection gave), as [`Self::send_message`] otherwise. The deadline orders sending: inside
+    /// a priority level, the message whose deadline is earliest goes first (see `sched`). On a
+    /// reliable stream it only orders sending (the message is always delivered); on a partially
+    /// reliable stream it replaces the TTL for this message; on a partially reliable or
+    /// best-effort stream the message is abandoned once it can no longer arrive by it. A
+    /// deadline earlier than the one of a message queued before it on the same stream is raised
+    /// to that one (a stream's data goes out in order).
+    pub fn send_message_with_deadline(
+        &mut self,
+        id: StreamId,
+        data: Bytes,
+        within: Duration,
+    ) -> Result<(), WriteError> {
+        let deadline = self.now + within;
+        self.send_message_at(id, data, Some(deadline))?;
+        if self
+            .stream_send(id)
+            .is_some_and(|s| !s.mode().is_reliable())
+        {
+            self.timed.insert(id);
+        }
+        Ok(())
+    }
+
+    fn send_message_at(
+        &mut self,
+        id: StreamId,
+        data: Bytes,
+        deadline: Option<Instant>,
+    ) -> Result<(), WriteError> {
         let len = data.len() as u64;
         if len > VARINT_MAX {
             return Err(WriteError::MessageTooLarge);
@@ -85,7 +119,7 @@ impl Streams {
         let mut w = Writer::new(&mut prefix);
         w.varint(len).map_err(|_| WriteError::MessageTooLarge)?;
         let prefix = Bytes::copy_from_slice(prefix.get(..prefix_len).unwrap_or(&[]));
-        send.write_message(prefix, data, now);
+        send.write_message(prefix, data, now, deadline);
         self.conn_send.take(total);
         self.send_buffered += total;
         self.reschedule(id);
@@ -100,7 +134,10 @@ impl Streams {
         let fragments = recv.fragments();
         let result = recv.read_message();
         let fragments_after = recv.fragments();
-        if !recv.is_readable() {
+        // Blocked on a message that arrived only in part: the bytes at the read offset keep the
+        // stream "readable", but the caller waits for the rest, so the next arrival must signal
+        // again (else an event-driven reader, such as jsp-tokio's, would wait forever).
+        if !recv.is_readable() || matches!(result, Err(ReadError::Blocked)) {
             recv.readable_signalled = false;
         }
         self.fragments = self.fragments.saturating_sub(fragments) + fragments_after;

@@ -36,11 +36,13 @@ mod incoming;
 mod message;
 mod outgoing;
 mod recv;
+mod sched;
 mod send;
 #[cfg(test)]
 mod tests;
 mod types;
 
+pub use sched::DEFAULT_WEIGHT;
 pub use types::{
     Delivery, DeliveryMode, PeerLimits, ReadError, SendStats, Skipped, StreamEvent, StreamLimits,
     StreamRecord, UnknownStream, WriteError,
@@ -50,6 +52,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use self::flow::{RecvWindow, SendCredit, INITIAL_RTT};
 use self::recv::Recv;
+use self::sched::{Key, Scheduler};
 use self::send::Send;
 use crate::coding::VARINT_MAX;
 use crate::frame::{Dir, StreamId, MAX_STREAM_COUNT};
@@ -125,8 +128,8 @@ pub struct Streams {
     send_buffered: u64,
     /// Streams whose short write waits for connection-level room.
     conn_writers: VecDeque<StreamId>,
-    /// The send scheduler: streams with something to send, per priority, round-robin.
-    ready: BTreeMap<i32, VecDeque<StreamId>>,
+    /// The send scheduler: streams with something to send (see `sched`).
+    sched: Scheduler,
     control: VecDeque<Ctl>,
     events: VecDeque<StreamEvent>,
     /// Partially reliable streams of ours (their messages expire).
@@ -166,7 +169,7 @@ impl Streams {
             data_blocked_queued: false,
             send_buffered: 0,
             conn_writers: VecDeque::new(),
-            ready: BTreeMap::new(),
+            sched: Scheduler::default(),
             control: VecDeque::new(),
             events: VecDeque::new(),
             timed: BTreeSet::new(),
@@ -294,26 +297,40 @@ impl Streams {
     }
 
     /// Puts `id` in the send scheduler exactly when it has a STREAM frame to send, at its
-    /// current priority (at the back of its level).
+    /// current priority, keyed by the deadline of its next message if it has one, else by its
+    /// fair-queuing tag (see `sched`). O(log n).
     fn reschedule(&mut self, id: StreamId) {
+        self.reschedule_with(id, true);
+    }
+
+    /// [`Self::reschedule`]; `fresh`: the stream was not just served (see `sched`).
+    fn reschedule_with(&mut self, id: StreamId, fresh: bool) {
         let Some(send) = self.streams.get_mut(&id).and_then(|s| s.send.as_mut()) else {
             return;
         };
-        let want = send.has_sendable().then_some(send.priority);
-        if send.in_ready == want {
-            return;
-        }
-        if let Some(level) = send.in_ready.take() {
-            if let Some(queue) = self.ready.get_mut(&level) {
-                queue.retain(|&q| q != id);
-                if queue.is_empty() {
-                    self.ready.remove(&level);
+        let want = send
+            .has_sendable()
+            .then(|| (send.priority, send.head_deadline()));
+        match (send.in_ready, want) {
+            (None, None) => return,
+            (Some(slot), Some((level, deadline))) if slot.level == level => {
+                let same = match slot.key {
+                    Key::Deadline(d) => deadline == Some(d),
+                    Key::Fair(_) => deadline.is_none(),
+                };
+                if same {
+                    return;
                 }
             }
+            _ => {}
         }
-        if let Some(level) = want {
-            self.ready.entry(level).or_default().push_back(id);
-            send.in_ready = Some(level);
+        if let Some(slot) = send.in_ready.take() {
+            if let Some(lag) = self.sched.remove(id, slot) {
+                send.lag = lag;
+            }
+        }
+        if let Some((level, deadline)) = want {
+            send.in_ready = Some(self.sched.insert(id, level, deadline, send.lag, fresh));
         }
     }
 

@@ -1,10 +1,12 @@
 //! Frames to the peer and their fate: control frames owed (window updates, stream-count updates,
-//! resets, stop requests, BLOCKED signals), STREAM frames chosen by the scheduler (priority
-//! first, round-robin within a priority), and what acknowledgement or loss of each does.
+//! resets, stop requests, BLOCKED signals), STREAM frames chosen by the scheduler (`sched`:
+//! strict priority, then earliest deadline, then weighted fair queuing), and what
+//! acknowledgement or loss of each does.
 //!
 //! Loss requeues a control frame only if it is still current (a newer limit supersedes an older
 //! one), and a STREAM frame's bytes only where they are not acknowledged already.
 
+use super::sched::Slot;
 use super::{di, Ctl, StreamEvent, StreamRecord, Streams};
 use crate::coding::Writer;
 use crate::frame::{Dir, Frame, StreamId};
@@ -165,10 +167,11 @@ impl Streams {
         }
     }
 
-    /// Writes STREAM frames into the writer's remaining room, highest priority first and
-    /// round-robin within a priority (one frame per stream per turn), recording each in `sent`.
-    /// `early_only`: only replay-safe streams (for 0-RTT packets). Returns the stream bytes
-    /// written.
+    /// Writes STREAM frames into the writer's remaining room in scheduling order (see `sched`:
+    /// strict priority, then earliest deadline, then weighted fair queuing; one frame per
+    /// stream per turn), recording each in `sent`. Small frames of several streams share the
+    /// packet: the loop goes on while a frame header and a byte still fit. `early_only`: only
+    /// replay-safe streams (for 0-RTT packets). Returns the stream bytes written.
     pub fn write_stream_frames(
         &mut self,
         w: &mut Writer<'_>,
@@ -179,37 +182,33 @@ impl Streams {
             self.expire();
         }
         let mut total = 0usize;
-        while let Some((level, pos, id)) = self.next_ready(early_only) {
+        while let Some((slot, id)) = self.next_ready(early_only) {
+            let contended = self.sched.deadline_contended(slot);
             let Some(send) = self.streams.get_mut(&id).and_then(|s| s.send.as_mut()) else {
                 break;
             };
-            let Some(plan) = send.plan(id, w.remaining()) else {
+            // A deadline stream facing other deadlines sends up to the end of its current
+            // message, so that the next message competes on its own deadline.
+            let end = if contended {
+                send.head_message_end()
+            } else {
+                None
+            };
+            let Some(plan) = send.plan_until(id, w.remaining(), end) else {
                 break;
             };
+            let before = w.position();
             if send.encode(id, &plan, w).is_err() {
                 break;
             }
             send.on_sent(&plan);
-            // Round-robin: the stream goes to the back of its level. When it stays at the same
-            // level (the usual case in a bulk transfer), rotate it within the queue rather than
-            // removing and re-adding it, which would free and reallocate the level's queue (and
-            // its map entry) for every packet.
-            if send.has_sendable() && send.priority == level {
-                if let Some(queue) = self.ready.get_mut(&level) {
-                    if let Some(q) = queue.remove(pos) {
-                        queue.push_back(q);
-                    }
-                }
-            } else {
-                send.in_ready = None;
-                if let Some(queue) = self.ready.get_mut(&level) {
-                    queue.remove(pos);
-                    if queue.is_empty() {
-                        self.ready.remove(&level);
-                    }
-                }
-                self.reschedule(id);
+            let cost = w.position() - before;
+            send.in_ready = None;
+            if let Some(lag) = self.sched.served(id, slot, cost, send.weight) {
+                send.lag = lag;
             }
+            self.reschedule_with(id, false);
+            self.sched.tidy(slot.level);
             total += plan.len as usize;
             sent.push(StreamRecord::Data {
                 id,
@@ -221,22 +220,18 @@ impl Streams {
         total
     }
 
-    /// The next stream to send from: (priority level, position in it, id).
-    fn next_ready(&self, early_only: bool) -> Option<(i32, usize, StreamId)> {
-        for (&level, queue) in self.ready.iter().rev() {
-            let found = queue.iter().enumerate().find(|(_, id)| {
-                !early_only
-                    || self
-                        .streams
-                        .get(id)
-                        .and_then(|s| s.send.as_ref())
-                        .is_some_and(|s| s.replay_safe)
-            });
-            if let Some((pos, &id)) = found {
-                return Some((level, pos, id));
-            }
+    /// The next stream to send from and its slot. O(log n), except for 0-RTT packets (a scan for
+    /// replay-safe streams).
+    fn next_ready(&self, early_only: bool) -> Option<(Slot, StreamId)> {
+        if !early_only {
+            return self.sched.first();
         }
-        None
+        self.sched.first_where(|id| {
+            self.streams
+                .get(&id)
+                .and_then(|s| s.send.as_ref())
+                .is_some_and(|s| s.replay_safe)
+        })
     }
 
     /// Whether control frames or stream data are waiting to be sent.
@@ -245,7 +240,7 @@ impl Streams {
             || self.data_blocked_queued
             || self.remote.iter().any(|c| c.queued)
             || self.local.iter().any(|c| c.queued)
-            || !self.ready.is_empty()
+            || !self.sched.is_empty()
             || self.skip_repeat.iter().any(|id| {
                 self.streams
                     .get(id)

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::{Buf, Bytes};
 
 use super::flow::SendCredit;
+use super::sched::{Slot, DEFAULT_WEIGHT};
 use super::{DeliveryMode, SendStats, WriteError};
 use crate::coding::{BufferTooSmall, Writer};
 use crate::frame::{encode_stream_header, stream_header_len, StreamId};
@@ -179,6 +180,11 @@ pub(super) struct Send {
     /// Index and offset of `msgs.front()` (or of the next message when empty).
     msg_base_index: u64,
     msg_base_offset: u64,
+    /// Reliable streams: the messages sent with a deadline (start, end, deadline), from the
+    /// lowest not entirely acknowledged up, for scheduling only (never abandoned).
+    deadlines: VecDeque<(u64, u64, Instant)>,
+    /// The latest deadline given to a message so far.
+    last_deadline: Option<Instant>,
     /// Unacknowledged STREAM_SKIP targets: offset → (messages below it, owed to the peer,
     /// times sent).
     skips: BTreeMap<u64, (u64, bool, u8)>,
@@ -193,8 +199,13 @@ pub(super) struct Send {
     pub(super) priority: i32,
     /// The stream's data may go in 0-RTT packets.
     pub(super) replay_safe: bool,
-    /// The priority level the stream is queued at for sending, if queued.
-    pub(super) in_ready: Option<i32>,
+    /// Its share of its priority level against the level's other streams (fair queuing).
+    pub(super) weight: u16,
+    /// Its fair-queuing tag relative to its level's virtual time, kept while it is out of the
+    /// scheduler (see `sched`).
+    pub(super) lag: u128,
+    /// Where the stream is queued for sending, if queued.
+    pub(super) in_ready: Option<Slot>,
     /// A RESET_STREAM frame is queued.
     pub(super) reset_queued: bool,
     /// A STREAM_DATA_BLOCKED frame is queued.
@@ -214,6 +225,8 @@ impl Send {
             msgs: VecDeque::new(),
             msg_base_index: 0,
             msg_base_offset: 0,
+            deadlines: VecDeque::new(),
+            last_deadline: None,
             skips: BTreeMap::new(),
             skips_to_queue: 0,
             stats: SendStats::default(),
@@ -221,6 +234,8 @@ impl Send {
             stop_code: None,
             reset: None,
             priority: 0,
+            weight: DEFAULT_WEIGHT,
+            lag: 0,
             replay_safe: false,
             in_ready: None,
             reset_queued: false,
@@ -286,6 +301,54 @@ impl Send {
     #[cfg(test)]
     pub(super) fn unacked(&self) -> u64 {
         self.buf.written - self.buf.acked_base
+    }
+
+    /// The offset of the next byte to send: the first lost range's, else the first unsent one
+    /// (`None` when only a FIN or nothing is owed).
+    fn next_offset(&self) -> Option<u64> {
+        if let Some(r) = self.buf.retransmit.iter().next() {
+            Some(r.start)
+        } else {
+            (self.buf.unsent < self.buf.written).then_some(self.buf.unsent)
+        }
+    }
+
+    /// The message holding `offset`, as (end, deadline), if it has a deadline.
+    fn message_deadline(&self, offset: u64) -> Option<(u64, Instant)> {
+        if self.mode.is_reliable() {
+            let i = self.deadlines.partition_point(|&(_, end, _)| end <= offset);
+            let &(start, end, d) = self.deadlines.get(i)?;
+            return (start <= offset).then_some((end, d));
+        }
+        let i = self.msgs.partition_point(|m| m.end <= offset);
+        let msg = self.msgs.get(i)?;
+        Some((msg.end, msg.deadline?))
+    }
+
+    /// The deadline of the message the next frame starts in, if it has one: the stream's key
+    /// for earliest-deadline-first scheduling.
+    pub(super) fn head_deadline(&self) -> Option<Instant> {
+        if !self.has_sendable() {
+            return None;
+        }
+        self.message_deadline(self.next_offset()?).map(|(_, d)| d)
+    }
+
+    /// The end of the message the next frame starts in, if it has a deadline.
+    pub(super) fn head_message_end(&self) -> Option<u64> {
+        self.message_deadline(self.next_offset()?)
+            .map(|(end, _)| end)
+    }
+
+    /// The next STREAM frame that fits in `room` bytes: lost data first, then new data, then a
+    /// bare FIN; its data ends at `end` at the latest.
+    pub(super) fn plan_until(&self, id: StreamId, room: usize, end: Option<u64>) -> Option<Plan> {
+        let mut plan = self.plan(id, room)?;
+        if let Some(end) = end.filter(|&e| e > plan.offset && e < plan.offset + plan.len) {
+            plan.len = end - plan.offset;
+            plan.fin = false;
+        }
+        Some(plan)
     }
 
     /// The next STREAM frame that fits in `room` bytes: lost data first, then new data, then a
@@ -357,6 +420,13 @@ impl Send {
             return (0, false);
         }
         let freed = self.buf.on_ack(offset, len);
+        while self
+            .deadlines
+            .front()
+            .is_some_and(|&(_, end, _)| end <= self.buf.acked_base)
+        {
+            self.deadlines.pop_front();
+        }
         if fin {
             self.fin = Fin::Acked;
         }
@@ -433,22 +503,42 @@ impl Send {
         self.mode = mode;
     }
 
-    /// Appends one framed message (`prefix` then `body`) submitted at `now`; the caller checked
-    /// the credit for both.
-    pub(super) fn write_message(&mut self, prefix: Bytes, body: Bytes, now: Instant) {
+    /// Appends one framed message (`prefix` then `body`) submitted at `now`, with an optional
+    /// `deadline`; the caller checked the credit for both.
+    ///
+    /// The deadline orders sending (earliest first, see `sched`) on every stream; on a partially
+    /// reliable stream it replaces `now + ttl`, and on the non-reliable ones the message is
+    /// abandoned once it can no longer arrive by it. Deadlines on a stream never decrease (its
+    /// data goes out in order, so an earlier one could not be met before the one ahead of it):
+    /// a deadline earlier than the previous message's is raised to it.
+    pub(super) fn write_message(
+        &mut self,
+        prefix: Bytes,
+        body: Bytes,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) {
         let start = self.buf.written;
         self.write(prefix);
         if !body.is_empty() {
             self.write(body);
         }
         self.stats.messages += 1;
-        if self.mode.is_reliable() {
-            return;
-        }
-        let deadline = match self.mode {
-            DeliveryMode::PartiallyReliable { ttl } => Some(now + ttl),
+        let deadline = match (self.mode, deadline) {
+            (_, Some(d)) => Some(d),
+            (DeliveryMode::PartiallyReliable { ttl }, None) => Some(now + ttl),
             _ => None,
         };
+        let deadline = deadline.map(|d| self.last_deadline.map_or(d, |l| d.max(l)));
+        if deadline.is_some() {
+            self.last_deadline = deadline;
+        }
+        if self.mode.is_reliable() {
+            if let Some(d) = deadline {
+                self.deadlines.push_back((start, self.buf.written, d));
+            }
+            return;
+        }
         self.msgs.push_back(Msg {
             start,
             end: self.buf.written,
@@ -626,6 +716,7 @@ impl Send {
         };
         self.credit.give_back(unsent);
         self.msgs.clear();
+        self.deadlines.clear();
         self.skips.clear();
         self.reset = Some((code, final_size));
         self.state = SendState::ResetSent;

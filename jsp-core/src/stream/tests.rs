@@ -5,6 +5,7 @@ mod harness;
 mod hostile;
 mod memory;
 mod modes;
+mod sched;
 
 use std::collections::BTreeMap;
 

@@ -468,3 +468,34 @@ fn a_flood_of_stream_skips_is_bounded_and_still_counted_exactly() {
     );
     assert_eq!(p.server.recv_buffered(), 0);
 }
+
+#[test]
+fn a_reader_blocked_on_a_partial_message_is_woken_when_the_rest_arrives() {
+    let mut p = pair();
+    let id = p.client.open(Dir::Uni).unwrap();
+    p.client.send_message(id, message(7, 3000)).unwrap();
+    let (first, first_records) = p.packet(Side::Client).unwrap();
+    p.deliver(Side::Server, &first, false).unwrap();
+    for r in first_records {
+        p.client.on_acked(r);
+    }
+    let events: Vec<StreamEvent> = std::iter::from_fn(|| p.server.poll_event()).collect();
+    assert!(events.contains(&StreamEvent::Readable { id }));
+    // Part of the message is there: the reader is told to wait.
+    assert_eq!(p.server.recv_message(id), Err(ReadError::Blocked));
+    while let Some((packet, records)) = p.packet(Side::Client) {
+        p.deliver(Side::Server, &packet, false).unwrap();
+        for r in records {
+            p.client.on_acked(r);
+        }
+    }
+    let events: Vec<StreamEvent> = std::iter::from_fn(|| p.server.poll_event()).collect();
+    assert!(
+        events.contains(&StreamEvent::Readable { id }),
+        "the waiting reader is signalled again: {events:?}"
+    );
+    assert_eq!(
+        p.server.recv_message(id),
+        Ok(Some(Delivery::Message(message(7, 3000))))
+    );
+}
