@@ -38,7 +38,8 @@ pub struct ClientSession {
     config: Arc<ClientConfig>,
     state: State,
     transcript: Transcript,
-    share: Option<ClientKeyShare>,
+    /// Boxed (2.4 KiB with ML-KEM) and dropped once used, so a connection does not carry it.
+    share: Option<Box<ClientKeyShare>>,
     schedule: Option<KeySchedule<Handshake>>,
     handshake_secrets: Option<(Secret, Secret)>,
     ticket: Option<ClientTicket>,
@@ -113,7 +114,7 @@ impl ClientSession {
             config,
             state: State::WaitServerHello,
             transcript,
-            share: Some(share),
+            share: Some(Box::new(share)),
             schedule: None,
             handshake_secrets: None,
             ticket,
