@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,10 @@ use jsp_core::file::{
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::{Connection, ConnectionError, RecvStream, SendStream};
+
+#[path = "file_io.rs"]
+mod file_io;
+use file_io::{WriteCmd, WriteFailure};
 
 /// Application close code after a successful transfer.
 pub const CLOSE_DONE: u64 = 0;
@@ -67,13 +71,21 @@ pub enum FileTransferError {
     /// The connection failed.
     #[error(transparent)]
     Connection(#[from] ConnectionError),
-    /// A received file could not be stored.
-    #[error("cannot write {path}: {reason}")]
+    /// A received file could not be stored (a full disk, a read-only file system, a directory
+    /// the receiver may not write to). The sender is told (code WRITE_FAILED). A temporary file
+    /// with the chunks verified so far is kept beside the final name for a later resume: run
+    /// the same receive again once the cause is fixed.
+    #[error("cannot write {path}: {reason}{}", partial_hint(.partial.as_deref()))]
     Write {
-        /// The file's final path.
+        /// The path the operating system refused (the temporary file, the final name or a
+        /// directory).
         path: PathBuf,
-        /// What the operating system said, in words.
+        /// What the operating system said, in words ("no space left on device", ...).
         reason: String,
+        /// The kind of the I/O error (`StorageFull`, `PermissionDenied`, ...).
+        kind: ErrorKind,
+        /// The temporary file kept for resume, if one exists.
+        partial: Option<PathBuf>,
     },
     /// A file to receive exists already with other contents.
     #[error(
@@ -89,6 +101,67 @@ pub enum FileTransferError {
     /// The transfer was cancelled locally.
     #[error("transfer cancelled")]
     Cancelled,
+}
+
+fn partial_hint(partial: Option<&Path>) -> String {
+    match partial {
+        Some(p) => format!(
+            " (the verified part is kept in {}: fix the cause and receive again to resume)",
+            p.display()
+        ),
+        None => String::new(),
+    }
+}
+
+impl FileTransferError {
+    /// A short, stable name for the kind of failure, for scripts: "no_space",
+    /// "permission_denied", "read_only", "write_failed", "read_failed", "source_changed",
+    /// "exists", "unknown_transfer", "corrupt", "protocol", "connection", "cancelled", "scan",
+    /// "bad_path" or "peer_<code>".
+    pub fn kind_name(&self) -> String {
+        use jsp_core::file::ErrorCode;
+        let io = |k: ErrorKind| match k {
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Some("no_space"),
+            ErrorKind::PermissionDenied => Some("permission_denied"),
+            ErrorKind::ReadOnlyFilesystem => Some("read_only"),
+            _ => None,
+        };
+        match self {
+            Self::Scan { source, .. } => io(source.kind()).unwrap_or("scan").into(),
+            Self::BadPath { .. } => "bad_path".into(),
+            Self::Manifest(_) => "protocol".into(),
+            Self::Write { kind, .. } => io(*kind).unwrap_or("write_failed").into(),
+            Self::Exists { .. } => "exists".into(),
+            Self::StreamEnded | Self::Connection(_) => "connection".into(),
+            Self::Cancelled => "cancelled".into(),
+            Self::Protocol(e) => match e {
+                FileError::Peer { code, .. } => match code.name() {
+                    Some(n) => format!("peer_{}", n.to_ascii_lowercase()),
+                    None => format!("peer_{}", code.0),
+                },
+                e => match e.code() {
+                    ErrorCode::SOURCE_CHANGED => "source_changed".into(),
+                    ErrorCode::READ_FAILED => "read_failed".into(),
+                    ErrorCode::WRITE_FAILED => "write_failed".into(),
+                    ErrorCode::UNKNOWN_TRANSFER => "unknown_transfer".into(),
+                    ErrorCode::CORRUPT => "corrupt".into(),
+                    ErrorCode::CANCELLED => "cancelled".into(),
+                    _ => "protocol".into(),
+                },
+            },
+        }
+    }
+
+    /// The local path the failure concerns, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Scan { path, .. }
+            | Self::BadPath { path, .. }
+            | Self::Write { path, .. }
+            | Self::Exists { path } => Some(path),
+            _ => None,
+        }
+    }
 }
 
 /// A cancellation handle: clone it, keep one, and call [`Cancel::cancel`] to stop the transfer
@@ -650,6 +723,7 @@ pub fn describe_io(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(28) => "no space left on device".into(),
         Some(122) => "disk quota exceeded".into(),
+        Some(30) => "read-only file system".into(),
         _ => match e.kind() {
             ErrorKind::PermissionDenied => "permission denied".into(),
             ErrorKind::NotFound => "no such file or directory".into(),
@@ -711,6 +785,7 @@ pub struct ReceiveSummary {
 enum RecvEvent {
     Data(Channel, Bytes),
     End,
+    WriteFailed(WriteFailure),
 }
 
 struct Out {
@@ -769,7 +844,7 @@ async fn receive_inner(
         accept_zstd: options.accept_zstd,
         ..ReceiverConfig::default()
     };
-    let mut r = Receiver::new(id, config)?;
+    let r = Receiver::new(id, config)?;
     let out = Out {
         dir: out_dir.to_owned(),
         id_tag: id.to_string().chars().take(8).collect(),
@@ -777,19 +852,91 @@ async fn receive_inner(
     let write_err = |path: &Path, e: &std::io::Error| FileTransferError::Write {
         path: path.to_owned(),
         reason: describe_io(e),
+        kind: e.kind(),
+        partial: None,
     };
+    let (ev_tx, ev_rx) = mpsc::channel::<RecvEvent>(256);
+    let written = Arc::new(AtomicU64::new(0));
     std::fs::create_dir_all(out_dir).map_err(|e| write_err(out_dir, &e))?;
-    let (ev_tx, mut ev_rx) = mpsc::channel::<RecvEvent>(256);
+    let writer = {
+        let ev_tx = ev_tx.clone();
+        file_io::spawn_writer(
+            move |f| {
+                let _ = ev_tx.blocking_send(RecvEvent::WriteFailed(f));
+            },
+            written.clone(),
+        )
+        .map_err(|e| write_err(out_dir, &e))?
+    };
+    // However this receive ends, let the writer finish what it was given first, so that a
+    // resume right after finds every chunk that was written.
+    struct Drain(mpsc::Sender<WriteCmd>);
+    impl Drain {
+        async fn wait(&self) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if self.0.send(WriteCmd::Barrier(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        }
+    }
+    let drain = Drain(writer.clone());
+    let result = receive_loop(
+        conn, r, &out, options, cancel, progress, start, ev_tx, ev_rx, writer, written,
+    )
+    .await;
+    drain.wait().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn receive_loop(
+    conn: &Connection,
+    mut r: Receiver,
+    out: &Out,
+    options: &ReceiveOptions,
+    cancel: &Cancel,
+    progress: Option<watch::Sender<TransferProgress>>,
+    start: Instant,
+    ev_tx: mpsc::Sender<RecvEvent>,
+    mut ev_rx: mpsc::Receiver<RecvEvent>,
+    writer: mpsc::Sender<WriteCmd>,
+    written: Arc<AtomicU64>,
+) -> Result<ReceiveSummary, FileTransferError> {
+    // Verified bytes handed to the writer; progress counts only those it wrote (so a receiver
+    // killed right after a progress report has at least that much on disk).
+    let mut queued: u64 = 0;
     let mut sends: HashMap<Channel, SendStream> = HashMap::new();
-    let mut files: HashMap<FileId, Arc<std::fs::File>> = HashMap::new();
+    // Fails the transfer for a disk error: tells the sender (WRITE_FAILED, with the path and
+    // the OS's words) and returns the local error, naming the temporary file kept for resume.
+    macro_rules! disk_failed {
+        ($file:expr, $path:expr, $err:expr) => {{
+            let (path, err): (&Path, &std::io::Error) = ($path, $err);
+            let rel = r
+                .manifest()
+                .and_then(|m| m.entry($file))
+                .map(|e| e.path().to_owned())
+                .unwrap_or_default();
+            r.write_failed($file, &format!("{rel}: {}", describe_io(err)));
+            flush_sends(&mut r, &mut sends).await;
+            let partial = (!rel.is_empty())
+                .then(|| out.temp_path(&rel))
+                .filter(|t| options.resume && t.exists());
+            return Err(FileTransferError::Write {
+                path: path.to_owned(),
+                reason: describe_io(err),
+                kind: err.kind(),
+                partial,
+            });
+        }};
+    }
     let mut already_final: Vec<bool> = Vec::new();
     let mut last_report = Instant::now();
-    let report = |r: &Receiver, finished: bool| {
+    let report = |r: &Receiver, unwritten: u64, finished: bool| {
         let Some(p) = &progress else { return };
         let pr = r.progress();
         let mut t = TransferProgress {
             bytes_total: pr.bytes_total,
-            bytes_done: pr.bytes_done,
+            bytes_done: pr.bytes_done.saturating_sub(unwritten),
             bytes_resumed: pr.bytes_resumed,
             wire_bytes: pr.bytes_received,
             files_total: pr.files_total,
@@ -837,7 +984,7 @@ async fn receive_inner(
                         continue;
                     };
                     already_final = vec![false; m.entries().len()];
-                    let checks = resume_scan(&m, &out, options).await?;
+                    let checks = resume_scan(&m, out, options).await?;
                     for (i, chunk, hash) in checks.hashes {
                         r.have_chunk_hash(FileId(i), chunk, &hash)?;
                     }
@@ -851,7 +998,9 @@ async fn receive_inner(
                 Action::CreateDir { file } => {
                     if let Some(e) = r.manifest().and_then(|m| m.entry(file)) {
                         let p = out.final_path(e.path());
-                        std::fs::create_dir_all(&p).map_err(|err| write_err(&p, &err))?;
+                        if let Err(err) = std::fs::create_dir_all(&p) {
+                            disk_failed!(file, &p, &err);
+                        }
                         let _ = std::fs::set_permissions(
                             &p,
                             std::fs::Permissions::from_mode(e.mode() | 0o700),
@@ -871,45 +1020,46 @@ async fn receive_inner(
                     else {
                         continue;
                     };
-                    let temp = out.temp_path(&path);
-                    let f = match files.get(&file) {
-                        Some(f) => f.clone(),
-                        None => {
-                            let f = open_temp(&temp).map_err(|err| write_err(&temp, &err))?;
-                            files.insert(file, f.clone());
-                            f
-                        }
+                    queued += bytes.len() as u64;
+                    let cmd = WriteCmd::Chunk {
+                        file,
+                        temp: out.temp_path(&path),
+                        offset,
+                        bytes,
                     };
-                    let res = tokio::task::spawn_blocking(move || f.write_all_at(&bytes, offset))
-                        .await
-                        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-                    if let Err(err) = res {
-                        r.write_failed(file, &describe_io(&err));
-                        flush_sends(&mut r, &mut sends).await;
-                        return Err(write_err(&out.final_path(&path), &err));
+                    if writer.send(cmd).await.is_err() {
+                        let err = std::io::Error::other("the disk writer stopped");
+                        disk_failed!(file, &out.temp_path(&path), &err);
                     }
                 }
                 Action::FileComplete { file } => {
                     let Some(e) = r.manifest().and_then(|m| m.entry(file)).cloned() else {
                         continue;
                     };
-                    let handle = files.remove(&file);
-                    if already_final.get(file.index()).copied().unwrap_or(false) {
-                        continue;
-                    }
-                    let temp = out.temp_path(e.path());
-                    let fin = out.final_path(e.path());
-                    let (size, mode) = (e.size(), e.mode());
-                    let (t2, f2) = (temp.clone(), fin.clone());
-                    let res = tokio::task::spawn_blocking(move || {
-                        finish_file(handle, &t2, &f2, size, mode)
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-                    if let Err(err) = res {
-                        r.write_failed(file, &describe_io(&err));
-                        flush_sends(&mut r, &mut sends).await;
-                        return Err(write_err(&fin, &err));
+                    let (reply, done) = tokio::sync::oneshot::channel();
+                    let cmd = if already_final.get(file.index()).copied().unwrap_or(false) {
+                        WriteCmd::Barrier(reply)
+                    } else {
+                        WriteCmd::Finish {
+                            file,
+                            temp: out.temp_path(e.path()),
+                            fin: out.final_path(e.path()),
+                            size: e.size(),
+                            mode: e.mode(),
+                            reply,
+                        }
+                    };
+                    let res = match writer.send(cmd).await {
+                        Ok(()) => done.await.ok(),
+                        Err(_) => None,
+                    };
+                    match res {
+                        Some(Ok(())) => {}
+                        Some(Err(f)) => disk_failed!(f.file, &f.path, &f.error),
+                        None => {
+                            let err = std::io::Error::other("the disk writer stopped");
+                            disk_failed!(file, &out.temp_path(e.path()), &err);
+                        }
                     }
                 }
                 Action::Finished => {
@@ -919,7 +1069,11 @@ async fn receive_inner(
                         let _ = s.finish();
                         let _ = tokio::time::timeout(Duration::from_secs(5), s.finished()).await;
                     }
-                    report(&r, true);
+                    report(
+                        &r,
+                        queued.saturating_sub(written.load(Ordering::Relaxed)),
+                        true,
+                    );
                     let pr = r.progress();
                     let root = r.manifest().map(|m| m.root()).unwrap_or(RootHash([0; 32]));
                     return Ok(ReceiveSummary {
@@ -941,13 +1095,21 @@ async fn receive_inner(
         }
         if last_report.elapsed() >= Duration::from_millis(100) {
             last_report = Instant::now();
-            report(&r, false);
+            report(
+                &r,
+                queued.saturating_sub(written.load(Ordering::Relaxed)),
+                false,
+            );
         }
-        if options
-            .stop_after_bytes
-            .is_some_and(|limit| r.progress().bytes_done >= limit)
-        {
-            report(&r, false);
+        if options.stop_after_bytes.is_some_and(|limit| {
+            let unwritten = queued.saturating_sub(written.load(Ordering::Relaxed));
+            r.progress().bytes_done.saturating_sub(unwritten) >= limit
+        }) {
+            report(
+                &r,
+                queued.saturating_sub(written.load(Ordering::Relaxed)),
+                false,
+            );
             r.cancel();
             flush_sends(&mut r, &mut sends).await;
             return Err(FileTransferError::Cancelled);
@@ -968,6 +1130,7 @@ async fn receive_inner(
                     return Err(e.into());
                 }
             }
+            Some(RecvEvent::WriteFailed(f)) => disk_failed!(f.file, &f.path, &f.error),
             Some(RecvEvent::End) | None => {
                 // A stream ended early. The sender's reason (an `Error` message on the control
                 // stream, or its connection close) may still be on its way on another stream, so
@@ -989,6 +1152,7 @@ async fn receive_inner(
                                 return Err(e.into());
                             }
                         }
+                        Some(RecvEvent::WriteFailed(f)) => disk_failed!(f.file, &f.path, &f.error),
                         Some(RecvEvent::End) => {}
                         None => break,
                     }
@@ -1018,44 +1182,6 @@ async fn flush_sends(r: &mut Receiver, sends: &mut HashMap<Channel, SendStream>)
         let _ = s.finish();
         let _ = tokio::time::timeout(Duration::from_millis(500), s.finished()).await;
     }
-}
-
-fn open_temp(path: &Path) -> std::io::Result<Arc<std::fs::File>> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
-    Ok(Arc::new(f))
-}
-
-/// Sets the length, fsyncs, applies the mode, renames into place and fsyncs the directory.
-fn finish_file(
-    handle: Option<Arc<std::fs::File>>,
-    temp: &Path,
-    fin: &Path,
-    size: u64,
-    mode: u32,
-) -> std::io::Result<()> {
-    let f = match handle {
-        Some(f) => f,
-        None => open_temp(temp)?,
-    };
-    f.set_len(size)?;
-    f.sync_all()?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    drop(f);
-    std::fs::rename(temp, fin)?;
-    if let Some(parent) = fin.parent() {
-        if let Ok(d) = std::fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }
 
 struct ResumeChecks {

@@ -418,8 +418,32 @@ impl Receiver {
 
     /// Reports that the caller could not store data for `file` (full disk, permissions): fails
     /// the transfer and tells the sender.
+    ///
+    /// This holds even after the last chunk verified, as long as the caller has not yet taken
+    /// the `Done` message from [`Receiver::poll_action`]: a failed write or rename of the last
+    /// file withdraws the queued `Done` (and [`Action::Finished`]), so the sender never hears
+    /// "done" for a file that is not in place.
     pub fn write_failed(&mut self, file: FileId, reason: &str) {
-        if matches!(self.state, State::Finished | State::Failed) {
+        if self.state == State::Finished {
+            let done = Message::Done.encode();
+            let queued = self.actions.iter().any(|a| matches!(a, Action::Finished));
+            let done_queued = self.actions.iter().any(
+                |a| matches!(a, Action::Send { channel: Channel::Control, bytes } if *bytes == done),
+            );
+            if !(queued && done_queued) {
+                return;
+            }
+            self.actions.retain(|a| match a {
+                Action::Finished => false,
+                Action::Send {
+                    channel: Channel::Control,
+                    bytes,
+                } => *bytes != done,
+                _ => true,
+            });
+            self.state = State::Transferring;
+        }
+        if self.state == State::Failed {
             return;
         }
         self.fail(FileError::WriteFailed {

@@ -1559,3 +1559,62 @@ fn the_build_s_decoder_refuses_an_rle_bomb_and_decodes_the_same_frame_when_it_fi
         })
     ));
 }
+
+#[test]
+fn a_failed_write_of_the_last_file_withdraws_the_queued_done() {
+    let mut source = Files::new();
+    let bytes = data(9, 700);
+    source.insert("only".into(), bytes.clone());
+    let m = manifest_for(&source, &[], 1024);
+    let mut r = started_receiver(&m);
+    let mut wire = Message::ChunkHeader(ChunkHeader {
+        file: FileId(0),
+        index: 0,
+        len: 700,
+        codec: Codec::Raw,
+    })
+    .encode();
+    wire.extend_from_slice(&bytes);
+    r.handle_data(Channel::Data(0), &wire).unwrap();
+    assert!(matches!(r.poll_action(), Some(Action::WriteChunk { .. })));
+    assert!(matches!(
+        r.poll_action(),
+        Some(Action::FileComplete { file: FileId(0) })
+    ));
+    assert!(r.is_finished());
+    // The caller could not rename the file into place: no Done may leave.
+    r.write_failed(FileId(0), "only: no space left on device");
+    assert!(!r.is_finished());
+    assert!(matches!(r.error(), Some(FileError::WriteFailed { .. })));
+    let mut sent = Vec::new();
+    while let Some(a) = r.poll_action() {
+        match a {
+            Action::Send { channel, bytes } => {
+                assert_eq!(channel, Channel::Control);
+                sent.push(
+                    Message::decode(&bytes, MAX_MANIFEST_LEN)
+                        .unwrap()
+                        .unwrap()
+                        .0,
+                );
+            }
+            Action::Finished => panic!("Finished after a failed write"),
+            _ => {}
+        }
+    }
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    match &sent[0] {
+        Message::Error(e) => {
+            assert_eq!(e.code, ErrorCode::WRITE_FAILED);
+            assert!(e.reason.contains("no space left on device"), "{}", e.reason);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Once Done has been taken, a late failure changes nothing.
+    let mut r = started_receiver(&m);
+    r.handle_data(Channel::Data(0), &wire).unwrap();
+    while r.poll_action().is_some() {}
+    r.write_failed(FileId(0), "too late");
+    assert!(r.is_finished());
+    assert!(r.poll_action().is_none());
+}
