@@ -407,6 +407,9 @@ fn walk(
 pub struct SendOptions {
     /// Chunk compression (negotiated: used only if the receiver offers zstd).
     pub compression: Compression,
+    /// Trained zstd dictionaries to compress with, if the receiver holds one of them
+    /// (negotiated by content id in `Fetch`).
+    pub dictionaries: Vec<jsp_core::file::Dictionary>,
 }
 
 /// What a finished send moved.
@@ -428,7 +431,12 @@ enum SendEvent {
     Stream(StreamKey, mpsc::UnboundedSender<StreamCmd>),
     Data(StreamKey, Bytes),
     End,
-    Read(StreamKey, FileId, u64, Result<Bytes, String>),
+    Read(
+        StreamKey,
+        FileId,
+        u64,
+        Result<(Bytes, jsp_core::file::ChunkHash), String>,
+    ),
     AcceptFailed(ConnectionError),
 }
 
@@ -455,6 +463,7 @@ pub async fn send_files(
     let start = Instant::now();
     let config = SenderConfig {
         compression: options.compression,
+        dictionaries: options.dictionaries,
         ..SenderConfig::default()
     };
     let mut sender = Sender::new(source.manifest.clone(), config)?;
@@ -502,8 +511,8 @@ pub async fn send_files(
             }
             SendEvent::Data(key, bytes) => sender.handle_data(key, &bytes),
             SendEvent::End => Ok(()),
-            SendEvent::Read(key, file, index, Ok(bytes)) => {
-                sender.chunk_read(key, file, index, bytes)
+            SendEvent::Read(key, file, index, Ok((bytes, hash))) => {
+                sender.chunk_read_hashed(key, file, index, bytes, hash)
             }
             SendEvent::Read(_, file, _, Err(reason)) => {
                 sender.read_failed(file, &reason);
@@ -626,7 +635,7 @@ async fn read_stream<E: Send + 'static>(
     wrap: impl Fn(Option<Bytes>) -> E + Send + 'static,
 ) {
     loop {
-        match recv.read_chunk(256 << 10).await {
+        match recv.read_chunk(1 << 20).await {
             Ok(Some(bytes)) => {
                 if tx.send(wrap(Some(bytes))).await.is_err() {
                     return;
@@ -673,9 +682,15 @@ async fn stream_writer(
                 let read = match f {
                     Ok(f) => {
                         open = Some((file, f.clone()));
-                        tokio::task::spawn_blocking(move || read_at(&f, offset, len))
-                            .await
-                            .unwrap_or_else(|e| Err(e.to_string()))
+                        // Read and hash on the blocking pool, off the event loop.
+                        tokio::task::spawn_blocking(move || {
+                            read_at(&f, offset, len).map(|b| {
+                                let h = jsp_core::file::chunk_hash(&b);
+                                (b, h)
+                            })
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()))
                     }
                     Err(e) => Err(e),
                 };
@@ -748,6 +763,9 @@ pub struct ReceiveOptions {
     /// Stop, as if cancelled, once at least this many bytes are verified (kept ones included):
     /// a byte budget for one session, after which a later receive resumes. Default `None`.
     pub stop_after_bytes: Option<u64>,
+    /// Trained zstd dictionaries this receiver holds, most preferred first (at most 16); their
+    /// ids go out in `Fetch`. Default none.
+    pub dictionaries: Vec<jsp_core::file::Dictionary>,
 }
 
 impl Default for ReceiveOptions {
@@ -759,6 +777,7 @@ impl Default for ReceiveOptions {
             accept_zstd: true,
             overwrite: false,
             stop_after_bytes: None,
+            dictionaries: Vec::new(),
         }
     }
 }
@@ -842,6 +861,7 @@ async fn receive_inner(
         lanes: options.lanes,
         window: options.window,
         accept_zstd: options.accept_zstd,
+        dictionaries: options.dictionaries.clone(),
         ..ReceiverConfig::default()
     };
     let r = Receiver::new(id, config)?;

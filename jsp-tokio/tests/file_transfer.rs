@@ -444,6 +444,7 @@ async fn a_decompression_bomb_is_refused_and_ends_the_transfer() {
             index: 0,
             len: bomb.len() as u32,
             codec: Codec::Zstd,
+            dict: None,
         })
         .encode();
         wire.extend_from_slice(&bomb);

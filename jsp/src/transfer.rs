@@ -144,7 +144,10 @@ async fn send_inner(args: SendArgs) -> Result<(), CliError> {
                     let r = send_files(
                         &conn,
                         &source,
-                        SendOptions { compression },
+                        SendOptions {
+                            compression,
+                            ..SendOptions::default()
+                        },
                         cancel,
                         Some(tx),
                     )
