@@ -341,15 +341,33 @@ fn scan_blocking(paths: &[PathBuf], chunk_size: u32) -> Result<FileSource, FileT
         }
         let mut f = std::fs::File::open(&path).map_err(scan_err)?;
         let mut hasher = ChunkHasher::new(chunk_size);
+        // Each chunk's rolling checksum too, so a receiver with an older version of the file
+        // can find moved chunks in it (`jsp_core::delta`).
+        let mut weak = Vec::new();
+        let (mut wh, mut in_chunk) = (jsp_core::delta::WeakHasher::new(), 0usize);
         loop {
             let n = f.read(&mut buf).map_err(scan_err)?;
             if n == 0 {
                 break;
             }
-            hasher.update(buf.get(..n).unwrap_or_default());
+            let mut piece = buf.get(..n).unwrap_or_default();
+            hasher.update(piece);
+            while !piece.is_empty() {
+                let take = (chunk_size as usize - in_chunk).min(piece.len());
+                wh.update(piece.get(..take).unwrap_or_default());
+                in_chunk += take;
+                piece = piece.get(take..).unwrap_or_default();
+                if in_chunk == chunk_size as usize {
+                    weak.push(wh.finish());
+                    (wh, in_chunk) = (jsp_core::delta::WeakHasher::new(), 0);
+                }
+            }
+        }
+        if in_chunk > 0 {
+            weak.push(wh.finish());
         }
         let (size, hashes) = hasher.finish();
-        builder = builder.file(name.clone(), size, mode, hashes);
+        builder = builder.file_with_weak(name.clone(), size, mode, hashes, weak);
         sources.insert(name, path);
     }
     let manifest = builder.build()?;
@@ -1260,6 +1278,17 @@ async fn resume_scan(
                 if !overwrite {
                     return Err(FileTransferError::Exists { path: fin });
                 }
+                // An older version under the final name: find the new file's chunks in it
+                // (also where bytes were inserted or removed before them) and seed the
+                // temporary file with them, so only the changed regions travel.
+                if meta.is_file() && meta.len() <= DELTA_BASE_MAX {
+                    if let Ok(found) = seed_from_old(&fin, &temp, e) {
+                        checks
+                            .hashes
+                            .extend(found.into_iter().map(|(c, h)| (i, c, h)));
+                        continue;
+                    }
+                }
             }
             if resume {
                 let hashes = hash_file(&temp, e.chunk_size(), e.chunk_count());
@@ -1278,6 +1307,63 @@ async fn resume_scan(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|_| FileTransferError::Cancelled)?
+}
+
+/// Largest older file used as a delta base at resume (it is read into memory).
+const DELTA_BASE_MAX: u64 = 1 << 30;
+
+/// Looks for the chunks of entry `e` in the older file `old` by their rolling checksums
+/// ([`jsp_core::delta::find_blocks`], each hit verified by BLAKE3 against the manifest), writes
+/// every chunk found into the temporary file `temp` at its new offset, and returns the chunks
+/// now there with their hashes. The temporary file is recreated from scratch.
+fn seed_from_old(
+    old: &Path,
+    temp: &Path,
+    e: &jsp_core::file::Entry,
+) -> std::io::Result<Vec<(u64, jsp_core::file::ChunkHash)>> {
+    let weak = e.weak_hashes();
+    if weak.is_empty() || e.chunk_count() == 0 {
+        return Ok(Vec::new());
+    }
+    let base = std::fs::read(old)?;
+    let cs = e.chunk_size() as usize;
+    let mut wanted: HashMap<u32, Vec<u64>> = HashMap::new();
+    let mut short_last = None;
+    for (c, w) in weak.iter().enumerate() {
+        match e.chunk_span(c as u64) {
+            Some((_, len)) if len as usize == cs => wanted.entry(*w).or_default().push(c as u64),
+            Some((off, len)) => short_last = Some((c as u64, off, len)),
+            None => {}
+        }
+    }
+    let mut found = jsp_core::delta::find_blocks(&base, cs, &wanted, |c, bytes| {
+        e.chunk_hash(c) == Some(&jsp_core::file::chunk_hash(bytes))
+    });
+    // The short last chunk, at the end of the old file.
+    if let Some((c, _, len)) = short_last {
+        let start = base.len().saturating_sub(len as usize);
+        if let Some(tail) = base.get(start..) {
+            if tail.len() == len as usize
+                && e.chunk_hash(c) == Some(&jsp_core::file::chunk_hash(tail))
+            {
+                found.push((start as u64, c));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(temp);
+    let f = file_io::open_temp(temp)?;
+    let mut out = Vec::with_capacity(found.len());
+    for (off, c) in found {
+        let Some((new_off, len)) = e.chunk_span(c) else {
+            continue;
+        };
+        let Some(bytes) = base.get(off as usize..off as usize + len as usize) else {
+            continue;
+        };
+        f.write_all_at(bytes, new_off)?;
+        out.push((c, jsp_core::file::chunk_hash(bytes)));
+    }
+    Ok(out)
 }
 
 /// BLAKE3 hashes of the first `count` whole chunks of `path` (shorter at the end of the file;

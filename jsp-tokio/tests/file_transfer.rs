@@ -735,3 +735,53 @@ fn is_root() -> bool {
     let out = std::process::Command::new("id").arg("-u").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
+
+/// The receiver holds an older version of the file (the new one has 1,000 bytes inserted in
+/// the middle): with overwriting allowed, resume finds the new file's chunks in the old one by
+/// their rolling checksums (`jsp_core::delta`), also those shifted by the insertion, so only
+/// the chunk holding the insertion and the short last chunk travel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_version_on_disk_means_only_the_changed_region_moves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = data(21, 8 << 20);
+    let mut new = old.clone();
+    let insert_at = 3_000_000;
+    new.splice(insert_at..insert_at, data(22, 1000));
+    let src_dir = tmp.path().join("src");
+    std::fs::create_dir_all(&src_dir).unwrap();
+    let path = src_dir.join("state.db");
+    std::fs::write(&path, &new).unwrap();
+    let chunk: u32 = 64 << 10;
+    let source = FileSource::scan(vec![path.clone()], chunk).await.unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("state.db"), &old).unwrap();
+    let p = pair();
+    let (got, sent) = p
+        .transfer(
+            &source,
+            source.transfer_id(),
+            &out,
+            ReceiveOptions {
+                overwrite: true,
+                ..ReceiveOptions::default()
+            },
+            Cancel::new(),
+            None,
+        )
+        .await;
+    let got = got.unwrap();
+    sent.unwrap();
+    assert!(std::fs::read(out.join("state.db")).unwrap() == new);
+    let moved = got.bytes_total - got.bytes_resumed;
+    println!(
+        "new version {} bytes (1000 inserted at {insert_at}), chunks of {chunk}: {} found in the \
+         old version, {moved} bytes moved ({} on the wire)",
+        got.bytes_total, got.bytes_resumed, got.wire_bytes
+    );
+    // The chunk holding the insertion and the short last chunk (its content shifted too).
+    let last = got.bytes_total % u64::from(chunk);
+    assert!(moved <= u64::from(chunk) * 2 + last, "{moved}");
+    assert_eq!(got.wire_bytes, moved);
+    assert!(no_part_files(&out));
+}

@@ -162,11 +162,45 @@ pub fn weak_hash(block: &[u8]) -> u32 {
     Rolling::new(block).digest()
 }
 
+/// [`weak_hash`] of a block fed in pieces of any size (the block's length is known only at
+/// the end): `b = n·a − Σ i·xᵢ`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WeakHasher {
+    a: u32,
+    s: u32,
+    n: u32,
+}
+
+impl WeakHasher {
+    /// A hasher for an empty block.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends bytes to the block.
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &x in bytes {
+            let x = u32::from(x);
+            self.a = self.a.wrapping_add(x);
+            self.s = self.s.wrapping_add(self.n.wrapping_mul(x));
+            self.n = self.n.wrapping_add(1);
+        }
+    }
+
+    /// The block's [`weak_hash`].
+    pub fn finish(&self) -> u32 {
+        let b = self.n.wrapping_mul(self.a).wrapping_sub(self.s);
+        (self.a & 0xffff) | (b << 16)
+    }
+}
+
 /// Finds blocks of `block_size` bytes in `old` whose rolling checksum is a key of `wanted` and
 /// for which `verify(block index, bytes)` agrees (a strong hash): the zsync side of block
 /// matching. Returns `(old offset, block index)` pairs, at most one per block index, in the order
 /// found. `wanted` maps a weak checksum to the block indices that have it. Work is O(old)
-/// checksum updates plus one `verify` per checksum hit.
+/// checksum updates plus one `verify` per checksum hit, and at most
+/// `2 × (old.len() / block_size) + 64` calls to `verify` in all: weak checksums that come from
+/// a peer cannot turn the search into a strong hash at every byte offset.
 pub fn find_blocks(
     old: &[u8],
     block_size: usize,
@@ -179,13 +213,21 @@ pub fn find_blocks(
         return found;
     }
     let mut pos = 0usize;
+    let mut budget = 2 * (old.len() / block_size) + 64;
     let mut r = Rolling::new(old.get(..block_size).unwrap_or_default());
     loop {
         let mut matched = false;
         if let Some(candidates) = wanted.get(&r.digest()) {
             let window = old.get(pos..pos + block_size).unwrap_or_default();
             for &idx in candidates {
-                if !seen.contains(&idx) && verify(idx, window) {
+                if seen.contains(&idx) {
+                    continue;
+                }
+                if budget == 0 {
+                    return found;
+                }
+                budget -= 1;
+                if verify(idx, window) {
                     seen.insert(idx);
                     found.push((pos as u64, idx));
                     matched = true;

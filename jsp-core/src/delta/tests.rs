@@ -235,3 +235,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn weak_hasher_fed_in_pieces_equals_the_rolling_checksum() {
+    let data = pseudo(8, 5000);
+    for cut in [0, 1, 17, 2500, 4999, 5000] {
+        let mut h = WeakHasher::new();
+        h.update(&data[..cut]);
+        h.update(&data[cut..]);
+        assert_eq!(h.finish(), weak_hash(&data), "cut at {cut}");
+    }
+}
+
+#[test]
+fn hostile_weak_checksums_cannot_force_a_strong_check_at_every_offset() {
+    let old = vec![7u8; 1 << 16];
+    // Every window of the old data has this checksum; the peer claims 100 blocks have it.
+    let mut wanted = HashMap::new();
+    wanted.insert(weak_hash(&old[..64]), (0..100).collect::<Vec<u64>>());
+    let mut calls = 0;
+    let found = find_blocks(&old, 64, &wanted, |_, _| {
+        calls += 1;
+        false
+    });
+    println!("verify calls: {calls} for {} bytes", old.len());
+    assert!(found.is_empty());
+    assert!(calls <= 2 * (old.len() / 64) + 64);
+}
