@@ -82,33 +82,46 @@ async fn loopback(opts: &FileOptions, run: &mut FileRun) -> BenchResult<()> {
     let expect = hash_file(&src)?;
     let (mut jsp, mut jsp_total, mut scan, mut quinn) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut jsp_cpu, mut quinn_cpu) = (Vec::new(), Vec::new());
     for round in 0..opts.rounds {
         for turn in 0..2 {
             // Round 0 runs JSP first, round 1 quinn first, and so on.
             if (round + turn) % 2 == 0 {
                 let out = tmp.path().join("jsp-out");
+                let cpu0 = process_cpu_seconds();
                 let t = jsp_once(&src, &out).await?;
+                let cpu = process_cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
                 check_copy(&out.join("source.bin"), &expect)?;
                 std::fs::remove_dir_all(&out)?;
                 eprintln!(
-                    "round {round}: jsp {:.3} s (+ scan {:.3} s)",
+                    "round {round}: jsp {:.3} s (+ scan {:.3} s), {:.2} CPU s",
                     t.transfer.as_secs_f64(),
-                    t.scan.as_secs_f64()
+                    t.scan.as_secs_f64(),
+                    cpu.unwrap_or(f64::NAN)
                 );
+                jsp_cpu.extend(cpu);
                 jsp.push(t.transfer.as_secs_f64());
                 scan.push(t.scan.as_secs_f64());
                 jsp_total.push((t.transfer + t.scan).as_secs_f64());
             } else {
                 let out = tmp.path().join("quinn-out.bin");
+                let cpu0 = process_cpu_seconds();
                 let t = quinn_once(&src, &out).await?;
+                let cpu = process_cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
                 check_copy(&out, &expect)?;
-                eprintln!("round {round}: quinn {:.3} s", t.as_secs_f64());
+                eprintln!(
+                    "round {round}: quinn {:.3} s, {:.2} CPU s",
+                    t.as_secs_f64(),
+                    cpu.unwrap_or(f64::NAN)
+                );
+                quinn_cpu.extend(cpu);
                 quinn.push(t.as_secs_f64());
             }
         }
     }
     drop(tmp);
     let (j, jt, s, q) = (median(jsp), median(jsp_total), median(scan), median(quinn));
+    let (jc, qc) = (median(jsp_cpu), median(quinn_cpu));
     let mb = opts.file_bytes as f64 / 1e6;
     let rec = |implementation, metric, value: Option<f64>, unit| Record {
         bench: "file-loopback",
@@ -125,6 +138,8 @@ async fn loopback(opts: &FileOptions, run: &mut FileRun) -> BenchResult<()> {
     emit(run, rec("quinn", "goodput", q.map(|t| mb / t), "MB/s"));
     let ratio = j.zip(q).map(|(j, q)| j / q);
     emit(run, rec("jsp", "time-ratio-vs-quinn", ratio, "x"));
+    emit(run, rec("jsp", "cpu-time", jc, "s"));
+    emit(run, rec("quinn", "cpu-time", qc, "s"));
     let mut table = Table::default();
     table.row("file-loopback", "time", "s", j, q, Better::Lower, "≤ 0.8");
     table.row(
@@ -133,6 +148,15 @@ async fn loopback(opts: &FileOptions, run: &mut FileRun) -> BenchResult<()> {
         "s",
         jt,
         q,
+        Better::Lower,
+        "–",
+    );
+    table.row(
+        "file-loopback",
+        "CPU time (user + system, both ends)",
+        "s",
+        jc,
+        qc,
         Better::Lower,
         "–",
     );
@@ -167,6 +191,19 @@ async fn loopback(opts: &FileOptions, run: &mut FileRun) -> BenchResult<()> {
         ratio.map_or("–".to_string(), |r| format!("{r:.2} (target ≤ 0.80)"))
     );
     Ok(())
+}
+
+/// User plus system CPU seconds this process used so far (both ends of a loopback run live
+/// in it), from `/proc/self/stat`; `None` where that is not available.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    // Clock ticks: 100 per second on Linux for every supported architecture.
+    Some((utime + stime) / 100.0)
 }
 
 fn simulated(opts: &FileOptions, run: &mut FileRun) -> BenchResult<()> {

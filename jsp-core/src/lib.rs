@@ -36,6 +36,7 @@ pub mod config;
 pub mod congestion;
 pub mod connection;
 pub mod crypto;
+pub mod delta;
 pub mod endpoint;
 pub mod error;
 pub mod file;

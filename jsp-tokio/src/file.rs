@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,10 @@ use jsp_core::file::{
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::{Connection, ConnectionError, RecvStream, SendStream};
+
+#[path = "file_io.rs"]
+mod file_io;
+use file_io::{WriteCmd, WriteFailure};
 
 /// Application close code after a successful transfer.
 pub const CLOSE_DONE: u64 = 0;
@@ -67,13 +71,21 @@ pub enum FileTransferError {
     /// The connection failed.
     #[error(transparent)]
     Connection(#[from] ConnectionError),
-    /// A received file could not be stored.
-    #[error("cannot write {path}: {reason}")]
+    /// A received file could not be stored (a full disk, a read-only file system, a directory
+    /// the receiver may not write to). The sender is told (code WRITE_FAILED). A temporary file
+    /// with the chunks verified so far is kept beside the final name for a later resume: run
+    /// the same receive again once the cause is fixed.
+    #[error("cannot write {path}: {reason}{}", partial_hint(.partial.as_deref()))]
     Write {
-        /// The file's final path.
+        /// The path the operating system refused (the temporary file, the final name or a
+        /// directory).
         path: PathBuf,
-        /// What the operating system said, in words.
+        /// What the operating system said, in words ("no space left on device", ...).
         reason: String,
+        /// The kind of the I/O error (`StorageFull`, `PermissionDenied`, ...).
+        kind: ErrorKind,
+        /// The temporary file kept for resume, if one exists.
+        partial: Option<PathBuf>,
     },
     /// A file to receive exists already with other contents.
     #[error(
@@ -89,6 +101,67 @@ pub enum FileTransferError {
     /// The transfer was cancelled locally.
     #[error("transfer cancelled")]
     Cancelled,
+}
+
+fn partial_hint(partial: Option<&Path>) -> String {
+    match partial {
+        Some(p) => format!(
+            " (the verified part is kept in {}: fix the cause and receive again to resume)",
+            p.display()
+        ),
+        None => String::new(),
+    }
+}
+
+impl FileTransferError {
+    /// A short, stable name for the kind of failure, for scripts: "no_space",
+    /// "permission_denied", "read_only", "write_failed", "read_failed", "source_changed",
+    /// "exists", "unknown_transfer", "corrupt", "protocol", "connection", "cancelled", "scan",
+    /// "bad_path" or "peer_<code>".
+    pub fn kind_name(&self) -> String {
+        use jsp_core::file::ErrorCode;
+        let io = |k: ErrorKind| match k {
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Some("no_space"),
+            ErrorKind::PermissionDenied => Some("permission_denied"),
+            ErrorKind::ReadOnlyFilesystem => Some("read_only"),
+            _ => None,
+        };
+        match self {
+            Self::Scan { source, .. } => io(source.kind()).unwrap_or("scan").into(),
+            Self::BadPath { .. } => "bad_path".into(),
+            Self::Manifest(_) => "protocol".into(),
+            Self::Write { kind, .. } => io(*kind).unwrap_or("write_failed").into(),
+            Self::Exists { .. } => "exists".into(),
+            Self::StreamEnded | Self::Connection(_) => "connection".into(),
+            Self::Cancelled => "cancelled".into(),
+            Self::Protocol(e) => match e {
+                FileError::Peer { code, .. } => match code.name() {
+                    Some(n) => format!("peer_{}", n.to_ascii_lowercase()),
+                    None => format!("peer_{}", code.0),
+                },
+                e => match e.code() {
+                    ErrorCode::SOURCE_CHANGED => "source_changed".into(),
+                    ErrorCode::READ_FAILED => "read_failed".into(),
+                    ErrorCode::WRITE_FAILED => "write_failed".into(),
+                    ErrorCode::UNKNOWN_TRANSFER => "unknown_transfer".into(),
+                    ErrorCode::CORRUPT => "corrupt".into(),
+                    ErrorCode::CANCELLED => "cancelled".into(),
+                    _ => "protocol".into(),
+                },
+            },
+        }
+    }
+
+    /// The local path the failure concerns, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Scan { path, .. }
+            | Self::BadPath { path, .. }
+            | Self::Write { path, .. }
+            | Self::Exists { path } => Some(path),
+            _ => None,
+        }
+    }
 }
 
 /// A cancellation handle: clone it, keep one, and call [`Cancel::cancel`] to stop the transfer
@@ -268,15 +341,33 @@ fn scan_blocking(paths: &[PathBuf], chunk_size: u32) -> Result<FileSource, FileT
         }
         let mut f = std::fs::File::open(&path).map_err(scan_err)?;
         let mut hasher = ChunkHasher::new(chunk_size);
+        // Each chunk's rolling checksum too, so a receiver with an older version of the file
+        // can find moved chunks in it (`jsp_core::delta`).
+        let mut weak = Vec::new();
+        let (mut wh, mut in_chunk) = (jsp_core::delta::WeakHasher::new(), 0usize);
         loop {
             let n = f.read(&mut buf).map_err(scan_err)?;
             if n == 0 {
                 break;
             }
-            hasher.update(buf.get(..n).unwrap_or_default());
+            let mut piece = buf.get(..n).unwrap_or_default();
+            hasher.update(piece);
+            while !piece.is_empty() {
+                let take = (chunk_size as usize - in_chunk).min(piece.len());
+                wh.update(piece.get(..take).unwrap_or_default());
+                in_chunk += take;
+                piece = piece.get(take..).unwrap_or_default();
+                if in_chunk == chunk_size as usize {
+                    weak.push(wh.finish());
+                    (wh, in_chunk) = (jsp_core::delta::WeakHasher::new(), 0);
+                }
+            }
+        }
+        if in_chunk > 0 {
+            weak.push(wh.finish());
         }
         let (size, hashes) = hasher.finish();
-        builder = builder.file(name.clone(), size, mode, hashes);
+        builder = builder.file_with_weak(name.clone(), size, mode, hashes, weak);
         sources.insert(name, path);
     }
     let manifest = builder.build()?;
@@ -334,6 +425,9 @@ fn walk(
 pub struct SendOptions {
     /// Chunk compression (negotiated: used only if the receiver offers zstd).
     pub compression: Compression,
+    /// Trained zstd dictionaries to compress with, if the receiver holds one of them
+    /// (negotiated by content id in `Fetch`).
+    pub dictionaries: Vec<jsp_core::file::Dictionary>,
 }
 
 /// What a finished send moved.
@@ -355,7 +449,12 @@ enum SendEvent {
     Stream(StreamKey, mpsc::UnboundedSender<StreamCmd>),
     Data(StreamKey, Bytes),
     End,
-    Read(StreamKey, FileId, u64, Result<Bytes, String>),
+    Read(
+        StreamKey,
+        FileId,
+        u64,
+        Result<(Bytes, jsp_core::file::ChunkHash), String>,
+    ),
     AcceptFailed(ConnectionError),
 }
 
@@ -382,6 +481,7 @@ pub async fn send_files(
     let start = Instant::now();
     let config = SenderConfig {
         compression: options.compression,
+        dictionaries: options.dictionaries,
         ..SenderConfig::default()
     };
     let mut sender = Sender::new(source.manifest.clone(), config)?;
@@ -429,8 +529,8 @@ pub async fn send_files(
             }
             SendEvent::Data(key, bytes) => sender.handle_data(key, &bytes),
             SendEvent::End => Ok(()),
-            SendEvent::Read(key, file, index, Ok(bytes)) => {
-                sender.chunk_read(key, file, index, bytes)
+            SendEvent::Read(key, file, index, Ok((bytes, hash))) => {
+                sender.chunk_read_hashed(key, file, index, bytes, hash)
             }
             SendEvent::Read(_, file, _, Err(reason)) => {
                 sender.read_failed(file, &reason);
@@ -553,7 +653,7 @@ async fn read_stream<E: Send + 'static>(
     wrap: impl Fn(Option<Bytes>) -> E + Send + 'static,
 ) {
     loop {
-        match recv.read_chunk(256 << 10).await {
+        match recv.read_chunk(1 << 20).await {
             Ok(Some(bytes)) => {
                 if tx.send(wrap(Some(bytes))).await.is_err() {
                     return;
@@ -600,9 +700,15 @@ async fn stream_writer(
                 let read = match f {
                     Ok(f) => {
                         open = Some((file, f.clone()));
-                        tokio::task::spawn_blocking(move || read_at(&f, offset, len))
-                            .await
-                            .unwrap_or_else(|e| Err(e.to_string()))
+                        // Read and hash on the blocking pool, off the event loop.
+                        tokio::task::spawn_blocking(move || {
+                            read_at(&f, offset, len).map(|b| {
+                                let h = jsp_core::file::chunk_hash(&b);
+                                (b, h)
+                            })
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()))
                     }
                     Err(e) => Err(e),
                 };
@@ -650,6 +756,7 @@ pub fn describe_io(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(28) => "no space left on device".into(),
         Some(122) => "disk quota exceeded".into(),
+        Some(30) => "read-only file system".into(),
         _ => match e.kind() {
             ErrorKind::PermissionDenied => "permission denied".into(),
             ErrorKind::NotFound => "no such file or directory".into(),
@@ -674,6 +781,9 @@ pub struct ReceiveOptions {
     /// Stop, as if cancelled, once at least this many bytes are verified (kept ones included):
     /// a byte budget for one session, after which a later receive resumes. Default `None`.
     pub stop_after_bytes: Option<u64>,
+    /// Trained zstd dictionaries this receiver holds, most preferred first (at most 16); their
+    /// ids go out in `Fetch`. Default none.
+    pub dictionaries: Vec<jsp_core::file::Dictionary>,
 }
 
 impl Default for ReceiveOptions {
@@ -685,6 +795,7 @@ impl Default for ReceiveOptions {
             accept_zstd: true,
             overwrite: false,
             stop_after_bytes: None,
+            dictionaries: Vec::new(),
         }
     }
 }
@@ -711,6 +822,7 @@ pub struct ReceiveSummary {
 enum RecvEvent {
     Data(Channel, Bytes),
     End,
+    WriteFailed(WriteFailure),
 }
 
 struct Out {
@@ -767,9 +879,10 @@ async fn receive_inner(
         lanes: options.lanes,
         window: options.window,
         accept_zstd: options.accept_zstd,
+        dictionaries: options.dictionaries.clone(),
         ..ReceiverConfig::default()
     };
-    let mut r = Receiver::new(id, config)?;
+    let r = Receiver::new(id, config)?;
     let out = Out {
         dir: out_dir.to_owned(),
         id_tag: id.to_string().chars().take(8).collect(),
@@ -777,19 +890,91 @@ async fn receive_inner(
     let write_err = |path: &Path, e: &std::io::Error| FileTransferError::Write {
         path: path.to_owned(),
         reason: describe_io(e),
+        kind: e.kind(),
+        partial: None,
     };
+    let (ev_tx, ev_rx) = mpsc::channel::<RecvEvent>(256);
+    let written = Arc::new(AtomicU64::new(0));
     std::fs::create_dir_all(out_dir).map_err(|e| write_err(out_dir, &e))?;
-    let (ev_tx, mut ev_rx) = mpsc::channel::<RecvEvent>(256);
+    let writer = {
+        let ev_tx = ev_tx.clone();
+        file_io::spawn_writer(
+            move |f| {
+                let _ = ev_tx.blocking_send(RecvEvent::WriteFailed(f));
+            },
+            written.clone(),
+        )
+        .map_err(|e| write_err(out_dir, &e))?
+    };
+    // However this receive ends, let the writer finish what it was given first, so that a
+    // resume right after finds every chunk that was written.
+    struct Drain(mpsc::Sender<WriteCmd>);
+    impl Drain {
+        async fn wait(&self) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if self.0.send(WriteCmd::Barrier(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        }
+    }
+    let drain = Drain(writer.clone());
+    let result = receive_loop(
+        conn, r, &out, options, cancel, progress, start, ev_tx, ev_rx, writer, written,
+    )
+    .await;
+    drain.wait().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn receive_loop(
+    conn: &Connection,
+    mut r: Receiver,
+    out: &Out,
+    options: &ReceiveOptions,
+    cancel: &Cancel,
+    progress: Option<watch::Sender<TransferProgress>>,
+    start: Instant,
+    ev_tx: mpsc::Sender<RecvEvent>,
+    mut ev_rx: mpsc::Receiver<RecvEvent>,
+    writer: mpsc::Sender<WriteCmd>,
+    written: Arc<AtomicU64>,
+) -> Result<ReceiveSummary, FileTransferError> {
+    // Verified bytes handed to the writer; progress counts only those it wrote (so a receiver
+    // killed right after a progress report has at least that much on disk).
+    let mut queued: u64 = 0;
     let mut sends: HashMap<Channel, SendStream> = HashMap::new();
-    let mut files: HashMap<FileId, Arc<std::fs::File>> = HashMap::new();
+    // Fails the transfer for a disk error: tells the sender (WRITE_FAILED, with the path and
+    // the OS's words) and returns the local error, naming the temporary file kept for resume.
+    macro_rules! disk_failed {
+        ($file:expr, $path:expr, $err:expr) => {{
+            let (path, err): (&Path, &std::io::Error) = ($path, $err);
+            let rel = r
+                .manifest()
+                .and_then(|m| m.entry($file))
+                .map(|e| e.path().to_owned())
+                .unwrap_or_default();
+            r.write_failed($file, &format!("{rel}: {}", describe_io(err)));
+            flush_sends(&mut r, &mut sends).await;
+            let partial = (!rel.is_empty())
+                .then(|| out.temp_path(&rel))
+                .filter(|t| options.resume && t.exists());
+            return Err(FileTransferError::Write {
+                path: path.to_owned(),
+                reason: describe_io(err),
+                kind: err.kind(),
+                partial,
+            });
+        }};
+    }
     let mut already_final: Vec<bool> = Vec::new();
     let mut last_report = Instant::now();
-    let report = |r: &Receiver, finished: bool| {
+    let report = |r: &Receiver, unwritten: u64, finished: bool| {
         let Some(p) = &progress else { return };
         let pr = r.progress();
         let mut t = TransferProgress {
             bytes_total: pr.bytes_total,
-            bytes_done: pr.bytes_done,
+            bytes_done: pr.bytes_done.saturating_sub(unwritten),
             bytes_resumed: pr.bytes_resumed,
             wire_bytes: pr.bytes_received,
             files_total: pr.files_total,
@@ -837,7 +1022,7 @@ async fn receive_inner(
                         continue;
                     };
                     already_final = vec![false; m.entries().len()];
-                    let checks = resume_scan(&m, &out, options).await?;
+                    let checks = resume_scan(&m, out, options).await?;
                     for (i, chunk, hash) in checks.hashes {
                         r.have_chunk_hash(FileId(i), chunk, &hash)?;
                     }
@@ -851,7 +1036,9 @@ async fn receive_inner(
                 Action::CreateDir { file } => {
                     if let Some(e) = r.manifest().and_then(|m| m.entry(file)) {
                         let p = out.final_path(e.path());
-                        std::fs::create_dir_all(&p).map_err(|err| write_err(&p, &err))?;
+                        if let Err(err) = std::fs::create_dir_all(&p) {
+                            disk_failed!(file, &p, &err);
+                        }
                         let _ = std::fs::set_permissions(
                             &p,
                             std::fs::Permissions::from_mode(e.mode() | 0o700),
@@ -871,45 +1058,46 @@ async fn receive_inner(
                     else {
                         continue;
                     };
-                    let temp = out.temp_path(&path);
-                    let f = match files.get(&file) {
-                        Some(f) => f.clone(),
-                        None => {
-                            let f = open_temp(&temp).map_err(|err| write_err(&temp, &err))?;
-                            files.insert(file, f.clone());
-                            f
-                        }
+                    queued += bytes.len() as u64;
+                    let cmd = WriteCmd::Chunk {
+                        file,
+                        temp: out.temp_path(&path),
+                        offset,
+                        bytes,
                     };
-                    let res = tokio::task::spawn_blocking(move || f.write_all_at(&bytes, offset))
-                        .await
-                        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-                    if let Err(err) = res {
-                        r.write_failed(file, &describe_io(&err));
-                        flush_sends(&mut r, &mut sends).await;
-                        return Err(write_err(&out.final_path(&path), &err));
+                    if writer.send(cmd).await.is_err() {
+                        let err = std::io::Error::other("the disk writer stopped");
+                        disk_failed!(file, &out.temp_path(&path), &err);
                     }
                 }
                 Action::FileComplete { file } => {
                     let Some(e) = r.manifest().and_then(|m| m.entry(file)).cloned() else {
                         continue;
                     };
-                    let handle = files.remove(&file);
-                    if already_final.get(file.index()).copied().unwrap_or(false) {
-                        continue;
-                    }
-                    let temp = out.temp_path(e.path());
-                    let fin = out.final_path(e.path());
-                    let (size, mode) = (e.size(), e.mode());
-                    let (t2, f2) = (temp.clone(), fin.clone());
-                    let res = tokio::task::spawn_blocking(move || {
-                        finish_file(handle, &t2, &f2, size, mode)
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-                    if let Err(err) = res {
-                        r.write_failed(file, &describe_io(&err));
-                        flush_sends(&mut r, &mut sends).await;
-                        return Err(write_err(&fin, &err));
+                    let (reply, done) = tokio::sync::oneshot::channel();
+                    let cmd = if already_final.get(file.index()).copied().unwrap_or(false) {
+                        WriteCmd::Barrier(reply)
+                    } else {
+                        WriteCmd::Finish {
+                            file,
+                            temp: out.temp_path(e.path()),
+                            fin: out.final_path(e.path()),
+                            size: e.size(),
+                            mode: e.mode(),
+                            reply,
+                        }
+                    };
+                    let res = match writer.send(cmd).await {
+                        Ok(()) => done.await.ok(),
+                        Err(_) => None,
+                    };
+                    match res {
+                        Some(Ok(())) => {}
+                        Some(Err(f)) => disk_failed!(f.file, &f.path, &f.error),
+                        None => {
+                            let err = std::io::Error::other("the disk writer stopped");
+                            disk_failed!(file, &out.temp_path(e.path()), &err);
+                        }
                     }
                 }
                 Action::Finished => {
@@ -919,7 +1107,11 @@ async fn receive_inner(
                         let _ = s.finish();
                         let _ = tokio::time::timeout(Duration::from_secs(5), s.finished()).await;
                     }
-                    report(&r, true);
+                    report(
+                        &r,
+                        queued.saturating_sub(written.load(Ordering::Relaxed)),
+                        true,
+                    );
                     let pr = r.progress();
                     let root = r.manifest().map(|m| m.root()).unwrap_or(RootHash([0; 32]));
                     return Ok(ReceiveSummary {
@@ -941,13 +1133,21 @@ async fn receive_inner(
         }
         if last_report.elapsed() >= Duration::from_millis(100) {
             last_report = Instant::now();
-            report(&r, false);
+            report(
+                &r,
+                queued.saturating_sub(written.load(Ordering::Relaxed)),
+                false,
+            );
         }
-        if options
-            .stop_after_bytes
-            .is_some_and(|limit| r.progress().bytes_done >= limit)
-        {
-            report(&r, false);
+        if options.stop_after_bytes.is_some_and(|limit| {
+            let unwritten = queued.saturating_sub(written.load(Ordering::Relaxed));
+            r.progress().bytes_done.saturating_sub(unwritten) >= limit
+        }) {
+            report(
+                &r,
+                queued.saturating_sub(written.load(Ordering::Relaxed)),
+                false,
+            );
             r.cancel();
             flush_sends(&mut r, &mut sends).await;
             return Err(FileTransferError::Cancelled);
@@ -968,6 +1168,7 @@ async fn receive_inner(
                     return Err(e.into());
                 }
             }
+            Some(RecvEvent::WriteFailed(f)) => disk_failed!(f.file, &f.path, &f.error),
             Some(RecvEvent::End) | None => {
                 // A stream ended early. The sender's reason (an `Error` message on the control
                 // stream, or its connection close) may still be on its way on another stream, so
@@ -989,6 +1190,7 @@ async fn receive_inner(
                                 return Err(e.into());
                             }
                         }
+                        Some(RecvEvent::WriteFailed(f)) => disk_failed!(f.file, &f.path, &f.error),
                         Some(RecvEvent::End) => {}
                         None => break,
                     }
@@ -1018,44 +1220,6 @@ async fn flush_sends(r: &mut Receiver, sends: &mut HashMap<Channel, SendStream>)
         let _ = s.finish();
         let _ = tokio::time::timeout(Duration::from_millis(500), s.finished()).await;
     }
-}
-
-fn open_temp(path: &Path) -> std::io::Result<Arc<std::fs::File>> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
-    Ok(Arc::new(f))
-}
-
-/// Sets the length, fsyncs, applies the mode, renames into place and fsyncs the directory.
-fn finish_file(
-    handle: Option<Arc<std::fs::File>>,
-    temp: &Path,
-    fin: &Path,
-    size: u64,
-    mode: u32,
-) -> std::io::Result<()> {
-    let f = match handle {
-        Some(f) => f,
-        None => open_temp(temp)?,
-    };
-    f.set_len(size)?;
-    f.sync_all()?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    drop(f);
-    std::fs::rename(temp, fin)?;
-    if let Some(parent) = fin.parent() {
-        if let Ok(d) = std::fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }
 
 struct ResumeChecks {
@@ -1114,6 +1278,17 @@ async fn resume_scan(
                 if !overwrite {
                     return Err(FileTransferError::Exists { path: fin });
                 }
+                // An older version under the final name: find the new file's chunks in it
+                // (also where bytes were inserted or removed before them) and seed the
+                // temporary file with them, so only the changed regions travel.
+                if meta.is_file() && meta.len() <= DELTA_BASE_MAX {
+                    if let Ok(found) = seed_from_old(&fin, &temp, e) {
+                        checks
+                            .hashes
+                            .extend(found.into_iter().map(|(c, h)| (i, c, h)));
+                        continue;
+                    }
+                }
             }
             if resume {
                 let hashes = hash_file(&temp, e.chunk_size(), e.chunk_count());
@@ -1132,6 +1307,63 @@ async fn resume_scan(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|_| FileTransferError::Cancelled)?
+}
+
+/// Largest older file used as a delta base at resume (it is read into memory).
+const DELTA_BASE_MAX: u64 = 1 << 30;
+
+/// Looks for the chunks of entry `e` in the older file `old` by their rolling checksums
+/// ([`jsp_core::delta::find_blocks`], each hit verified by BLAKE3 against the manifest), writes
+/// every chunk found into the temporary file `temp` at its new offset, and returns the chunks
+/// now there with their hashes. The temporary file is recreated from scratch.
+fn seed_from_old(
+    old: &Path,
+    temp: &Path,
+    e: &jsp_core::file::Entry,
+) -> std::io::Result<Vec<(u64, jsp_core::file::ChunkHash)>> {
+    let weak = e.weak_hashes();
+    if weak.is_empty() || e.chunk_count() == 0 {
+        return Ok(Vec::new());
+    }
+    let base = std::fs::read(old)?;
+    let cs = e.chunk_size() as usize;
+    let mut wanted: HashMap<u32, Vec<u64>> = HashMap::new();
+    let mut short_last = None;
+    for (c, w) in weak.iter().enumerate() {
+        match e.chunk_span(c as u64) {
+            Some((_, len)) if len as usize == cs => wanted.entry(*w).or_default().push(c as u64),
+            Some((off, len)) => short_last = Some((c as u64, off, len)),
+            None => {}
+        }
+    }
+    let mut found = jsp_core::delta::find_blocks(&base, cs, &wanted, |c, bytes| {
+        e.chunk_hash(c) == Some(&jsp_core::file::chunk_hash(bytes))
+    });
+    // The short last chunk, at the end of the old file.
+    if let Some((c, _, len)) = short_last {
+        let start = base.len().saturating_sub(len as usize);
+        if let Some(tail) = base.get(start..) {
+            if tail.len() == len as usize
+                && e.chunk_hash(c) == Some(&jsp_core::file::chunk_hash(tail))
+            {
+                found.push((start as u64, c));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(temp);
+    let f = file_io::open_temp(temp)?;
+    let mut out = Vec::with_capacity(found.len());
+    for (off, c) in found {
+        let Some((new_off, len)) = e.chunk_span(c) else {
+            continue;
+        };
+        let Some(bytes) = base.get(off as usize..off as usize + len as usize) else {
+            continue;
+        };
+        f.write_all_at(bytes, new_off)?;
+        out.push((c, jsp_core::file::chunk_hash(bytes)));
+    }
+    Ok(out)
 }
 
 /// BLAKE3 hashes of the first `count` whole chunks of `path` (shorter at the end of the file;

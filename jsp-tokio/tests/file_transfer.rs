@@ -444,6 +444,7 @@ async fn a_decompression_bomb_is_refused_and_ends_the_transfer() {
             index: 0,
             len: bomb.len() as u32,
             codec: Codec::Zstd,
+            dict: None,
         })
         .encode();
         wire.extend_from_slice(&bomb);
@@ -483,4 +484,304 @@ async fn a_decompression_bomb_is_refused_and_ends_the_transfer() {
     };
     assert_eq!(e.code.0, 10, "COMPRESSION");
     assert!(!tmp.path().join("out/bomb.bin").exists());
+}
+
+/// The environment variable that tells a re-run of this test binary that it is the child.
+const CHILD_ENV: &str = "JSP_FILE_TEST_CHILD";
+
+/// Runs test `name` again in a child process started by `wrapper` (a namespace or uid change),
+/// with [`CHILD_ENV`] set, and asserts that it passed; prints what it printed. A wrapper that
+/// cannot run fails the test, unless `JSP_SKIP_NS_TESTS=1` says to skip it (and it says so).
+fn rerun_in(name: &str, wrapper: &[&str]) {
+    if std::env::var_os("JSP_SKIP_NS_TESTS").is_some() {
+        println!("SKIPPED {name}: JSP_SKIP_NS_TESTS is set");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let (prog, args) = wrapper.split_first().unwrap();
+    let out = std::process::Command::new(prog)
+        .args(args)
+        .arg(&exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {prog}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("--- child ({}) ---\n{stdout}{stderr}", wrapper.join(" "));
+    assert!(out.status.success(), "the child failed: {}", out.status);
+    assert!(stdout.contains("1 passed"), "the child ran no test");
+}
+
+fn is_child(name: &str) -> bool {
+    std::env::var(CHILD_ENV).as_deref() == Ok(name)
+}
+
+fn run_async<F: std::future::Future<Output = ()>>(f: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f);
+}
+
+fn sh(cmd: &str, args: &[&str]) {
+    let st = std::process::Command::new(cmd).args(args).status().unwrap();
+    assert!(st.success(), "{cmd} {args:?}: {st}");
+}
+
+fn part_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".jsp-part-"))
+        .collect()
+}
+
+/// A receiver whose disk fills up: a 2 MiB tmpfs, mounted in a private mount namespace, for an
+/// 8 MiB file. The write fails with ENOSPC for real; the error names the path and says "no
+/// space left", the sender is told (WRITE_FAILED with the same words), the temporary file is
+/// kept, and once the file system grows the same receive resumes from what was verified.
+#[test]
+fn a_full_disk_fails_clearly_tells_the_sender_and_resumes_after_space_is_freed() {
+    const NAME: &str =
+        "a_full_disk_fails_clearly_tells_the_sender_and_resumes_after_space_is_freed";
+    if !is_child(NAME) {
+        return rerun_in(NAME, &["unshare", "-rm", "--propagation", "private"]);
+    }
+    run_async(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("big.bin");
+        std::fs::write(&path, data(11, 8 << 20)).unwrap();
+        let out = tmp.path().join("small-disk");
+        std::fs::create_dir_all(&out).unwrap();
+        let out_s = out.to_str().unwrap();
+        sh("mount", &["-t", "tmpfs", "-o", "size=2m", "tmpfs", out_s]);
+        let source = FileSource::scan(vec![path.clone()], 0).await.unwrap();
+        let p = pair();
+        let (got, sent) = p
+            .transfer(
+                &source,
+                source.transfer_id(),
+                &out,
+                ReceiveOptions::default(),
+                Cancel::new(),
+                None,
+            )
+            .await;
+        let got = got.unwrap_err();
+        let sent = sent.unwrap_err();
+        println!("receiver: {got}\nsender: {sent}");
+        let msg = got.to_string();
+        assert!(msg.contains("no space left on device"), "{msg}");
+        assert!(msg.contains(out_s), "{msg}");
+        assert_eq!(got.kind_name(), "no_space");
+        match &got {
+            FileTransferError::Write {
+                kind,
+                partial: Some(partial),
+                ..
+            } => {
+                assert_eq!(*kind, std::io::ErrorKind::StorageFull);
+                assert!(partial.exists());
+            }
+            other => panic!("not a write error with a kept part: {other:?}"),
+        }
+        match &sent {
+            FileTransferError::Protocol(FileError::Peer { code, reason }) => {
+                assert_eq!(code.name(), Some("WRITE_FAILED"));
+                assert!(
+                    reason.contains("big.bin: no space left on device"),
+                    "{reason}"
+                );
+            }
+            other => panic!("the sender was not told: {other:?}"),
+        }
+        assert!(!out.join("big.bin").exists());
+        let parts = part_files(&out);
+        assert_eq!(parts.len(), 1, "{parts:?}");
+        let kept = std::fs::metadata(&parts[0]).unwrap().len();
+        println!("kept after ENOSPC: {kept} bytes in {}", parts[0].display());
+
+        // More space (the tmpfs grows in place), the same receive again: it resumes.
+        sh("mount", &["-o", "remount,size=32m", out_s]);
+        let (got, sent) = p
+            .transfer(
+                &source,
+                source.transfer_id(),
+                &out,
+                ReceiveOptions::default(),
+                Cancel::new(),
+                None,
+            )
+            .await;
+        let got = got.unwrap();
+        sent.unwrap();
+        println!(
+            "resumed: {} of {} bytes kept, {} on the wire",
+            got.bytes_resumed, got.bytes_total, got.wire_bytes
+        );
+        assert!(got.bytes_resumed > 0);
+        assert!(got.wire_bytes <= got.bytes_total - got.bytes_resumed);
+        assert_eq!(
+            std::fs::read(out.join("big.bin")).unwrap(),
+            std::fs::read(&path).unwrap()
+        );
+        assert!(no_part_files(&out));
+        sh("umount", &[out_s]);
+    });
+}
+
+/// Permission problems, checked as an unprivileged uid (root ignores permission bits, so as
+/// root the test re-runs itself under `setpriv` as uid/gid 65534): a source file that cannot be
+/// read at scan time, one that becomes unreadable after the offer (the receiver is told
+/// READ_FAILED with the path), and an output directory the receiver may not write to (the
+/// sender is told WRITE_FAILED).
+#[test]
+fn unreadable_sources_and_unwritable_output_dirs_fail_clearly_on_both_sides() {
+    const NAME: &str = "unreadable_sources_and_unwritable_output_dirs_fail_clearly_on_both_sides";
+    if !is_child(NAME) && is_root() {
+        return rerun_in(
+            NAME,
+            &[
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ],
+        );
+    }
+    assert!(!is_root(), "must run unprivileged");
+    run_async(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("secret.bin");
+        std::fs::write(&path, data(12, 3 << 20)).unwrap();
+        let mode = |p: &Path, m: u32| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        };
+
+        // Unreadable at scan time.
+        mode(&path, 0o000);
+        let e = FileSource::scan(vec![path.clone()], 0).await.unwrap_err();
+        println!("scan: {e}");
+        assert!(e.to_string().contains("secret.bin"), "{e}");
+        assert!(e.to_string().contains("Permission denied"), "{e}");
+        assert_eq!(e.kind_name(), "permission_denied");
+
+        // Readable when offered, unreadable when the sender reads it.
+        mode(&path, 0o600);
+        let source = FileSource::scan(vec![path.clone()], 0).await.unwrap();
+        mode(&path, 0o000);
+        let p = pair();
+        let out = tmp.path().join("out");
+        let (got, sent) = p
+            .transfer(
+                &source,
+                source.transfer_id(),
+                &out,
+                ReceiveOptions::default(),
+                Cancel::new(),
+                None,
+            )
+            .await;
+        let (got, sent) = (got.unwrap_err(), sent.unwrap_err());
+        println!("receiver: {got}\nsender: {sent}");
+        assert!(matches!(
+            sent,
+            FileTransferError::Protocol(FileError::ReadFailed { .. })
+        ));
+        assert!(sent.to_string().contains("permission denied"), "{sent}");
+        assert_eq!(got.kind_name(), "peer_read_failed");
+        assert!(
+            got.to_string().contains("secret.bin: permission denied"),
+            "{got}"
+        );
+
+        // An output directory without write permission.
+        mode(&path, 0o600);
+        let locked = tmp.path().join("locked");
+        std::fs::create_dir_all(&locked).unwrap();
+        mode(&locked, 0o555);
+        let (got, sent) = p
+            .transfer(
+                &source,
+                source.transfer_id(),
+                &locked,
+                ReceiveOptions::default(),
+                Cancel::new(),
+                None,
+            )
+            .await;
+        let (got, sent) = (got.unwrap_err(), sent.unwrap_err());
+        println!("receiver: {got}\nsender: {sent}");
+        assert_eq!(got.kind_name(), "permission_denied");
+        assert!(got.to_string().contains("locked"), "{got}");
+        assert!(got.to_string().contains("permission denied"), "{got}");
+        match &sent {
+            FileTransferError::Protocol(FileError::Peer { code, reason }) => {
+                assert_eq!(code.name(), Some("WRITE_FAILED"));
+                assert!(reason.contains("secret.bin: permission denied"), "{reason}");
+            }
+            other => panic!("the sender was not told: {other:?}"),
+        }
+        assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
+        mode(&locked, 0o755);
+    });
+}
+
+fn is_root() -> bool {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// The receiver holds an older version of the file (the new one has 1,000 bytes inserted in
+/// the middle): with overwriting allowed, resume finds the new file's chunks in the old one by
+/// their rolling checksums (`jsp_core::delta`), also those shifted by the insertion, so only
+/// the chunk holding the insertion and the short last chunk travel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_version_on_disk_means_only_the_changed_region_moves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = data(21, 8 << 20);
+    let mut new = old.clone();
+    let insert_at = 3_000_000;
+    new.splice(insert_at..insert_at, data(22, 1000));
+    let src_dir = tmp.path().join("src");
+    std::fs::create_dir_all(&src_dir).unwrap();
+    let path = src_dir.join("state.db");
+    std::fs::write(&path, &new).unwrap();
+    let chunk: u32 = 64 << 10;
+    let source = FileSource::scan(vec![path.clone()], chunk).await.unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("state.db"), &old).unwrap();
+    let p = pair();
+    let (got, sent) = p
+        .transfer(
+            &source,
+            source.transfer_id(),
+            &out,
+            ReceiveOptions {
+                overwrite: true,
+                ..ReceiveOptions::default()
+            },
+            Cancel::new(),
+            None,
+        )
+        .await;
+    let got = got.unwrap();
+    sent.unwrap();
+    assert!(std::fs::read(out.join("state.db")).unwrap() == new);
+    let moved = got.bytes_total - got.bytes_resumed;
+    println!(
+        "new version {} bytes (1000 inserted at {insert_at}), chunks of {chunk}: {} found in the \
+         old version, {moved} bytes moved ({} on the wire)",
+        got.bytes_total, got.bytes_resumed, got.wire_bytes
+    );
+    // The chunk holding the insertion and the short last chunk (its content shifted too).
+    let last = got.bytes_total % u64::from(chunk);
+    assert!(moved <= u64::from(chunk) * 2 + last, "{moved}");
+    assert_eq!(got.wire_bytes, moved);
+    assert!(no_part_files(&out));
 }

@@ -43,9 +43,35 @@ fn emit(v: serde_json::Value) {
     println!("{v}");
 }
 
+/// With `--json`, a failure is also reported on standard output as one object:
+/// `{"event":"error","kind":…,"message":…,"path":…}` (`kind` as in
+/// [`FileTransferError::kind_name`], or "bad_ticket", "connection", "io"; `path` only when the
+/// failure concerns a local path). The one-line message on standard error and the exit status
+/// (1) are the same with or without `--json`.
+fn emit_error(e: &CliError) {
+    let (kind, path) = match e {
+        CliError::Transfer(t) => (t.kind_name(), t.path().map(|p| p.display().to_string())),
+        CliError::Ticket(_) => ("bad_ticket".to_owned(), None),
+        CliError::Connect(_) | CliError::Connection(_) | CliError::HandshakeTimeout { .. } => {
+            ("connection".to_owned(), None)
+        }
+        _ => ("io".to_owned(), None),
+    };
+    emit(json!({"event": "error", "kind": kind, "message": e.to_string(), "path": path}));
+}
+
 /// Runs `jsp send`: scans, listens, prints the ticket, and serves until one receiver has every
 /// file verified.
 pub(crate) async fn send(args: SendArgs) -> Result<(), CliError> {
+    let json = args.json;
+    let r = send_inner(args).await;
+    if let (true, Err(e)) = (json, &r) {
+        emit_error(e);
+    }
+    r
+}
+
+async fn send_inner(args: SendArgs) -> Result<(), CliError> {
     let out = output(args.json, args.no_progress);
     let compression = match args.level {
         0 => Compression::OFF,
@@ -118,7 +144,10 @@ pub(crate) async fn send(args: SendArgs) -> Result<(), CliError> {
                     let r = send_files(
                         &conn,
                         &source,
-                        SendOptions { compression },
+                        SendOptions {
+                            compression,
+                            ..SendOptions::default()
+                        },
                         cancel,
                         Some(tx),
                     )
@@ -169,7 +198,7 @@ pub(crate) async fn send(args: SendArgs) -> Result<(), CliError> {
                         return Err(e.into());
                     }
                     if out == Output::Json {
-                        emit(json!({"event": "warning", "peer": peer.to_string(), "message": e.to_string()}));
+                        emit(json!({"event": "warning", "peer": peer.to_string(), "kind": e.kind_name(), "message": e.to_string()}));
                     } else {
                         eprintln!("transfer to {peer} failed: {e}; still waiting (the receiver can resume)");
                     }
@@ -212,6 +241,15 @@ fn qr(ticket: &str) -> Option<String> {
 
 /// Runs `jsp recv`.
 pub(crate) async fn recv(args: RecvArgs) -> Result<(), CliError> {
+    let json = args.json;
+    let r = recv_inner(args).await;
+    if let (true, Err(e)) = (json, &r) {
+        emit_error(e);
+    }
+    r
+}
+
+async fn recv_inner(args: RecvArgs) -> Result<(), CliError> {
     let out = output(args.json, args.no_progress);
     let ticket = Ticket::parse(&args.ticket).map_err(CliError::Ticket)?;
     let local: SocketAddr = if ticket.addr.is_ipv4() {

@@ -206,3 +206,165 @@ fn a_recv_process_killed_midway_resumes_with_at_most_the_rest_plus_one_chunk() {
     assert!(std::fs::read(out.join("big.bin")).unwrap() == std::fs::read(&file).unwrap());
     assert!(sender.wait().unwrap().success());
 }
+
+/// Reads `lines` on a thread until one is a JSON object with `"event": event`, for at most 30 s.
+fn wait_event(
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    event: &'static str,
+) -> serde_json::Value {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["event"] == event {
+                    let _ = tx.send(v);
+                    return;
+                }
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no {event:?} event from the sender"))
+}
+
+fn skip_ns() -> bool {
+    let skip = std::env::var_os("JSP_SKIP_NS_TESTS").is_some();
+    if skip {
+        println!("SKIPPED: JSP_SKIP_NS_TESTS is set");
+    }
+    skip
+}
+
+/// `jsp recv` into a 2 MiB tmpfs (mounted in a private mount namespace) for an 8 MiB file: a
+/// real ENOSPC. Exit status 1, one line naming the path and "no space left", a JSON error object
+/// with kind "no_space", the partial file kept; the sender reports the receiver's reason and
+/// keeps waiting.
+#[test]
+fn recv_onto_a_full_disk_exits_1_with_a_clear_line_and_a_json_error() {
+    if skip_ns() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("big.bin");
+    let big: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(&file, &big).unwrap();
+    let (mut sender, ticket, lines) = send(&[&file]);
+    let out = tmp.path().join("small-disk");
+    std::fs::create_dir_all(&out).unwrap();
+    let listing = tmp.path().join("listing.txt");
+    let script = r#"mount -t tmpfs -o size=2m tmpfs "$1" || exit 99
+"$2" recv "$3" --json --no-progress --out "$1"; rc=$?
+ls -a "$1" > "$4"; exit $rc"#;
+    let o = Command::new("unshare")
+        .args(["-rm", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&out)
+        .arg(env!("CARGO_BIN_EXE_jsp"))
+        .arg(&ticket)
+        .arg(&listing)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    println!("exit: {}\nstderr: {stderr}", o.status);
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
+    let line = stderr.lines().last().unwrap();
+    assert!(line.starts_with("error: cannot write "), "{line}");
+    assert!(line.contains(out.to_str().unwrap()), "{line}");
+    assert!(line.contains("no space left on device"), "{line}");
+    let err: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    println!("json: {err}");
+    assert_eq!(err["event"], "error");
+    assert_eq!(err["kind"], "no_space");
+    assert!(err["path"]
+        .as_str()
+        .unwrap()
+        .starts_with(out.to_str().unwrap()));
+    let ls = std::fs::read_to_string(&listing).unwrap();
+    println!(
+        "left on the small disk: {}",
+        ls.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    assert!(ls.contains(".big.bin.jsp-part-"), "{ls}");
+    assert!(!ls.lines().any(|l| l == "big.bin"), "{ls}");
+    let warning = wait_event(lines, "warning");
+    println!("sender: {warning}");
+    assert_eq!(warning["kind"], "peer_write_failed");
+    assert!(warning["message"]
+        .as_str()
+        .unwrap()
+        .contains("big.bin: no space left on device"));
+    sender.kill().unwrap();
+    sender.wait().unwrap();
+}
+
+/// Permission problems as an unprivileged user (uid 65534 via `setpriv`; root would ignore the
+/// permission bits): `jsp send` of a file it may not read, and `jsp recv` into a directory it
+/// may not write to. Both exit 1 with one line and a JSON error of kind "permission_denied".
+#[test]
+fn permission_problems_exit_1_with_a_clear_line_and_a_json_error() {
+    if skip_ns() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let nobody = |args: &[&str], path: &Path| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_jsp"))
+            .args(args)
+            .arg(path)
+            .env_remove("JSP_LOG")
+            .output()
+            .unwrap()
+    };
+    let check = |o: &std::process::Output, path: &Path| {
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        println!("exit: {}\nstderr: {stderr}", o.status);
+        assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
+        let line = stderr.lines().last().unwrap();
+        assert!(line.to_lowercase().contains("permission denied"), "{line}");
+        assert!(line.contains(path.to_str().unwrap()), "{line}");
+        let err: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        println!("json: {err}");
+        assert_eq!(err["event"], "error");
+        assert_eq!(err["kind"], "permission_denied");
+        assert!(err["path"]
+            .as_str()
+            .unwrap()
+            .starts_with(path.to_str().unwrap()));
+    };
+
+    // A file only root may read.
+    let secret = tmp.path().join("secret.txt");
+    std::fs::write(&secret, "for root only").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = nobody(&["send", "--json", "--listen", "127.0.0.1:0"], &secret);
+    check(&o, &secret);
+
+    // A directory only root may write to.
+    let file = tmp.path().join("open.txt");
+    std::fs::write(&file, "for everyone").unwrap();
+    let (mut sender, ticket, lines) = send(&[&file]);
+    let locked = tmp.path().join("root-only");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = nobody(
+        &["recv", &ticket, "--json", "--no-progress", "--out"],
+        &locked,
+    );
+    check(&o, &locked);
+    assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
+    let warning = wait_event(lines, "warning");
+    println!("sender: {warning}");
+    assert_eq!(warning["kind"], "peer_write_failed");
+    assert!(warning["message"]
+        .as_str()
+        .unwrap()
+        .contains("open.txt: permission denied"));
+    sender.kill().unwrap();
+    sender.wait().unwrap();
+}

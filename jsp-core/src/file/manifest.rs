@@ -20,8 +20,11 @@
 //!            "m": uint,             ; mode (permission bits, ≤ 0o7777)
 //!            "s": uint,             ; size in bytes          (files only; absent = 0)
 //!            "c": uint,             ; chunk size in bytes    (files only; absent = 0)
-//!            "h": bytes },          ; chunk hashes, 32 bytes each, concatenated in order
+//!            "h": bytes,            ; chunk hashes, 32 bytes each, concatenated in order
 //!                                   ;                        (files only; absent = empty)
+//!            "w": bytes },          ; optional hint: each chunk's rolling checksum
+//!                                   ; ([`crate::delta::weak_hash`]), u32 little-endian,
+//!                                   ; concatenated; ignored unless exactly 4 × chunk count
 //!          ... ] }
 //! ```
 //!
@@ -115,9 +118,18 @@ pub struct Entry {
     size: u64,
     chunk_size: u32,
     hashes: Vec<ChunkHash>,
+    weak: Vec<u32>,
 }
 
 impl Entry {
+    /// The chunks' rolling checksums ([`crate::delta::weak_hash`]), one per chunk, if the
+    /// sender included them (a hint for finding moved chunks in an older copy; not covered by
+    /// the root hash, so every match must still be verified against [`Entry::chunk_hash`]).
+    /// Empty otherwise.
+    pub fn weak_hashes(&self) -> &[u32] {
+        &self.weak
+    }
+
     /// The relative path, `/`-separated.
     pub fn path(&self) -> &str {
         &self.path
@@ -232,6 +244,12 @@ impl Manifest {
                 hashes: serde_bytes::ByteBuf::from(
                     e.hashes.iter().flat_map(|h| h.0).collect::<Vec<u8>>(),
                 ),
+                weak: serde_bytes::ByteBuf::from(
+                    e.weak
+                        .iter()
+                        .flat_map(|w| w.to_le_bytes())
+                        .collect::<Vec<u8>>(),
+                ),
             })
             .collect();
         let out_manifest = ManifestOut {
@@ -286,7 +304,16 @@ impl Manifest {
                     h.copy_from_slice(c);
                     ChunkHash(h)
                 })
-                .collect();
+                .collect::<Vec<ChunkHash>>();
+            // A hint: kept only when it has one checksum per chunk.
+            let weak = if e.weak.len() == hashes.len().saturating_mul(4) {
+                e.weak
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             entries.push(Entry {
                 path: e.path,
                 kind,
@@ -294,6 +321,7 @@ impl Manifest {
                 size: e.size,
                 chunk_size: e.chunk_size,
                 hashes,
+                weak,
             });
         }
         Self::from_entries(entries)
@@ -452,6 +480,35 @@ impl ManifestBuilder {
             size,
             chunk_size: self.chunk_size,
             hashes,
+            weak: Vec::new(),
+        });
+        self
+    }
+
+    /// [`ManifestBuilder::file`] with each chunk's rolling checksum
+    /// ([`crate::delta::weak_hash`]), so a receiver holding an older version can find moved
+    /// chunks in it. `weak` must have one value per chunk (otherwise it is dropped).
+    pub fn file_with_weak(
+        mut self,
+        path: impl Into<String>,
+        size: u64,
+        mode: u32,
+        hashes: Vec<ChunkHash>,
+        weak: Vec<u32>,
+    ) -> Self {
+        let weak = if weak.len() == hashes.len() {
+            weak
+        } else {
+            Vec::new()
+        };
+        self.entries.push(Entry {
+            path: path.into(),
+            kind: EntryKind::File,
+            mode,
+            size,
+            chunk_size: self.chunk_size,
+            hashes,
+            weak,
         });
         self
     }
@@ -465,6 +522,7 @@ impl ManifestBuilder {
             size: 0,
             chunk_size: 0,
             hashes: Vec::new(),
+            weak: Vec::new(),
         });
         self
     }
@@ -510,6 +568,8 @@ struct EntryOut<'a> {
     chunk_size: u32,
     #[serde(rename = "h", skip_serializing_if = "no_bytes")]
     hashes: serde_bytes::ByteBuf,
+    #[serde(rename = "w", skip_serializing_if = "no_bytes")]
+    weak: serde_bytes::ByteBuf,
 }
 
 #[derive(Deserialize)]
@@ -534,4 +594,6 @@ struct EntryIn {
     chunk_size: u32,
     #[serde(rename = "h", default, deserialize_with = "cbor::bytes")]
     hashes: Vec<u8>,
+    #[serde(rename = "w", default, deserialize_with = "cbor::bytes")]
+    weak: Vec<u8>,
 }

@@ -59,7 +59,10 @@ pub mod wire;
 
 mod cbor;
 
-pub use compress::{Codec, Compression};
+pub use compress::{
+    compress_chunk_with_dict, decompress_chunk_with_dict, Codec, Compression, DictError, DictId,
+    Dictionary, DICT_ID_LEN, MAX_DICTS, MAX_DICT_LEN,
+};
 pub use error::{ErrorCode, FileError, ManifestError, MessageError};
 pub use hash::{chunk_hash, chunk_hashes, ChunkHash, ChunkHasher, RootHash, TransferId, HASH_LEN};
 pub use manifest::{

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use super::compress::{decompress_chunk, Codec, CODEC_BIT_ZSTD};
+use super::compress::{decompress_chunk, decompress_chunk_with_dict, Codec, CODEC_BIT_ZSTD};
 use super::error::FileError;
 use super::hash::{chunk_hash, ChunkHash, TransferId};
 use super::manifest::{EntryKind, FileId, Manifest, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN};
@@ -50,6 +50,11 @@ pub struct ReceiverConfig {
     /// Offer to decode zstd-compressed chunks (announced in `Fetch`). Default true. Decoding is
     /// bounded by each chunk's declared length ([`super::compress`]).
     pub accept_zstd: bool,
+    /// Trained zstd dictionaries this receiver holds, most preferred first (at most
+    /// [`super::compress::MAX_DICTS`]; more is a [`FileError::Limit`]). Their content ids go out
+    /// in `Fetch` (only when `accept_zstd`); the sender may then compress with one of them.
+    /// Default none.
+    pub dictionaries: Vec<super::compress::Dictionary>,
 }
 
 impl Default for ReceiverConfig {
@@ -61,6 +66,7 @@ impl Default for ReceiverConfig {
             max_manifest_len: MAX_MANIFEST_LEN,
             max_chunk_size: MAX_CHUNK_SIZE,
             accept_zstd: true,
+            dictionaries: Vec::new(),
         }
     }
 }
@@ -205,6 +211,19 @@ impl Receiver {
                 what: "window must be 1 to 256",
             });
         }
+        if config.dictionaries.len() > super::compress::MAX_DICTS {
+            return Err(FileError::Limit {
+                what: "more than 16 dictionaries",
+            });
+        }
+        let mut dicts: Vec<super::compress::DictId> = Vec::new();
+        if config.accept_zstd {
+            for d in &config.dictionaries {
+                if !dicts.contains(&d.id()) {
+                    dicts.push(d.id());
+                }
+            }
+        }
         let max_manifest = config.max_manifest_len.min(MAX_MANIFEST_LEN);
         let lanes = (0..config.lanes)
             .map(|_| Lane {
@@ -238,7 +257,7 @@ impl Receiver {
         };
         r.actions.push_back(Action::Send {
             channel: Channel::Control,
-            bytes: Message::Fetch(Fetch { id, codecs }).encode(),
+            bytes: Message::Fetch(Fetch { id, codecs, dicts }).encode(),
         });
         Ok(r)
     }
@@ -418,8 +437,32 @@ impl Receiver {
 
     /// Reports that the caller could not store data for `file` (full disk, permissions): fails
     /// the transfer and tells the sender.
+    ///
+    /// This holds even after the last chunk verified, as long as the caller has not yet taken
+    /// the `Done` message from [`Receiver::poll_action`]: a failed write or rename of the last
+    /// file withdraws the queued `Done` (and [`Action::Finished`]), so the sender never hears
+    /// "done" for a file that is not in place.
     pub fn write_failed(&mut self, file: FileId, reason: &str) {
-        if matches!(self.state, State::Finished | State::Failed) {
+        if self.state == State::Finished {
+            let done = Message::Done.encode();
+            let queued = self.actions.iter().any(|a| matches!(a, Action::Finished));
+            let done_queued = self.actions.iter().any(
+                |a| matches!(a, Action::Send { channel: Channel::Control, bytes } if *bytes == done),
+            );
+            if !(queued && done_queued) {
+                return;
+            }
+            self.actions.retain(|a| match a {
+                Action::Finished => false,
+                Action::Send {
+                    channel: Channel::Control,
+                    bytes,
+                } => *bytes != done,
+                _ => true,
+            });
+            self.state = State::Transferring;
+        }
+        if self.state == State::Failed {
             return;
         }
         self.fail(FileError::WriteFailed {
@@ -571,6 +614,23 @@ impl Receiver {
                 lane.current = Some(h);
                 Ok(())
             }
+            Some((_, len)) if expected && h.len < len && h.codec == Codec::ZstdDict => {
+                let offered = self.config.accept_zstd
+                    && self
+                        .config
+                        .dictionaries
+                        .iter()
+                        .any(|d| Some(d.id()) == h.dict);
+                if !offered {
+                    return Err(FileError::Decompression {
+                        file: h.file.0,
+                        index: h.index,
+                        reason: "dictionary chunk with a dictionary that was not offered",
+                    });
+                }
+                lane.current = Some(h);
+                Ok(())
+            }
             Some((_, len)) if expected && h.len < len && h.codec == Codec::Zstd => {
                 if !self.config.accept_zstd {
                     return Err(FileError::Decompression {
@@ -606,7 +666,22 @@ impl Receiver {
             });
         };
         let (offset, len) = entry.chunk_span(h.index).unwrap_or((0, 0));
-        let bytes = decompress_chunk(h.codec, bytes, len, h.file.0, h.index)?;
+        let bytes = match (h.codec, h.dict) {
+            (Codec::ZstdDict, Some(id)) => {
+                let dict = self
+                    .config
+                    .dictionaries
+                    .iter()
+                    .find(|d| d.id() == id)
+                    .ok_or(FileError::Decompression {
+                        file: h.file.0,
+                        index: h.index,
+                        reason: "dictionary chunk with a dictionary that was not offered",
+                    })?;
+                decompress_chunk_with_dict(&bytes, dict, len, h.file.0, h.index)?
+            }
+            _ => decompress_chunk(h.codec, bytes, len, h.file.0, h.index)?,
+        };
         let verified = entry.chunk_hash(h.index) == Some(&chunk_hash(&bytes));
         let chunk_count = entry.chunk_count();
         let Some(state) = self.files.get_mut(h.file.index()) else {

@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::compress::{compress_chunk, Codec, Compression, CODEC_BIT_ZSTD};
+use super::compress::{
+    compress_chunk, compress_chunk_with_dict, Codec, Compression, CODEC_BIT_ZSTD,
+};
 use super::error::FileError;
 use super::hash::chunk_hash;
 use super::manifest::{FileId, Manifest};
@@ -35,6 +37,11 @@ pub struct SenderConfig {
     /// Chunk compression, used only if the receiver's `Fetch` says it decodes zstd. Default
     /// zstd level 3, adaptive (off in builds without the `zstd` feature).
     pub compression: Compression,
+    /// Trained zstd dictionaries this sender may compress with. The first dictionary of the
+    /// receiver's `Fetch` list that is also here is used for every chunk (falling back to plain
+    /// zstd for a chunk it does not shrink); a receiver that lists none of them (say, one
+    /// whose decoder lacks it) gets plain zstd frames. Default none.
+    pub dictionaries: Vec<super::compress::Dictionary>,
 }
 
 impl Default for SenderConfig {
@@ -43,6 +50,7 @@ impl Default for SenderConfig {
             max_streams: 64,
             max_queued_ranges: 256,
             compression: Compression::default(),
+            dictionaries: Vec::new(),
         }
     }
 }
@@ -131,6 +139,7 @@ pub struct Sender {
     error: Option<FileError>,
     /// Whether the receiver decodes zstd (from its `Fetch`).
     peer_zstd: bool,
+    dict: Option<super::compress::Dictionary>,
 }
 
 impl Sender {
@@ -149,6 +158,7 @@ impl Sender {
             stats: SenderStats::default(),
             error: None,
             peer_zstd: false,
+            dict: None,
         })
     }
 
@@ -211,7 +221,28 @@ impl Sender {
         bytes: Bytes,
     ) -> Result<(), FileError> {
         self.live()?;
-        let r = self.chunk_read_inner(stream, file, index, bytes);
+        let hash = chunk_hash(&bytes);
+        let r = self.chunk_read_inner(stream, file, index, bytes, hash);
+        if let Err(e) = &r {
+            self.fail(e.clone(), Some(stream));
+        }
+        r
+    }
+
+    /// [`Sender::chunk_read`] for a caller that already hashed the bytes with
+    /// [`super::chunk_hash`] (on another thread, say, while the state machine serves other
+    /// streams). `hash` must be the hash of exactly `bytes`: it decides whether the source
+    /// changed. (A wrong hash cannot fool the receiver, which verifies every chunk itself.)
+    pub fn chunk_read_hashed(
+        &mut self,
+        stream: StreamKey,
+        file: FileId,
+        index: u64,
+        bytes: Bytes,
+        hash: super::ChunkHash,
+    ) -> Result<(), FileError> {
+        self.live()?;
+        let r = self.chunk_read_inner(stream, file, index, bytes, hash);
         if let Err(e) = &r {
             self.fail(e.clone(), Some(stream));
         }
@@ -320,6 +351,12 @@ impl Sender {
                     return Err(FileError::UnknownTransfer);
                 }
                 self.peer_zstd = fetch.codecs & CODEC_BIT_ZSTD != 0;
+                self.dict = fetch
+                    .dicts
+                    .iter()
+                    .find_map(|id| self.config.dictionaries.iter().find(|d| d.id() == *id))
+                    .filter(|_| self.peer_zstd)
+                    .cloned();
                 self.state = State::Serving;
                 self.actions.push_back(SenderAction::Send {
                     stream: key,
@@ -416,6 +453,7 @@ impl Sender {
         file: FileId,
         index: u64,
         bytes: Bytes,
+        hash: super::ChunkHash,
     ) -> Result<(), FileError> {
         if self.state != State::Serving {
             return Err(FileError::Misuse {
@@ -437,8 +475,7 @@ impl Sender {
         let len_ok = entry
             .and_then(|e| e.chunk_span(index))
             .is_some_and(|(_, len)| u64::from(len) == bytes.len() as u64);
-        let hash_ok =
-            len_ok && entry.and_then(|e| e.chunk_hash(index)) == Some(&chunk_hash(&bytes));
+        let hash_ok = len_ok && entry.and_then(|e| e.chunk_hash(index)) == Some(&hash);
         if !hash_ok {
             return Err(FileError::SourceChanged {
                 file: file.0,
@@ -447,26 +484,34 @@ impl Sender {
             });
         }
         let raw_len = bytes.len() as u64;
-        let compressed = if self.peer_zstd {
-            compress_chunk(&self.config.compression, &bytes)
-        } else {
-            None
+        let with_dict = match (&self.dict, self.peer_zstd) {
+            (Some(d), true) => compress_chunk_with_dict(&self.config.compression, d, &bytes)
+                .map(|z| (Codec::ZstdDict, Some(d.id()), z)),
+            _ => None,
         };
-        let (codec, payload) = match compressed {
-            Some(z) => (Codec::Zstd, Bytes::from(z)),
-            None => (Codec::Raw, bytes),
+        let compressed = match with_dict {
+            Some(c) => Some(c),
+            None if self.peer_zstd => {
+                compress_chunk(&self.config.compression, &bytes).map(|z| (Codec::Zstd, None, z))
+            }
+            None => None,
+        };
+        let (codec, dict, payload) = match compressed {
+            Some((codec, dict, z)) => (codec, dict, Bytes::from(z)),
+            None => (Codec::Raw, None, bytes),
         };
         let header = Message::ChunkHeader(ChunkHeader {
             file,
             index,
             len: payload.len() as u32,
             codec,
+            dict,
         })
         .encode();
         self.stats.chunks_sent += 1;
         self.stats.bytes_sent += raw_len;
         self.stats.wire_bytes += payload.len() as u64;
-        self.stats.chunks_compressed += u64::from(codec == Codec::Zstd);
+        self.stats.chunks_compressed += u64::from(codec != Codec::Raw);
         self.actions.push_back(SenderAction::SendChunk {
             stream: key,
             header,

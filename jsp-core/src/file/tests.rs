@@ -68,6 +68,8 @@ struct Opts {
     /// The transfer id the receiver asks for (default: the manifest's).
     id: Option<TransferId>,
     config: ReceiverConfig,
+    /// The sender's settings (default: [`SenderConfig::default`]).
+    sender: Option<SenderConfig>,
 }
 
 #[derive(Debug)]
@@ -106,7 +108,7 @@ fn transfer(manifest: &Arc<Manifest>, source: &Files, disk: &mut Disk, opts: Opt
     };
     let id = opts.id.unwrap_or(manifest.transfer_id());
     let mut r = Receiver::new(id, opts.config.clone()).unwrap();
-    let mut s = Sender::new(manifest.clone(), SenderConfig::default()).unwrap();
+    let mut s = Sender::new(manifest.clone(), opts.sender.clone().unwrap_or_default()).unwrap();
     let mut corrupt_left = opts.corrupt.map_or(0, |c| c.2);
     let mut written = 0u64;
     let mut receiver_finished = false;
@@ -1026,6 +1028,7 @@ fn serving_sender(m: &Arc<Manifest>) -> Sender {
         &Message::Fetch(Fetch {
             id: m.transfer_id(),
             codecs: 1,
+            dicts: Vec::new(),
         })
         .encode(),
     )
@@ -1075,6 +1078,7 @@ fn requests_for_unknown_files_or_chunks_get_typed_errors() {
                 index: 0,
                 len: 1,
                 codec: Codec::Raw,
+                dict: None,
             })
             .encode(),
             FileError::UnexpectedMessage {
@@ -1163,6 +1167,7 @@ fn a_hostile_sender_cannot_push_unrequested_or_misnamed_chunks() {
             index: i,
             len: n,
             codec: Codec::Raw,
+            dict: None,
         })
         .encode()
     };
@@ -1467,6 +1472,7 @@ fn a_bomb_from_a_hostile_sender_ends_the_transfer_with_code_compression() {
         index: 0,
         len: b.len() as u32,
         codec: Codec::Zstd,
+        dict: None,
     })
     .encode();
     wire.extend_from_slice(&b);
@@ -1501,6 +1507,7 @@ fn a_bomb_from_a_hostile_sender_ends_the_transfer_with_code_compression() {
         index: 0,
         len: 100_000,
         codec: Codec::Zstd,
+        dict: None,
     })
     .encode();
     assert_eq!(
@@ -1558,4 +1565,155 @@ fn the_build_s_decoder_refuses_an_rle_bomb_and_decodes_the_same_frame_when_it_fi
             ..
         })
     ));
+}
+
+#[test]
+fn a_failed_write_of_the_last_file_withdraws_the_queued_done() {
+    let mut source = Files::new();
+    let bytes = data(9, 700);
+    source.insert("only".into(), bytes.clone());
+    let m = manifest_for(&source, &[], 1024);
+    let mut r = started_receiver(&m);
+    let mut wire = Message::ChunkHeader(ChunkHeader {
+        file: FileId(0),
+        index: 0,
+        len: 700,
+        codec: Codec::Raw,
+        dict: None,
+    })
+    .encode();
+    wire.extend_from_slice(&bytes);
+    r.handle_data(Channel::Data(0), &wire).unwrap();
+    assert!(matches!(r.poll_action(), Some(Action::WriteChunk { .. })));
+    assert!(matches!(
+        r.poll_action(),
+        Some(Action::FileComplete { file: FileId(0) })
+    ));
+    assert!(r.is_finished());
+    // The caller could not rename the file into place: no Done may leave.
+    r.write_failed(FileId(0), "only: no space left on device");
+    assert!(!r.is_finished());
+    assert!(matches!(r.error(), Some(FileError::WriteFailed { .. })));
+    let mut sent = Vec::new();
+    while let Some(a) = r.poll_action() {
+        match a {
+            Action::Send { channel, bytes } => {
+                assert_eq!(channel, Channel::Control);
+                sent.push(
+                    Message::decode(&bytes, MAX_MANIFEST_LEN)
+                        .unwrap()
+                        .unwrap()
+                        .0,
+                );
+            }
+            Action::Finished => panic!("Finished after a failed write"),
+            _ => {}
+        }
+    }
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    match &sent[0] {
+        Message::Error(e) => {
+            assert_eq!(e.code, ErrorCode::WRITE_FAILED);
+            assert!(e.reason.contains("no space left on device"), "{}", e.reason);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Once Done has been taken, a late failure changes nothing.
+    let mut r = started_receiver(&m);
+    r.handle_data(Channel::Data(0), &wire).unwrap();
+    while r.poll_action().is_some() {}
+    r.write_failed(FileId(0), "too late");
+    assert!(r.is_finished());
+    assert!(r.poll_action().is_none());
+}
+
+/// Small JSON documents of one shape (an API's records, say), `n` of them from `seed`.
+#[cfg(feature = "zstd")]
+fn json_docs(seed: u64, n: usize) -> Vec<Vec<u8>> {
+    let noise = data(seed, n * 16);
+    (0..n)
+        .map(|i| {
+            let r = &noise[i * 16..i * 16 + 16];
+            format!(
+                "{{\"id\":{},\"user\":{{\"name\":\"user-{}\",\"email\":\"user{}@example.org\",\"verified\":{}}},\"status\":\"{}\",\"tags\":[\"alpha\",\"beta\"],\"score\":{}.{},\"created_at\":\"2026-0{}-1{}T0{}:3{}:00Z\",\"settings\":{{\"theme\":\"{}\",\"notifications\":true,\"language\":\"en-US\"}}}}\n",
+                u32::from_le_bytes([r[0], r[1], r[2], 0]),
+                r[3],
+                r[4],
+                r[5].is_multiple_of(2),
+                ["active", "suspended", "pending"][usize::from(r[6] % 3)],
+                r[7],
+                r[8] % 100,
+                1 + r[9] % 9,
+                r[10] % 10,
+                r[11] % 10,
+                r[12] % 10,
+                ["dark", "light"][usize::from(r[13] % 2)],
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn many_small_similar_json_files_compress_far_better_with_a_trained_dictionary() {
+    let training = json_docs(100, 2000);
+    let dict = Dictionary::train(&training, 16 << 10).unwrap();
+    println!("dictionary {} ({} bytes)", dict.id(), dict.bytes().len());
+    let mut source = Files::new();
+    for (i, doc) in json_docs(200, 500).into_iter().enumerate() {
+        source.insert(format!("records/{i:04}.json"), doc);
+    }
+    let raw: u64 = source.values().map(|v| v.len() as u64).sum();
+    let manifest = Arc::new(manifest_for(&source, &[], DEFAULT_CHUNK_SIZE));
+    let sender = SenderConfig {
+        dictionaries: vec![dict.clone()],
+        ..SenderConfig::default()
+    };
+    let run = |receiver_dicts: Vec<Dictionary>| {
+        let mut disk = Disk::default();
+        let out = transfer(
+            &manifest,
+            &source,
+            &mut disk,
+            Opts {
+                config: ReceiverConfig {
+                    dictionaries: receiver_dicts,
+                    ..ReceiverConfig::default()
+                },
+                sender: Some(sender.clone()),
+                ..Opts::default()
+            },
+        );
+        assert_success(&out, &source, &disk);
+        out
+    };
+    let plain = run(Vec::new());
+    let with_dict = run(vec![dict.clone()]);
+    let ratio = |o: &Outcome| raw as f64 / o.stats.wire_bytes as f64;
+    println!(
+        "500 JSON files, {raw} bytes: zstd 3 without a dictionary {} wire bytes (ratio {:.2}), \
+         with the trained dictionary {} wire bytes (ratio {:.2})",
+        plain.stats.wire_bytes,
+        ratio(&plain),
+        with_dict.stats.wire_bytes,
+        ratio(&with_dict)
+    );
+    assert!(ratio(&with_dict) > 2.0 * ratio(&plain));
+    // The pure-Rust decoder reads the same frames with the same dictionary.
+    let doc = &json_docs(300, 1)[0];
+    let frame = compress_chunk_with_dict(&Compression::zstd(3), &dict, doc).unwrap();
+    let got = super::compress::ruzstd_decompress_dict(&frame, doc.len(), &dict).unwrap();
+    assert_eq!(&got, doc);
+    // Decoding is bounded like the plain path: a frame claiming more than the chunk is refused.
+    assert!(decompress_chunk_with_dict(&frame, &dict, doc.len() as u32 - 1, 0, 0).is_err());
+    assert!(super::compress::ruzstd_decompress_dict(&frame, doc.len() - 1, &dict).is_err());
+    // Another dictionary (another zstd id in the frame) is refused before decoding.
+    let other = Dictionary::train(&json_docs(999, 2000), 8 << 10).unwrap();
+    assert!(decompress_chunk_with_dict(&frame, &other, doc.len() as u32, 0, 0).is_err());
+    // Not a dictionary at all.
+    assert_eq!(
+        Dictionary::new(b"hello".to_vec()),
+        Err(DictError::NotADictionary)
+    );
 }

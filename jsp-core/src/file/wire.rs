@@ -25,7 +25,7 @@ use core::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::cbor;
-use super::compress::Codec;
+use super::compress::{Codec, DictId, DICT_ID_LEN, MAX_DICTS};
 use super::error::{ErrorCode, FileError, MessageError};
 use super::hash::{TransferId, TRANSFER_ID_LEN};
 use super::manifest::{FileId, Manifest, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN};
@@ -68,16 +68,21 @@ pub struct ChunkHeader {
     pub len: u32,
     /// How those bytes encode the chunk.
     pub codec: Codec,
+    /// The dictionary of a [`Codec::ZstdDict`] chunk (key `d`, present exactly then).
+    pub dict: Option<DictId>,
 }
 
 /// The opening message: which transfer, and what the receiver can decode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fetch {
     /// The transfer asked for.
     pub id: TransferId,
     /// Codecs the receiver decodes, a bit set ([`super::compress::CODEC_BIT_ZSTD`]); unknown
     /// bits are ignored. 0: raw chunks only.
     pub codecs: u32,
+    /// Content ids of the zstd dictionaries the receiver holds (key `d`, at most
+    /// [`MAX_DICTS`], distinct), most preferred first; empty when absent.
+    pub dicts: Vec<DictId>,
 }
 
 /// An error that ends the transfer.
@@ -133,6 +138,8 @@ struct FetchWire {
     id: Vec<u8>,
     #[serde(rename = "c", default, skip_serializing_if = "is_zero")]
     codecs: u32,
+    #[serde(rename = "d", default, skip_serializing_if = "Vec::is_empty")]
+    dicts: Vec<serde_bytes::ByteBuf>,
 }
 
 fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
@@ -165,6 +172,8 @@ struct ChunkHeaderWire {
     len: u32,
     #[serde(rename = "z", default, skip_serializing_if = "is_zero")]
     codec: u8,
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    dict: Option<serde_bytes::ByteBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -219,9 +228,22 @@ fn decode_body(ty: u8, bytes: &[u8], max_offer_len: usize) -> Result<Message, Me
             let w: FetchWire = body(name, bytes)?;
             let id = <[u8; TRANSFER_ID_LEN]>::try_from(w.id)
                 .map_err(|_| invalid(name, "id", "must be exactly 16 bytes"))?;
+            if w.dicts.len() > MAX_DICTS {
+                return Err(invalid(name, "dicts", "more than 16 dictionaries"));
+            }
+            let mut dicts = Vec::with_capacity(w.dicts.len());
+            for d in w.dicts {
+                let d = <[u8; DICT_ID_LEN]>::try_from(d.into_vec())
+                    .map_err(|_| invalid(name, "dicts", "an id is not 8 bytes"))?;
+                if dicts.contains(&DictId(d)) {
+                    return Err(invalid(name, "dicts", "a dictionary is listed twice"));
+                }
+                dicts.push(DictId(d));
+            }
             Message::Fetch(Fetch {
                 id: TransferId(id),
                 codecs: w.codecs,
+                dicts,
             })
         }
         code::OFFER => Message::Offer(Box::new(Manifest::decode(bytes, max_offer_len)?)),
@@ -257,11 +279,25 @@ fn decode_body(ty: u8, bytes: &[u8], max_offer_len: usize) -> Result<Message, Me
             }
             let codec =
                 Codec::from_wire(w.codec).ok_or(invalid(name, "codec", "unknown chunk codec"))?;
+            let dict = match (codec, w.dict) {
+                (Codec::ZstdDict, Some(d)) => Some(DictId(
+                    <[u8; DICT_ID_LEN]>::try_from(d.into_vec())
+                        .map_err(|_| invalid(name, "dict", "must be exactly 8 bytes"))?,
+                )),
+                (Codec::ZstdDict, None) => {
+                    return Err(invalid(name, "dict", "missing for a dictionary chunk"))
+                }
+                (_, Some(_)) => {
+                    return Err(invalid(name, "dict", "present for a chunk without one"))
+                }
+                (_, None) => None,
+            };
             Message::ChunkHeader(ChunkHeader {
                 file: FileId(w.file),
                 index: w.index,
                 len: w.len,
                 codec,
+                dict,
             })
         }
         code::DONE => {
@@ -306,6 +342,11 @@ impl Message {
                 &FetchWire {
                     id: f.id.0.to_vec(),
                     codecs: f.codecs,
+                    dicts: f
+                        .dicts
+                        .iter()
+                        .map(|d| serde_bytes::ByteBuf::from(d.0.to_vec()))
+                        .collect(),
                 },
                 out,
             ),
@@ -326,6 +367,7 @@ impl Message {
                     index: h.index,
                     len: h.len,
                     codec: h.codec.to_wire(),
+                    dict: h.dict.map(|d| serde_bytes::ByteBuf::from(d.0.to_vec())),
                 },
                 out,
             ),
@@ -544,10 +586,12 @@ mod tests {
             Message::Fetch(Fetch {
                 id: TransferId([9; 16]),
                 codecs: 0,
+                dicts: Vec::new(),
             }),
             Message::Fetch(Fetch {
                 id: TransferId([8; 16]),
                 codecs: 1,
+                dicts: Vec::new(),
             }),
             Message::Request(Request {
                 file: FileId(3),
@@ -558,12 +602,14 @@ mod tests {
                 index: 7,
                 len: 3,
                 codec: Codec::Raw,
+                dict: None,
             }),
             Message::ChunkHeader(ChunkHeader {
                 file: FileId(1),
                 index: 8,
                 len: 3,
                 codec: Codec::Zstd,
+                dict: None,
             }),
             Message::Done,
             Message::Error(ErrorMessage {
