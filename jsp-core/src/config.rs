@@ -107,6 +107,11 @@ pub struct TransportConfig {
     /// `None` (off: every datagram stays at 1200 bytes) until a simulator soak regression with
     /// it on (a 600 ms RTT path with an outage) is understood.
     pub mtu_discovery: Option<MtuDiscoveryConfig>,
+    /// Forward error correction ([`crate::fec`]): when set, this endpoint announces that it
+    /// decodes FEC, and protects what it sends with repair symbols once it measures loss, if
+    /// the peer announced it too. Adaptive: no repair bytes on a clean link. Default `None`
+    /// (off, neither sent nor announced).
+    pub fec: Option<crate::fec::FecConfig>,
 }
 
 /// Settings of path-MTU discovery (see [`TransportConfig::mtu_discovery`]).
@@ -231,6 +236,7 @@ impl Default for TransportConfig {
             key_log: false,
             padding: PaddingPolicy::None,
             mtu_discovery: None,
+            fec: None,
         }
     }
 }
@@ -294,6 +300,9 @@ impl TransportConfig {
             ));
         }
         self.padding.validate()?;
+        if let Some(fec) = &self.fec {
+            fec.validate().map_err(|e| ConfigError::new("fec", e))?;
+        }
         Ok(())
     }
 }

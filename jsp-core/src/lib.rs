@@ -38,6 +38,7 @@ pub mod connection;
 pub mod crypto;
 pub mod endpoint;
 pub mod error;
+pub mod fec;
 pub mod file;
 pub mod frame;
 #[cfg(feature = "fuzzing")]
