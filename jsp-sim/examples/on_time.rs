@@ -15,11 +15,14 @@
 //! - `quinn`: a reliable quinn stream, quinn's default configuration (Cubic).
 //!
 //! Output: one JSON object per line (`bench`, `impl`, `metric`, `value`, `unit`), then a summary
-//! table. Metrics: `on_time` (% of messages read within the deadline), `p50`/`p99` latency of
+//! table. Metrics: `on_time` (% of messages read within the deadline), `late` (read after it),
+//! `missing` (never read: skipped by a partially reliable stream), `p50`/`p99` latency of
 //! the messages read (ms), `loss` (the client → server link's measured loss, %), for JSP with FEC
 //! `fec_overhead` (bytes of repair packets over all other bytes the client sent, %), and
 //! `retransmitted` (bytes: JSP's stream retransmissions, quinn's lost bytes). Each figure is over
-//! all seeds together (`--seeds`, default 3, each `--seconds` long, default 60).
+//! all seeds together (`--seeds`, default 3, each `--seconds` long, default 60). `--only NAME`
+//! runs one link; `--ablation` adds `jsp-pr` (partially reliable, FEC off) and
+//! `jsp-reliable-fec` (reliable, FEC on) to the JSON lines.
 
 use jsp_sim::jsp_core::fec::FecConfig;
 use jsp_sim::jsp_core::stream::DeliveryMode;
@@ -71,6 +74,8 @@ fn bursty() -> Profile {
 struct Total {
     sent: usize,
     on_time: usize,
+    late: usize,
+    missing: usize,
     latencies: Vec<Duration>,
     up_lost: u64,
     up_offered: u64,
@@ -85,6 +90,8 @@ impl Total {
     fn add(&mut self, r: OnTimeReport) {
         self.sent += r.sent;
         self.on_time += r.on_time;
+        self.late += r.late;
+        self.missing += r.missing;
         self.latencies.extend(r.latencies);
         self.up_lost += r.up_lost;
         self.up_offered += r.up_offered;
@@ -120,6 +127,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let seconds = arg(&args, "--seconds", 60) as u32;
     let seeds = arg(&args, "--seeds", 3);
+    let ablation = args.iter().any(|a| a == "--ablation");
+    let only: Option<&String> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
     let plan = OnTimePlan::realtime(seconds);
     let profiles = [
         ("loss-1%", lossy("loss-1%", 0.01)),
@@ -129,8 +141,11 @@ fn main() {
     ];
     let mut rows = Vec::new();
     for (name, profile) in &profiles {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
         let bench = format!("on_time/{name}");
-        let mut totals: [Total; 3] = Default::default();
+        let mut totals: [Total; 5] = Default::default();
         for seed in 1..=seeds {
             let mut s = Scenario::new(profile.clone(), seed, Transfer::many(0, 0));
             s.time_limit = Duration::from_secs(u64::from(seconds) + 120);
@@ -143,9 +158,23 @@ fn main() {
                 DeliveryMode::PartiallyReliable { ttl: plan.deadline },
             ));
             totals[2].add(quinn::run_on_time(&s, plan, Controller::Cubic));
+            if ablation {
+                let pr = DeliveryMode::PartiallyReliable { ttl: plan.deadline };
+                totals[3].add(on_time::run_jsp(&s, plan, pr));
+                totals[4].add(on_time::run_jsp(&f, plan, DeliveryMode::Reliable));
+            }
         }
-        for (imp, t) in ["jsp-reliable", "jsp-pr-fec", "quinn"].iter().zip(&totals) {
+        let names = [
+            "jsp-reliable",
+            "jsp-pr-fec",
+            "quinn",
+            "jsp-pr",
+            "jsp-reliable-fec",
+        ];
+        for (imp, t) in names.iter().zip(&totals).take(if ablation { 5 } else { 3 }) {
             emit(&bench, imp, "on_time", t.on_time(), "%");
+            emit(&bench, imp, "late", t.late as f64, "messages");
+            emit(&bench, imp, "missing", t.missing as f64, "messages");
             emit(
                 &bench,
                 imp,
@@ -162,7 +191,7 @@ fn main() {
             );
             emit(&bench, imp, "loss", t.loss(), "%");
             emit(&bench, imp, "retransmitted", t.retransmitted as f64, "B");
-            if *imp == "jsp-pr-fec" {
+            if imp.ends_with("-fec") {
                 emit(&bench, imp, "fec_overhead", t.overhead(), "%");
                 emit(&bench, imp, "fec_recovered", t.recovered as f64, "packets");
             }

@@ -302,8 +302,12 @@ impl Connection {
             return Ok(true);
         }
         s.on_packet_received(pn, ack_eliciting, now);
+        // RFC 9000 §13.2.1: a packet that leaves a gap below it, or fills one, is acknowledged
+        // at once, so the sender detects the loss (or learns of the repair) without waiting
+        // out our ACK delay.
+        let out_of_order = largest.is_some_and(|l| pn != l + 1);
         if ack_eliciting {
-            if space != SpaceId::Data || s.unacked_eliciting >= 2 {
+            if space != SpaceId::Data || s.unacked_eliciting >= 2 || out_of_order {
                 s.ack_now = true;
             } else if self.timers.get(Timer::Ack).is_none() {
                 self.timers
