@@ -207,7 +207,7 @@ fn main() {
         plan.count, seconds, seeds
     );
     println!(
-        "| link | loss measured | JSP reliable | JSP PR+FEC | quinn | FEC overhead | overhead / loss | FEC ≥ 99 % | ≥ quinn |"
+        "| link | loss measured | JSP reliable | JSP PR+FEC | quinn | FEC overhead | overhead / loss | PR+FEC ≥ 99 % | JSP ≥ quinn |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (name, t) in &rows {
@@ -224,12 +224,14 @@ fn main() {
             t[2].on_time(),
             t[1].overhead(),
             if t[1].on_time() >= 99.0 { "yes" } else { "no" },
-            if t[1].on_time() >= t[2].on_time() && t[0].on_time() >= t[2].on_time() {
-                "yes"
-            } else if t[1].on_time() >= t[2].on_time() {
-                "PR+FEC only"
-            } else {
-                "no"
+            match (
+                t[0].on_time() >= t[2].on_time(),
+                t[1].on_time() >= t[2].on_time(),
+            ) {
+                (true, true) => "both",
+                (false, true) => "PR+FEC",
+                (true, false) => "reliable",
+                (false, false) => "neither",
             },
         );
     }

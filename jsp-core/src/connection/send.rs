@@ -376,6 +376,9 @@ impl Connection {
             packet::seal(out.get_mut(..total)?, &hdr, pn, key, hp)
         };
         if let Err(e) = sealed {
+            if let Some(fec) = &mut self.fec_tx {
+                fec.unsend(pn);
+            }
             tracing::error!(error = %e, "failed to seal a packet");
             return None;
         }

@@ -193,6 +193,25 @@ impl FecSender {
         }
     }
 
+    /// Packet `pn`, just given to [`Self::on_packet_sent`], was not sent after all (sealing
+    /// failed and its number will be reused): it leaves the open block.
+    pub fn unsend(&mut self, pn: u64) {
+        let last = self
+            .first
+            .checked_add(self.lens.len() as u64)
+            .and_then(|end| end.checked_sub(1));
+        if self.lens.is_empty() || last != Some(pn) {
+            return;
+        }
+        if let Some(len) = self.lens.pop() {
+            self.buf
+                .truncate(self.buf.len().saturating_sub(usize::from(len)));
+        }
+        if self.lens.is_empty() {
+            self.started = None;
+        }
+    }
+
     /// Closes the open block if its oldest packet is older than the configured number of
     /// round trips.
     pub fn poll_close(&mut self, now: Instant, srtt: Duration) {

@@ -122,6 +122,33 @@ fn one_loss_per_block_is_recovered() {
 }
 
 #[test]
+fn an_unsent_packet_leaves_the_block() {
+    let mut s = sender(4);
+    s.on_packet_sent(t0(), 10, &payload(10, 50), 1200);
+    s.on_packet_sent(t0(), 11, &payload(11, 60), 1200);
+    s.unsend(11);
+    // Number 11 is reused by the next packet: the block stays contiguous.
+    s.on_packet_sent(t0(), 11, &payload(99, 70), 1200);
+    s.on_packet_sent(t0(), 12, &payload(12, 80), 1200);
+    s.on_packet_sent(t0(), 13, &payload(13, 90), 1200);
+    let rep = s.pop_repair().unwrap();
+    assert_eq!((rep.block, rep.sources), (10, 4));
+    let mut r = FecReceiver::new(MAX_BLOCK_SOURCES);
+    r.store(10, &payload(10, 50));
+    r.store(12, &payload(12, 80));
+    r.store(13, &payload(13, 90));
+    let mut out = Vec::new();
+    r.on_repair(
+        rin(14, 10, 4, u64::from(rep.esi), &rep.data),
+        |pn| pn != 11,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].pn, &out[0].payload), (11, &payload(99, 70)));
+}
+
+#[test]
 fn hostile_repair_frames_get_typed_errors() {
     let mut r = FecReceiver::new(16);
     let mut out = Vec::new();
