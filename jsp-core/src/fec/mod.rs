@@ -65,7 +65,8 @@ pub struct FecConfig {
     /// FEC turns on when the estimated loss rate reaches this fraction, and off again below
     /// half of it. Default 0.005 (0.5 %).
     pub enable_loss: f64,
-    /// Repair bytes aimed at, as a multiple of the estimated loss rate. Default 1.5.
+    /// Repair bytes aimed at, as a multiple of the estimated loss rate. Default 1.35 (repair
+    /// packets also carry a header and the symbol a length: measured overhead stays below 2×).
     pub overhead_factor: f64,
     /// The most source packets per block this endpoint sends and decodes, at most
     /// [`MAX_BLOCK_SOURCES`]. Default 64.
@@ -82,7 +83,7 @@ impl Default for FecConfig {
     fn default() -> Self {
         Self {
             enable_loss: 0.005,
-            overhead_factor: 1.5,
+            overhead_factor: 1.35,
             max_block: MAX_BLOCK_SOURCES,
             max_block_rtts: 6,
             always_on: false,
