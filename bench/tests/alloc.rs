@@ -15,6 +15,8 @@
 //! socket driver cuts its receive batch, and its queues) happens outside those calls and is not
 //! counted.
 //!
+//! Both sides announce forward error correction, which stays off on this clean link.
+//!
 //! This file holds a single test, so no other test's thread allocates while it counts.
 
 use std::alloc::System;
@@ -23,10 +25,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use jsp_core::config::{ClientConfig, EndpointConfig, ServerConfig};
+use jsp_core::config::{ClientConfig, EndpointConfig, ServerConfig, TransportConfig};
 use jsp_core::connection::{Connection, Event};
 use jsp_core::crypto::sign::{IdentityKey, SignatureScheme};
 use jsp_core::endpoint::{ConnectionHandle, DatagramEvent, Endpoint};
+use jsp_core::fec::FecConfig;
 use jsp_core::rand::Rng;
 use jsp_core::session::ServerResumption;
 use jsp_core::stream::StreamEvent;
@@ -96,7 +99,15 @@ fn bulk_transfer_steady_state_allocates_nothing_per_packet() {
     let mut rng = Rng::from_seed([7; 32]);
     let identity = Arc::new(IdentityKey::generate(SignatureScheme::Ed25519, &mut rng));
     let resumption = Arc::new(ServerResumption::new(&mut rng, Instant::ZERO));
-    let server_config = Arc::new(ServerConfig::new(identity.clone(), resumption));
+    // Both sides announce FEC: negotiated, but off on this clean link (no loss measured), where
+    // it must cost nothing.
+    let transport = Arc::new(TransportConfig {
+        fec: Some(FecConfig::default()),
+        ..TransportConfig::default()
+    });
+    let mut server_config = ServerConfig::new(identity.clone(), resumption);
+    server_config.transport = transport.clone();
+    let server_config = Arc::new(server_config);
     let endpoint_config = Arc::new(EndpointConfig::default());
     let client_addr: SocketAddr = "10.0.0.1:4000".parse().expect("address");
     let server_addr: SocketAddr = "10.0.0.2:443".parse().expect("address");
@@ -117,7 +128,9 @@ fn bulk_transfer_steady_state_allocates_nothing_per_packet() {
         addr: client_addr,
         conn: None,
     };
-    let client_config = Arc::new(ClientConfig::pinned(identity.public()));
+    let mut client_config = ClientConfig::pinned(identity.public());
+    client_config.transport = transport;
+    let client_config = Arc::new(client_config);
     client.conn = Some(
         client
             .endpoint
@@ -320,6 +333,14 @@ fn bulk_transfer_steady_state_allocates_nothing_per_packet() {
         counts.app,
         per_packet(counts.app),
     );
+    if let Some((_, conn)) = client.conn.as_ref() {
+        let st = conn.stats();
+        println!(
+            "FEC negotiated, off on the clean link: {} repair bytes, {} packets protected",
+            st.fec_repair_bytes_sent, st.fec_packets_protected
+        );
+        assert_eq!(st.fec_repair_bytes_sent, 0);
+    }
     assert!(measured >= 10_000, "only {measured} packets measured");
     assert!(measured_received > 10_000_000, "too little data moved");
     let hot = counts.transmit + counts.receive + counts.timers + counts.events;

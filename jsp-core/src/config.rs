@@ -106,6 +106,11 @@ pub struct TransportConfig {
     /// than [`MIN_UDP_PAYLOAD`], up to 1452 bytes with [`MtuDiscoveryConfig::default`]. On by
     /// default; `None` keeps every datagram at 1200 bytes.
     pub mtu_discovery: Option<MtuDiscoveryConfig>,
+    /// Forward error correction ([`crate::fec`]): when set, this endpoint announces that it
+    /// decodes FEC, and protects what it sends with repair symbols once it measures loss, if
+    /// the peer announced it too. Adaptive: no repair bytes on a clean link. Default `None`
+    /// (off, neither sent nor announced).
+    pub fec: Option<crate::fec::FecConfig>,
 }
 
 /// Settings of path-MTU discovery (see [`TransportConfig::mtu_discovery`]).
@@ -230,6 +235,7 @@ impl Default for TransportConfig {
             key_log: false,
             padding: PaddingPolicy::None,
             mtu_discovery: Some(MtuDiscoveryConfig::default()),
+            fec: None,
         }
     }
 }
@@ -293,6 +299,9 @@ impl TransportConfig {
             ));
         }
         self.padding.validate()?;
+        if let Some(fec) = &self.fec {
+            fec.validate().map_err(|e| ConfigError::new("fec", e))?;
+        }
         Ok(())
     }
 }

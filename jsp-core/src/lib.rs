@@ -39,6 +39,7 @@ pub mod crypto;
 pub mod delta;
 pub mod endpoint;
 pub mod error;
+pub mod fec;
 pub mod file;
 pub mod frame;
 #[cfg(feature = "fuzzing")]

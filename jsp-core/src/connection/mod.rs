@@ -192,6 +192,19 @@ pub struct Connection {
     mtud: mtud::Mtud,
     /// Congestion events reported to the controller (losses of path-MTU probes are not).
     congestion_events: u64,
+    /// Forward error correction, sending half: set once both sides announced FEC.
+    fec_tx: Option<crate::fec::FecSender>,
+    /// Forward error correction, receiving half: set when we announced FEC.
+    fec_rx: Option<crate::fec::FecReceiver>,
+    /// Packets rebuilt by FEC, processed after the packet whose repair symbol rebuilt them.
+    fec_recovered: Vec<crate::fec::Recovered>,
+    /// How many more packets carrying an ACK also carry FEC_RECOVERED (a change of our count
+    /// is repeated in a few, since the frame is not retransmitted).
+    fec_recovered_repeat: u8,
+    /// The peer's last FEC_RECOVERED count.
+    fec_peer_repaired: u64,
+    /// Packet number of the 1-RTT packet being processed (the carrier of its repair symbols).
+    rx_pn: u64,
     /// Client: the token its Initial packets carry (from a Retry, or a NEW_TOKEN of an earlier
     /// connection); empty for none.
     initial_token: Vec<u8>,
@@ -334,6 +347,12 @@ impl Connection {
             mtu,
             mtud,
             congestion_events: 0,
+            fec_tx: None,
+            fec_rx: None,
+            fec_recovered: Vec::new(),
+            fec_recovered_repeat: 0,
+            fec_peer_repaired: 0,
+            rx_pn: 0,
             initial_token: Vec::new(),
             retry_scid: None,
             new_token: None,
@@ -375,6 +394,7 @@ impl Connection {
             ack_delay_exponent: transport.ack_delay_exponent,
             max_ack_delay_ms: transport.max_ack_delay.as_millis() as u64,
             max_datagram_frame_size: transport.max_datagram_frame_size,
+            fec_max_block: transport.fec.as_ref().map_or(0, |f| u64::from(f.max_block)),
             initial_source_connection_id: scid.to_vec(),
             ..TransportParameters::default()
         }
@@ -557,6 +577,7 @@ impl Connection {
         s.mtu_probes_lost = self.mtud.probes_lost;
         s.mtu_black_holes = self.mtud.black_holes;
         s.congestion_events = self.congestion_events;
+        self.fec_stats(&mut s);
         s
     }
 
@@ -594,7 +615,13 @@ impl Connection {
             .streams
             .next_expiry()
             .filter(|_| self.state == State::Established);
-        self.timers.next().into_iter().chain(expiry).min()
+        let fec = self.fec_close_deadline();
+        self.timers
+            .next()
+            .into_iter()
+            .chain(expiry)
+            .chain(fec)
+            .min()
     }
 
     /// The largest datagram payload the peer accepts now (0 when datagrams are off).
@@ -780,6 +807,9 @@ impl Connection {
     /// Fires expired timers. Call at (or after) the deadline from [`Self::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
         self.streams.set_now(now);
+        if self.state == State::Established {
+            self.fec_poll_close(now);
+        }
         // `expired` hands back the fired timers by value (no borrow, no allocation).
         let fired = self.timers.expired(now);
         for timer in fired {
@@ -936,6 +966,7 @@ impl Connection {
         let mut lost_bytes = 0u64;
         let mut largest_sent: Option<Instant> = None;
         let mut largest_large_lost: Option<u64> = None;
+        let mut data_lost = 0u64;
         for (space, pn, packet) in out.lost.drain(..) {
             if packet.frames.mtu_probe {
                 // RFC 8899 §3: a lost probe says the path is too narrow, not congested.
@@ -943,6 +974,9 @@ impl Connection {
                 continue;
             }
             if packet.in_flight {
+                if space == SpaceId::Data {
+                    data_lost += 1;
+                }
                 lost_bytes += u64::from(packet.size);
                 largest_sent = largest_sent.max(Some(packet.time_sent));
                 if space == SpaceId::Data && packet.size > crate::config::MIN_UDP_PAYLOAD {
@@ -951,6 +985,7 @@ impl Connection {
             }
             self.requeue(space, packet.frames);
         }
+        self.fec_outcome(0, data_lost, 0);
         if let Some(sent) = largest_sent {
             self.delivery.on_lost(lost_bytes);
             self.congestion_events += 1;
@@ -1193,6 +1228,7 @@ impl Connection {
             .set_max_ack_delay(Duration::from_millis(params.max_ack_delay_ms));
         self.streams
             .set_peer_limits(streams_glue::peer_limits(&params));
+        self.fec_setup(&params);
         self.peer_params = Some(params);
     }
 
@@ -1217,8 +1253,11 @@ impl Connection {
     }
 }
 
+mod fec_glue;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_fec;
 #[cfg(test)]
 mod tests_modes;
 #[cfg(test)]

@@ -291,6 +291,10 @@ impl Connection {
         self.reset_idle_timer(now);
         self.idle_restart_on_send = true;
         let payload = packet.freeze().slice(range);
+        if kind == PacketKind::Short {
+            self.rx_pn = pn;
+            self.fec_store_received(pn, &payload);
+        }
         let ack_eliciting = self.process_frames(now, space, kind, &payload)?;
         if matches!(self.state, State::Draining | State::Drained) {
             return Ok(true);
@@ -317,6 +321,9 @@ impl Connection {
                 }
                 self.timers.set(Timer::Ack, now + delay);
             }
+        }
+        if !self.fec_recovered.is_empty() {
+            self.process_fec_recovered(now)?;
         }
         Ok(true)
     }
@@ -441,7 +448,7 @@ impl Connection {
     }
 
     /// Processes a packet's frames; returns whether any was ack-eliciting.
-    fn process_frames(
+    pub(super) fn process_frames(
         &mut self,
         now: Instant,
         space: SpaceId,
@@ -558,11 +565,17 @@ impl Connection {
                         }
                     }
                 }
-                Frame::RetireConnectionId { .. } | Frame::FecRepair { .. } => {
-                    // We issue no connection ID beyond the handshake's (so there is none for the
-                    // peer to retire), and FEC arrives with later work: these frames are valid
-                    // and safely ignored until then.
+                Frame::RetireConnectionId { .. } => {
+                    // We issue no connection ID beyond the handshake's, so there is none for
+                    // the peer to retire: valid and ignored.
                 }
+                Frame::FecRepair {
+                    block,
+                    sources,
+                    symbol,
+                    data,
+                } => self.on_fec_repair_frame(block, sources, symbol, data)?,
+                Frame::FecRecovered { count, .. } => self.on_fec_recovered_frame(now, count),
                 Frame::Stream { .. }
                 | Frame::ResetStream { .. }
                 | Frame::StopSending { .. }
@@ -677,7 +690,11 @@ impl Connection {
         // these acknowledgements say little about the path's capacity (RFC 9002 §7.8).
         let app_limited =
             self.recovery.bytes_in_flight() < self.cc.window() / 2 && !self.has_pending_data();
+        let mut data_acked = 0u64;
         for (space, pn, packet) in out.acked.drain(..) {
+            if space == SpaceId::Data && packet.in_flight {
+                data_acked += 1;
+            }
             if space == SpaceId::Data {
                 if packet.frames.mtu_probe {
                     if let Some(mtu) = self.mtud.on_probe_acked(now, pn, packet.size) {
@@ -715,6 +732,7 @@ impl Connection {
             }
             self.recycle_records(records);
         }
+        self.fec_outcome(data_acked, 0, out.spurious_losses);
         self.streams.set_rtt(self.recovery.rtt().smoothed());
         if out.spurious_losses > 0 {
             self.cc.on_spurious_loss();

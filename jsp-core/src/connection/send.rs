@@ -54,6 +54,9 @@ impl Connection {
         if let Some(t) = self.poll_mtu_probe(now, buf) {
             return Some(t);
         }
+        if self.state == State::Established {
+            self.fec_poll_close(now);
+        }
         let data = &self.spaces[SpaceId::Data.index()];
         if self.mtu > MIN_UDP_PAYLOAD && data.ping_pending > 0 {
             // PTO and keep-alive probes stay at the base size, so that they get through a path
@@ -222,6 +225,7 @@ impl Connection {
             || self.path_challenge_pending
             || !self.peer_cids.retire_pending.is_empty()
             || !self.datagrams.outgoing.is_empty()
+            || self.fec_has_repairs()
             || self.streams_want_to_send(false)
     }
 
@@ -279,7 +283,19 @@ impl Connection {
         let mut w = Writer::new(&mut *out);
         let hdr = header::write(&mut w, &spec).ok()?;
         let header_len = hdr.len();
-        let frames_end = out.len().checked_sub(TAG_LEN)?;
+        // FEC: a packet of repair symbols goes ahead of new data; a protected packet leaves
+        // room for its repair symbol's framing.
+        let repair_packet = kind == PacketKind::Short
+            && cwnd_open
+            && !pad.probe
+            && self.state != State::Closing
+            && self.fec_has_repairs();
+        let reserve = if kind == PacketKind::Short && !repair_packet && self.fec_protecting() {
+            super::fec_glue::FEC_RESERVE
+        } else {
+            0
+        };
+        let frames_end = out.len().checked_sub(TAG_LEN + reserve)?;
         if frames_end <= header_len + 8 {
             return None;
         }
@@ -293,6 +309,13 @@ impl Connection {
             let eliciting = if pad.probe {
                 sent.mtu_probe = true;
                 Frame::Ping.encode(&mut w).is_ok()
+            } else if repair_packet {
+                let s = &self.spaces[space.index()];
+                if s.ack_now || s.unacked_eliciting > 0 {
+                    self.write_ack(now, space, &mut w, &mut sent);
+                    self.write_fec_recovered(&mut w);
+                }
+                self.write_fec_repairs(&mut w)
             } else {
                 self.write_frames(now, space, kind, &mut w, &mut sent, cwnd_open)
             };
@@ -305,6 +328,12 @@ impl Connection {
         }
         if payload_len == 0 {
             return None;
+        }
+        if !pad.probe && !repair_packet && self.fec_tx.is_some() {
+            let cap = frames_end - header_len;
+            if let Some(payload) = out.get(header_len..header_len + payload_len) {
+                self.fec_on_sent(now, kind, pn, payload, cap);
+            }
         }
         // Pad: to the header-protection sample minimum, and to the datagram minimum when this
         // packet ends the datagram (nothing follows, or nothing more would fit).
@@ -347,11 +376,17 @@ impl Connection {
             packet::seal(out.get_mut(..total)?, &hdr, pn, key, hp)
         };
         if let Err(e) = sealed {
+            if let Some(fec) = &mut self.fec_tx {
+                fec.unsend(pn);
+            }
             tracing::error!(error = %e, "failed to seal a packet");
             return None;
         }
         self.spaces[space.index()].next_pn += 1;
         self.stats.packets_sent += 1;
+        if repair_packet {
+            self.stats.fec_repair_wire_bytes += total as u64;
+        }
         if kind == PacketKind::Short {
             if let Some(keys) = &mut self.one_rtt {
                 keys.tx_packets += 1;
@@ -420,6 +455,9 @@ impl Connection {
             && self.spaces[space.index()].ack_new
         {
             self.write_ack(now, space, w, sent);
+        }
+        if space == SpaceId::Data && kind == PacketKind::Short && sent.largest_ack.is_some() {
+            self.write_fec_recovered(w);
         }
         eliciting
     }

@@ -160,6 +160,23 @@ pub struct ConnectionStats {
     pub mtu_black_holes: u64,
     /// Loss events reported to the congestion controller.
     pub congestion_events: u64,
+    /// FEC repair symbols sent.
+    pub fec_repair_symbols_sent: u64,
+    /// Bytes of the packets carrying FEC repair symbols (headers and tags included).
+    pub fec_repair_wire_bytes: u64,
+    /// Bytes of FEC repair symbols sent (the symbols alone, not their frame and packet
+    /// headers).
+    pub fec_repair_bytes_sent: u64,
+    /// Packets FEC made us send repairs for (members of a closed block).
+    pub fec_packets_protected: u64,
+    /// Packets of the peer we rebuilt from repair symbols.
+    pub fec_packets_recovered: u64,
+    /// Packets of ours the peer reported rebuilt (FEC_RECOVERED).
+    pub fec_packets_repaired_by_peer: u64,
+    /// FEC repair frames refused as too old to decode.
+    pub fec_stale_blocks: u64,
+    /// Our current loss estimate, in parts per million.
+    pub fec_loss_estimate_ppm: u64,
 }
 
 /// Why a datagram could not be queued.

@@ -328,10 +328,30 @@ fn decode_body<'a>(t: u64, start: usize, r: &mut Reader<'a>) -> Result<Frame<'a>
         ty::KEY_UPDATE => Frame::KeyUpdate {
             generation: r.varint()?,
         },
-        ty::FEC_REPAIR => Frame::FecRepair {
-            block: r.varint()?,
-            symbol: r.varint()?,
-            data: length_prefixed(r)?,
+        ty::FEC_REPAIR => {
+            let block = r.varint()?;
+            let sources = r.varint()?;
+            let symbol = r.varint()?;
+            if sources == 0 {
+                return Err(FrameErrorKind::InvalidValue(
+                    "FEC_REPAIR block has no sources",
+                ));
+            }
+            if symbol < sources {
+                return Err(FrameErrorKind::InvalidValue(
+                    "FEC_REPAIR symbol ID is a source symbol's",
+                ));
+            }
+            Frame::FecRepair {
+                block,
+                sources,
+                symbol,
+                data: length_prefixed(r)?,
+            }
+        }
+        ty::FEC_RECOVERED => Frame::FecRecovered {
+            count: r.varint()?,
+            largest: r.varint()?,
         },
         ty::STREAM_SKIP => {
             let id = StreamId(r.varint()?);
@@ -464,12 +484,18 @@ impl<'a> Frame<'a> {
             }
             Self::SessionTicket { data } | Self::Datagram { data } => emit_bytes(s, data),
             Self::KeyUpdate { generation } => s.varint(*generation),
+            Self::FecRecovered { count, largest } => {
+                s.varint(*count)?;
+                s.varint(*largest)
+            }
             Self::FecRepair {
                 block,
+                sources,
                 symbol,
                 data,
             } => {
                 s.varint(*block)?;
+                s.varint(*sources)?;
                 s.varint(*symbol)?;
                 emit_bytes(s, data)
             }

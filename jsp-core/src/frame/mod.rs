@@ -101,6 +101,9 @@ pub mod ty {
     /// STREAM_SKIP: the sender abandoned a partially reliable or best-effort stream's data
     /// below an offset; the receiver skips to it.
     pub const STREAM_SKIP: u64 = 0x23;
+    /// FEC_RECOVERED: how many of the peer's packets FEC has repaired so far (a loss signal
+    /// for its congestion control and loss estimate).
+    pub const FEC_RECOVERED: u64 = 0x24;
     /// DATAGRAM without a length: the data runs to the end of the packet.
     pub const DATAGRAM: u64 = 0x30;
     /// DATAGRAM with a length field.
@@ -138,6 +141,7 @@ pub mod ty {
             KEY_UPDATE => "KEY_UPDATE",
             FEC_REPAIR => "FEC_REPAIR",
             STREAM_SKIP => "STREAM_SKIP",
+            FEC_RECOVERED => "FEC_RECOVERED",
             DATAGRAM | DATAGRAM_LEN => "DATAGRAM",
             _ => return None,
         })
@@ -355,9 +359,11 @@ pub enum Frame<'a> {
     },
     /// A forward-error-correction repair symbol.
     FecRepair {
-        /// The source block it repairs.
+        /// The source block it repairs: the block's first packet number.
         block: u64,
-        /// The symbol's index within the block.
+        /// Packets in the block (at least 1): packet numbers `block..block + sources`.
+        sources: u64,
+        /// The symbol's RaptorQ encoding symbol ID (at least `sources`: a repair symbol).
         symbol: u64,
         /// The symbol's bytes.
         data: &'a [u8],
@@ -372,6 +378,14 @@ pub enum Frame<'a> {
         /// How many messages begin below `offset` (cumulative, at most `offset`: each message
         /// takes at least one byte).
         messages: u64,
+    },
+    /// How many of the receiver's packets FEC repaired so far (cumulative), and the largest
+    /// packet number among them; not ack-eliciting.
+    FecRecovered {
+        /// Packets repaired since the connection began.
+        count: u64,
+        /// The largest packet number repaired.
+        largest: u64,
     },
     /// An unreliable datagram.
     Datagram {
@@ -421,14 +435,18 @@ impl Frame<'_> {
             Self::KeyUpdate { .. } => ty::KEY_UPDATE,
             Self::FecRepair { .. } => ty::FEC_REPAIR,
             Self::StreamSkip { .. } => ty::STREAM_SKIP,
+            Self::FecRecovered { .. } => ty::FEC_RECOVERED,
             Self::Datagram { .. } => ty::DATAGRAM_LEN,
         }
     }
 
     /// Whether receiving this frame obliges the peer to send an ACK: every frame but PADDING,
-    /// ACK and CLOSE.
+    /// ACK, FEC_RECOVERED and CLOSE.
     pub fn is_ack_eliciting(&self) -> bool {
-        !matches!(self, Self::Padding { .. } | Self::Ack(_) | Self::Close(_))
+        !matches!(
+            self,
+            Self::Padding { .. } | Self::Ack(_) | Self::Close(_) | Self::FecRecovered { .. }
+        )
     }
 
     /// Whether the frame may appear in Initial and Handshake packets: PADDING, PING, ACK, CRYPTO
@@ -456,6 +474,8 @@ impl Frame<'_> {
         !matches!(
             self,
             Self::Ack(_)
+                | Self::FecRecovered { .. }
+                | Self::FecRepair { .. }
                 | Self::Crypto { .. }
                 | Self::HandshakeDone
                 | Self::NewToken { .. }

@@ -40,8 +40,14 @@ impl Spec {
                 ..close
             }),
             Frame::SessionTicket { .. } => Frame::SessionTicket { data: bytes },
-            Frame::FecRepair { block, symbol, .. } => Frame::FecRepair {
+            Frame::FecRepair {
                 block,
+                sources,
+                symbol,
+                ..
+            } => Frame::FecRepair {
+                block,
+                sources,
                 symbol,
                 data: bytes,
             },
@@ -152,14 +158,19 @@ fn spec() -> impl Strategy<Value = Spec> {
             )
         }),
         data().prop_map(|d| Spec::Plain(Frame::SessionTicket { data: &[] }, d)),
-        (varint(), varint(), data()).prop_map(|(block, symbol, d)| Spec::Plain(
-            Frame::FecRepair {
-                block,
-                symbol,
-                data: &[],
-            },
-            d
-        )),
+        (varint(), 1..=VARINT_MAX, varint(), data()).prop_map(|(block, sources, extra, d)| {
+            Spec::Plain(
+                Frame::FecRepair {
+                    block,
+                    sources,
+                    symbol: sources.saturating_add(extra).min(VARINT_MAX),
+                    data: &[],
+                },
+                d,
+            )
+        }),
+        (varint(), varint())
+            .prop_map(|(count, largest)| plain(Frame::FecRecovered { count, largest })),
         data().prop_map(|d| Spec::Plain(Frame::Datagram { data: &[] }, d)),
     ];
     let skips = (varint(), varint(), varint()).prop_map(|(id, a, b)| {
@@ -397,6 +408,7 @@ fn samples() -> Vec<Spec> {
         Spec::Plain(
             Frame::FecRepair {
                 block: 70_000,
+                sources: 12,
                 symbol: 12,
                 data: &[],
             },
@@ -543,12 +555,23 @@ fn invalid_fields_are_rejected_with_the_rule_they_break() {
             FrameError::new(Some(0x07), InvalidValue("NEW_TOKEN token is empty")),
         ),
         (vec![0x1f], FrameError::new(Some(0x1f), UnknownType)),
-        (vec![0x24, 0, 0], FrameError::new(Some(0x24), UnknownType)),
+        (vec![0x25, 0, 0], FrameError::new(Some(0x25), UnknownType)),
         (
             vec![0x23, 4, 2, 3],
             FrameError::new(
                 Some(0x23),
                 InvalidValue("STREAM_SKIP counts more messages than bytes"),
+            ),
+        ),
+        (
+            vec![0x22, 7, 0, 0, 1, 9],
+            FrameError::new(Some(0x22), InvalidValue("FEC_REPAIR block has no sources")),
+        ),
+        (
+            vec![0x22, 7, 8, 7, 1, 9],
+            FrameError::new(
+                Some(0x22),
+                InvalidValue("FEC_REPAIR symbol ID is a source symbol's"),
             ),
         ),
         (vec![0x2f], FrameError::new(Some(0x2f), UnknownType)),

@@ -99,6 +99,11 @@ pub struct TransportParameters {
     /// Key `mdfs`. Largest DATAGRAM frame accepted; 0 disables datagrams. Default 1200.
     #[serde(rename = "mdfs", default = "defaults::max_datagram_frame_size")]
     pub max_datagram_frame_size: u64,
+    /// Key `fec`. The most source packets per forward-error-correction block the sender
+    /// decodes; 0 (the default) means it does not decode FEC, and the peer then sends no
+    /// FEC_REPAIR frames.
+    #[serde(rename = "fec", default)]
+    pub fec_max_block: u64,
     /// Key `dam`. The sender does not support active connection migration. Default false.
     #[serde(rename = "dam", default)]
     pub disable_active_migration: bool,
@@ -150,6 +155,7 @@ impl Default for TransportParameters {
             max_ack_delay_ms: defaults::max_ack_delay_ms(),
             active_connection_id_limit: defaults::active_connection_id_limit(),
             max_datagram_frame_size: defaults::max_datagram_frame_size(),
+            fec_max_block: 0,
             disable_active_migration: false,
             stateless_reset_token: None,
             initial_source_connection_id: Vec::new(),
@@ -190,6 +196,7 @@ impl TransportParameters {
                 self.active_connection_id_limit,
             ),
             ("max_datagram_frame_size", self.max_datagram_frame_size),
+            ("fec_max_block", self.fec_max_block),
         ];
         for (name, value) in varints {
             if value > MAX_VARINT {
@@ -300,6 +307,7 @@ pub(crate) mod tests {
                     max_ack_delay_ms: j,
                     active_connection_id_limit: k,
                     max_datagram_frame_size: l,
+                    fec_max_block: l % 100,
                     disable_active_migration: m,
                     stateless_reset_token: if server { n } else { None },
                     initial_source_connection_id: o,

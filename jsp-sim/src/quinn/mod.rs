@@ -40,6 +40,7 @@
 //! moves its results by a little.
 
 mod apps;
+mod on_time;
 mod run;
 mod tls;
 
@@ -58,6 +59,7 @@ use quinn_proto::{
 };
 
 pub use self::apps::{MessageClient, QuinnClient, QuinnServer};
+pub use self::on_time::{run_on_time, OnTimeClient, OnTimeServer};
 pub use self::run::{run_messages, run_transfer, QuinnReport};
 use self::tls::VirtualWallClock;
 use crate::node::{Node, Transmit};

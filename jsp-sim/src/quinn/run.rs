@@ -87,7 +87,7 @@ impl QuinnReport {
 /// Builds the network of `s` with quinn nodes: the server runs `server_app`, client `i` runs
 /// `client_app(i)`; the random draws happen in the order [`crate::scenario::build_jsp`] makes
 /// them.
-fn build(
+pub(super) fn build(
     s: &Scenario,
     controller: Controller,
     server_app: Box<dyn super::QuinnApp>,

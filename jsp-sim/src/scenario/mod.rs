@@ -13,6 +13,7 @@
 mod apps;
 pub mod files;
 pub mod messages;
+pub mod on_time;
 pub mod pattern;
 mod random;
 
@@ -117,6 +118,8 @@ pub struct Scenario {
     /// Keep each datagram's queueing delay on the client → server links (for
     /// [`Report::up_queue_delays`]). Off by default.
     pub record_queue_delays: bool,
+    /// Both JSP sides' forward-error-correction settings (none by default: FEC off).
+    pub fec: Option<jsp_core::fec::FecConfig>,
 }
 
 impl Scenario {
@@ -133,6 +136,7 @@ impl Scenario {
             time_limit: Duration::from_secs(3600),
             trace_log: 0,
             record_queue_delays: false,
+            fec: None,
         }
     }
 
@@ -337,6 +341,7 @@ pub fn build_jsp(
     let transport = Arc::new(TransportConfig {
         idle_timeout: s.idle_timeout,
         keep_alive_interval: s.keep_alive,
+        fec: s.fec.clone(),
         ..TransportConfig::default()
     });
     let mut server_config = ServerConfig::new(identity.clone(), resumption);
