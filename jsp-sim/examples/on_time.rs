@@ -27,7 +27,6 @@
 use jsp_sim::jsp_core::fec::FecConfig;
 use jsp_sim::jsp_core::stream::DeliveryMode;
 use jsp_sim::jsp_core::Duration;
-use jsp_sim::link::LinkConfig;
 use jsp_sim::profile::Profile;
 use jsp_sim::quinn::{self, Controller};
 use jsp_sim::scenario::messages::quantile;
@@ -44,22 +43,6 @@ fn emit(bench: &str, imp: &str, metric: &str, value: f64, unit: &str) {
     println!(
         "{{\"bench\":\"{bench}\",\"impl\":\"{imp}\",\"metric\":\"{metric}\",\"value\":{v},\"unit\":\"{unit}\"}}"
     );
-}
-
-fn lossy(name: &str, loss: f64) -> Profile {
-    let link = LinkConfig {
-        delay: Duration::from_millis(25),
-        bandwidth_bps: Some(100_000_000),
-        queue_bytes: 625_000,
-        loss,
-        ..LinkConfig::default()
-    };
-    Profile {
-        name: name.to_owned(),
-        up: link.clone(),
-        down: link,
-        faults: Vec::new(),
-    }
 }
 
 fn bursty() -> Profile {
@@ -134,9 +117,9 @@ fn main() {
         .and_then(|i| args.get(i + 1));
     let plan = OnTimePlan::realtime(seconds);
     let profiles = [
-        ("loss-1%", lossy("loss-1%", 0.01)),
-        ("loss-5%", lossy("loss-5%", 0.05)),
-        ("loss-10%", lossy("loss-10%", 0.10)),
+        ("loss-1%", Profile::random_loss("loss-1%", 0.01)),
+        ("loss-5%", Profile::random_loss("loss-5%", 0.05)),
+        ("loss-10%", Profile::random_loss("loss-10%", 0.10)),
         ("bursty", bursty()),
     ];
     let mut rows = Vec::new();

@@ -34,7 +34,7 @@
 use std::time::Instant as WallClock;
 
 use jsp_sim::jsp_core::Duration;
-use jsp_sim::link::{LinkConfig, LinkStats};
+use jsp_sim::link::LinkStats;
 use jsp_sim::profile::{Fault, Profile};
 use jsp_sim::quinn::{self, Controller};
 use jsp_sim::scenario::messages::{self, Messages};
@@ -96,23 +96,6 @@ fn lte_steps() -> (Profile, f64) {
         })
         .collect();
     (p, STEPS.iter().sum::<u64>() as f64 / 4.0 / 1e6)
-}
-
-fn lossy(name: &str, loss: f64) -> Profile {
-    let link = LinkConfig {
-        delay: Duration::from_millis(25),
-        bandwidth_bps: Some(100_000_000),
-        // One bandwidth-delay product: 100 Mbit/s × 50 ms.
-        queue_bytes: 625_000,
-        loss,
-        ..LinkConfig::default()
-    };
-    Profile {
-        name: name.to_owned(),
-        up: link.clone(),
-        down: link,
-        faults: Vec::new(),
-    }
 }
 
 /// Which way a metric is better.
@@ -335,7 +318,11 @@ fn run_messages(seed: u64, rows: &mut Vec<Row>) {
         size: 200,
         interval: Duration::from_millis(10),
     };
-    let s = Scenario::new(lossy("messages", 0.01), seed, Transfer::large(0));
+    let s = Scenario::new(
+        Profile::random_loss("messages", 0.01),
+        seed,
+        Transfer::large(0),
+    );
     emit(name, "link", "rate", 100.0, "Mbit/s");
     emit(name, "link", "base_rtt", 50.0, "ms");
     let mut p50 = Row::new(name, "latency p50", "ms", Better::Lower);
@@ -490,7 +477,7 @@ fn main() {
         },
         bulk_of(
             "loss-1%",
-            lossy("loss-1%", 0.01),
+            Profile::random_loss("loss-1%", 0.01),
             Target::Loss {
                 mult: 1.5,
                 frac: 0.9,
@@ -498,7 +485,7 @@ fn main() {
         ),
         bulk_of(
             "loss-3%",
-            lossy("loss-3%", 0.03),
+            Profile::random_loss("loss-3%", 0.03),
             Target::Loss {
                 mult: 3.0,
                 frac: 0.85,

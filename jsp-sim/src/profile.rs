@@ -151,6 +151,25 @@ fn asym(name: &str, link: LinkConfig, down_bps: u64, up_bps: u64) -> Profile {
 }
 
 impl Profile {
+    /// A symmetric 100 Mbit/s path with 25 ms each way (50 ms RTT), a queue of one
+    /// bandwidth-delay product (625,000 bytes) and `loss` random loss in both directions: the
+    /// benchmarks' lossy link.
+    pub fn random_loss(name: &str, loss: f64) -> Self {
+        let link = LinkConfig {
+            delay: ms(25),
+            bandwidth_bps: Some(100 * MBIT),
+            queue_bytes: 625_000,
+            loss,
+            ..LinkConfig::default()
+        };
+        Self {
+            name: name.to_owned(),
+            up: link.clone(),
+            down: link,
+            faults: Vec::new(),
+        }
+    }
+
     /// The built-in profile called `name`, or `None`.
     pub fn named(name: &str) -> Option<Self> {
         let p = match name {

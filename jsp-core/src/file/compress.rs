@@ -261,6 +261,13 @@ pub(crate) fn ruzstd_decompress_dict(
     let mut source = frame;
     let decoder = ruzstd::decoding::StreamingDecoder::new_with_decoder(&mut source, frames)
         .map_err(|_| "corrupt zstd frame header")?;
+    read_bounded(decoder, declared)
+}
+
+/// Reads a decoder's output, refusing more than `declared` bytes (it never reads more than
+/// `declared + 1`, so a decompression bomb costs at most the chunk's size).
+#[cfg_attr(all(feature = "zstd", not(target_arch = "wasm32")), allow(dead_code))]
+fn read_bounded(decoder: impl Read, declared: usize) -> Result<Vec<u8>, &'static str> {
     let mut out = Vec::with_capacity(declared);
     decoder
         .take(declared as u64 + 1)
@@ -488,13 +495,5 @@ pub(crate) fn ruzstd_decompress(frame: &[u8], declared: usize) -> Result<Vec<u8>
     let mut source = frame;
     let decoder = ruzstd::decoding::StreamingDecoder::new(&mut source)
         .map_err(|_| "corrupt zstd frame header")?;
-    let mut out = Vec::with_capacity(declared);
-    decoder
-        .take(declared as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| "corrupt zstd frame")?;
-    if out.len() > declared {
-        return Err("zstd frame decompresses beyond the chunk's length");
-    }
-    Ok(out)
+    read_bounded(decoder, declared)
 }
