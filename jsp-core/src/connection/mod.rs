@@ -841,13 +841,8 @@ impl Connection {
                 // Nothing to do: the driver's next `poll_transmit` sends what the pacer released.
                 Timer::Pacing => {}
                 Timer::IdleProbe => {
-                    let idle_at = self.timers.get(Timer::Idle);
-                    let sent = if self.idle_probed_for.0 == idle_at {
-                        self.idle_probed_for.1
-                    } else {
-                        0
-                    };
-                    self.idle_probed_for = (idle_at, sent + 1);
+                    let sent = self.idle_probes_sent();
+                    self.idle_probed_for = (self.timers.get(Timer::Idle), sent + 1);
                     if self.state == State::Established {
                         // Two datagrams, as a PTO sends: on a lossy path one alone is lost too
                         // often for the last word before the connection is given up.
@@ -924,6 +919,16 @@ impl Connection {
         }
     }
 
+    /// Last-chance probes already sent for the current idle deadline (a new deadline, set when
+    /// something is received, starts again from 0).
+    fn idle_probes_sent(&self) -> u8 {
+        if self.idle_probed_for.0 == self.timers.get(Timer::Idle) {
+            self.idle_probed_for.1
+        } else {
+            0
+        }
+    }
+
     /// When the idle deadline is near and nothing has been heard while ack-eliciting packets are
     /// in flight, probe before giving up: probe timeouts back off exponentially, and on a lossy
     /// but live path the next backed-off probe could otherwise come after the idle deadline
@@ -939,12 +944,7 @@ impl Connection {
             self.timers.stop(Timer::IdleProbe);
             return;
         }
-        let sent = if self.idle_probed_for.0 == Some(idle_at) {
-            self.idle_probed_for.1
-        } else {
-            0
-        };
-        let at = match sent {
+        let at = match self.idle_probes_sent() {
             0 => idle_at - idle / 3,
             1 => idle_at - idle / 6,
             _ => {

@@ -467,22 +467,13 @@ impl ManifestBuilder {
 
     /// Adds a file with its size, mode and chunk hashes (cut at the current chunk size).
     pub fn file(
-        mut self,
+        self,
         path: impl Into<String>,
         size: u64,
         mode: u32,
         hashes: Vec<ChunkHash>,
     ) -> Self {
-        self.entries.push(Entry {
-            path: path.into(),
-            kind: EntryKind::File,
-            mode,
-            size,
-            chunk_size: self.chunk_size,
-            hashes,
-            weak: Vec::new(),
-        });
-        self
+        self.file_with_weak(path, size, mode, hashes, Vec::new())
     }
 
     /// [`ManifestBuilder::file`] with each chunk's rolling checksum
