@@ -33,6 +33,8 @@ pub struct Options {
     pub echo_messages: usize,
     /// Bytes per echo message.
     pub echo_size: usize,
+    /// Run only this stack (`jsp` or `quinn`), for profiling one of them; `None` runs both.
+    pub only: Option<String>,
 }
 
 /// How a benchmark's server answers its connections.
@@ -175,8 +177,13 @@ pub async fn run(opts: &Options, live: LiveBytes) -> BenchResult<(Vec<Record>, T
     let mut quinn = Figures::default();
     for r in 0..opts.rounds.max(1) {
         eprintln!("round {}/{}", r + 1, opts.rounds.max(1));
-        round::<Jsp>(opts, &mut jsp).await?;
-        round::<Quinn>(opts, &mut quinn).await?;
+        let wants = |name: &str| opts.only.as_deref().is_none_or(|o| o == name);
+        if wants(Jsp::NAME) {
+            round::<Jsp>(opts, &mut jsp).await?;
+        }
+        if wants(Quinn::NAME) {
+            round::<Quinn>(opts, &mut quinn).await?;
+        }
     }
     // Idle connections once per stack (the slowest test), JSP first.
     if opts.idle_conns > 0 {

@@ -56,6 +56,9 @@ struct Args {
     /// Tokio worker threads; 0 runs everything on one thread (current-thread runtime).
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Run only one stack (`jsp` or `quinn`), e.g. under a profiler; ratios need both.
+    #[arg(long, value_parser = ["jsp", "quinn"])]
+    only: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         idle_conns: args.idle_conns,
         echo_messages: args.echo_messages,
         echo_size: args.echo_size.max(1),
+        only: args.only,
     };
     let runtime = if args.threads == 0 {
         tokio::runtime::Builder::new_current_thread()

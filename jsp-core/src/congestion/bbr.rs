@@ -17,8 +17,9 @@
 //!   `min_rtt + min_rtt/4 + 1 ms`) or ECN-CE marks: random (wireless) loss well above BBRv3's 2 %
 //!   threshold would otherwise keep cutting `bw_lo`/`inflight_hi` every round, while loss from a
 //!   full bottleneck queue always comes with the queue's delay;
-//! - no ACK-aggregation term (`extra_acked`); `cwnd_gain` of 2 absorbs the JSP receiver's
-//!   every-second-packet ACKs;
+//! - the ACK-aggregation term (`extra_acked`, as Linux BBR: a windowed maximum over 10 rounds
+//!   of the data acknowledged beyond what the bandwidth estimate explains) joins the window only
+//!   once STARTUP has filled the pipe, and is capped at 100 ms of the estimated bandwidth;
 //! - one min-RTT filter of 10 s that also schedules PROBE_RTT (BBRv3 probes every 5 s).
 
 use super::delivery::RateSample;
@@ -95,6 +96,12 @@ const FULL_BW_GROWTH: f64 = 1.25;
 const FULL_BW_ROUNDS: u32 = 3;
 /// Loss events within a round that, with a loss rate above the threshold, end STARTUP.
 const STARTUP_LOSS_EVENTS: u32 = 3;
+/// Rounds each of the two slots of the ACK-aggregation filter covers (Linux: 5, so the
+/// filter spans 5–10 rounds).
+const EXTRA_ACKED_WINDOW_ROUNDS: u32 = 5;
+/// The most the ACK-aggregation term may add to the window, as time at the estimated bandwidth
+/// (Linux `bbr_extra_acked_max_us`).
+const EXTRA_ACKED_MAX: Duration = Duration::from_millis(100);
 /// Rounds of CRUISE after which a probe starts at the latest (Reno coexistence, BBRv3 caps at 63).
 const MAX_ROUNDS_BETWEEN_PROBES: u64 = 63;
 const UNBOUNDED: u64 = u64::MAX;
@@ -189,6 +196,14 @@ pub struct Bbr {
     probe_rtt_done: Option<Instant>,
     probe_rtt_round_done: bool,
     prior_cwnd: u64,
+
+    /// ACK aggregation: the start of the current ACK epoch, the bytes acknowledged in it, and
+    /// the per-slot maxima of the excess over what `bw` explains.
+    ack_epoch_start: Instant,
+    ack_epoch_acked: u64,
+    extra_acked: [u64; 2],
+    extra_acked_slot: usize,
+    extra_acked_rounds: u32,
 }
 
 impl Bbr {
@@ -249,6 +264,11 @@ impl Bbr {
             probe_rtt_done: None,
             probe_rtt_round_done: false,
             prior_cwnd: 0,
+            ack_epoch_start: now,
+            ack_epoch_acked: 0,
+            extra_acked: [0; 2],
+            extra_acked_slot: 0,
+            extra_acked_rounds: 0,
         }
     }
 
@@ -287,6 +307,12 @@ impl Bbr {
         self.pacing_gain
     }
 
+    /// The ACK-aggregation estimate: the most data recently acknowledged at once beyond what
+    /// the bandwidth estimate explains, in bytes (added to the window once the pipe is full).
+    pub fn extra_acked(&self) -> u64 {
+        self.extra_acked[0].max(self.extra_acked[1])
+    }
+
     /// Round trips counted so far.
     pub fn round_count(&self) -> u64 {
         self.round_count
@@ -313,6 +339,48 @@ impl Bbr {
     /// at least two datagrams (BBR's `send_quantum` budget).
     fn quantum(&self) -> u64 {
         (self.pacing_rate / 1000).clamp(2 * self.mss, 64 * 1024)
+    }
+
+    /// Linux BBR's `bbr_update_ack_aggregation`: ACKs that arrive in bursts (delayed or
+    /// decimated ACKs, receivers that process datagrams in batches, schedulers that run the
+    /// peer late) acknowledge more than `bw` explains over an epoch; the window must hold that
+    /// much more or the sender idles between bursts.
+    fn update_ack_aggregation(&mut self, rs: &RateSample) {
+        if rs.newly_acked == 0 {
+            return;
+        }
+        if self.round_start {
+            self.extra_acked_rounds = self.extra_acked_rounds.saturating_add(1);
+            if self.extra_acked_rounds >= EXTRA_ACKED_WINDOW_ROUNDS {
+                self.extra_acked_rounds = 0;
+                self.extra_acked_slot ^= 1;
+                self.extra_acked[self.extra_acked_slot] = 0;
+            }
+        }
+        let epoch = rs.now.saturating_duration_since(self.ack_epoch_start);
+        let expected = u128::from(self.bw()) * epoch.as_nanos() / 1_000_000_000;
+        let mut expected = u64::try_from(expected).unwrap_or(u64::MAX);
+        if self.ack_epoch_acked <= expected {
+            // The ACK rate fell to or below the estimate: a new epoch starts.
+            self.ack_epoch_acked = 0;
+            self.ack_epoch_start = rs.now;
+            expected = 0;
+        }
+        self.ack_epoch_acked = self.ack_epoch_acked.saturating_add(rs.newly_acked);
+        let extra = self.ack_epoch_acked.saturating_sub(expected).min(self.cwnd);
+        let slot = &mut self.extra_acked[self.extra_acked_slot];
+        *slot = (*slot).max(extra);
+    }
+
+    /// The window share for ACK aggregation (none before the pipe is full).
+    fn aggregation_cwnd(&self) -> u64 {
+        if !self.filled_pipe {
+            return 0;
+        }
+        let bw = u128::from(self.bw());
+        let cap = bw * EXTRA_ACKED_MAX.as_nanos() / 1_000_000_000;
+        self.extra_acked()
+            .min(u64::try_from(cap).unwrap_or(u64::MAX))
     }
 
     fn inflight_with_headroom(&self) -> u64 {
@@ -628,6 +696,7 @@ impl Bbr {
     fn update_cwnd(&mut self, rs: &RateSample) {
         let target = self
             .bdp(self.bw(), self.cwnd_gain)
+            .saturating_add(self.aggregation_cwnd())
             .saturating_add(self.quantum())
             .max(self.min_cwnd);
         if self.filled_pipe {
@@ -728,6 +797,7 @@ impl Controller for Bbr {
             }
         }
         self.check_probe_rtt(rs, expired);
+        self.update_ack_aggregation(rs);
         if self.round_start {
             // Start the next round's signals (after using them above).
             self.bw_latest = rs.delivery_rate;

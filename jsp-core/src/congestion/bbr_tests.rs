@@ -344,3 +344,60 @@ fn the_factory_builds_bbr_in_startup() {
     assert_eq!(cc.window(), 15_000);
     assert!(cc.pacing_rate().is_some());
 }
+
+/// Feeds `acks` ACKs spaced `every` apart, each acknowledging `bytes`, at `rate` bytes/s.
+fn ack_train(h: &mut Harness, acks: usize, every: Duration, bytes: u64, rate: u64) {
+    for _ in 0..acks {
+        h.now += every;
+        let prior = h.delivered;
+        h.delivered += bytes;
+        let inflight = h.bbr.window();
+        h.bbr.on_sent(h.now, MSS, inflight);
+        h.bbr.on_rate_sample(&RateSample {
+            now: h.now,
+            delivery_rate: rate,
+            delivered: bytes,
+            interval: every,
+            prior_delivered: prior,
+            total_delivered: h.delivered,
+            is_app_limited: false,
+            tx_in_flight: inflight,
+            lost: 0,
+            newly_acked: bytes,
+            newly_lost: 0,
+            bytes_in_flight: inflight,
+            rtt: Some(h.path.min_rtt),
+            ecn_ce: false,
+        });
+    }
+}
+
+#[test]
+fn ack_aggregation_widens_the_window_by_the_burst_and_smooth_acks_do_not() {
+    // 10 MB/s, 20 ms: a BDP of 200 kB.
+    let rate = 10 * MB;
+    let bdp = rate / 50;
+    let mut h = Harness::new(rate, 20, 4 * MB);
+    h.run_for(Duration::from_secs(3));
+    assert!(h.in_probe_bw(), "state {:?}", h.bbr.state());
+    // Smooth ACKs, every 1 ms for 20 kB each (the path's rate): little aggregation.
+    ack_train(&mut h, 400, Duration::from_millis(1), rate / 1000, rate);
+    let smooth = h.bbr.extra_acked();
+    assert!(smooth <= bdp / 4, "smooth ACKs: extra_acked {smooth}");
+    let smooth_window = h.bbr.window();
+    // The same rate acknowledged in one burst per 20 ms: each burst is a whole BDP.
+    ack_train(&mut h, 40, Duration::from_millis(20), bdp, rate);
+    let bursty = h.bbr.extra_acked();
+    assert!(near(bursty, bdp, 0.05), "bursty ACKs: extra_acked {bursty}");
+    assert!(
+        h.bbr.window() >= smooth_window + bdp / 2,
+        "window {} after bursts, {} with smooth ACKs",
+        h.bbr.window(),
+        smooth_window
+    );
+    // Back to smooth ACKs after a gap in which the ACK rate fell below the estimate (which
+    // ends the aggregation epoch): the burst ages out of the 10-round filter.
+    h.now += Duration::from_millis(40);
+    ack_train(&mut h, 1000, Duration::from_millis(1), rate / 1000, rate);
+    assert!(h.bbr.extra_acked() <= bdp / 4, "{}", h.bbr.extra_acked());
+}
