@@ -175,9 +175,9 @@ async fn round<S: Stack>(opts: &Options, f: &mut Figures) -> BenchResult<()> {
 pub async fn run(opts: &Options, live: LiveBytes) -> BenchResult<(Vec<Record>, Table)> {
     let mut jsp = Figures::default();
     let mut quinn = Figures::default();
+    let wants = |name: &str| opts.only.as_deref().is_none_or(|o| o == name);
     for r in 0..opts.rounds.max(1) {
         eprintln!("round {}/{}", r + 1, opts.rounds.max(1));
-        let wants = |name: &str| opts.only.as_deref().is_none_or(|o| o == name);
         if wants(Jsp::NAME) {
             round::<Jsp>(opts, &mut jsp).await?;
         }
@@ -187,16 +187,20 @@ pub async fn run(opts: &Options, live: LiveBytes) -> BenchResult<(Vec<Record>, T
     }
     // Idle connections once per stack (the slowest test), JSP first.
     if opts.idle_conns > 0 {
-        for (f, idle) in [
-            (
+        let mut held = Vec::new();
+        if wants(Jsp::NAME) {
+            held.push((
                 &mut jsp,
                 Jsp::idle(opts.idle_conns, opts.concurrency, live).await?,
-            ),
-            (
+            ));
+        }
+        if wants(Quinn::NAME) {
+            held.push((
                 &mut quinn,
                 Quinn::idle(opts.idle_conns, opts.concurrency, live).await?,
-            ),
-        ] {
+            ));
+        }
+        for (f, idle) in held {
             f.heap.push(idle.heap_per_conn);
             if let Some(rss) = idle.rss_per_conn {
                 f.rss.push(rss);

@@ -265,6 +265,9 @@ impl ConnState {
                     if self.tickets.len() == MAX_TICKETS {
                         self.tickets.pop_front();
                     }
+                    // Room for exactly one more: most connections get one ticket, and the
+                    // default growth (four slots) would keep ~1 KiB with each idle connection.
+                    self.tickets.reserve_exact(1);
                     self.tickets.push_back(*t);
                     self.ticket_wakers.wake();
                 }

@@ -13,7 +13,7 @@
 //! the lowest active one (and to its stateless-reset token).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::cid::ConnectionId;
 use crate::error::{TransportError, TransportErrorCode};
@@ -27,14 +27,19 @@ pub(crate) const MAX_RETIREMENTS_OUTSTANDING: u64 = 4;
 /// sequence numbers cannot make the set grow further).
 const MAX_RETIRED_RANGES: usize = 16;
 
+/// An active ID: its sequence number, the ID, and its stateless-reset token.
+type Entry = (u64, ConnectionId, Option<[u8; 16]>);
+
 /// What the peer issued and what we retired.
 #[derive(Debug)]
 pub(crate) struct PeerCids {
     /// Our `active_connection_id_limit`.
     limit: u64,
-    /// Active IDs by sequence number, with their stateless-reset tokens (`None` for sequence 0,
-    /// whose token came in the transport parameters).
-    active: BTreeMap<u64, (ConnectionId, Option<[u8; 16]>)>,
+    /// Active IDs sorted by sequence number, with their stateless-reset tokens (`None` for
+    /// sequence 0, whose token came in the transport parameters). A vector, not a map: it holds
+    /// at most `limit` entries (a handful), and a B-tree node would keep 500 bytes with each
+    /// connection that only ever has one.
+    active: Vec<Entry>,
     /// The largest `retire_prior_to` received.
     retire_prior_to: u64,
     /// Sequence numbers retired (below `retire_prior_to`, or a retirement was queued).
@@ -59,11 +64,9 @@ pub(crate) struct Switch {
 impl PeerCids {
     /// The peer's handshake ID (sequence 0) is active; `limit` is our advertised limit.
     pub(crate) fn new(initial: ConnectionId, limit: u64) -> Self {
-        let mut active = BTreeMap::new();
-        active.insert(0, (initial, None));
         Self {
             limit,
-            active,
+            active: vec![(0, initial, None)],
             retire_prior_to: 0,
             retired: RangeSet::new(),
             current: 0,
@@ -74,8 +77,8 @@ impl PeerCids {
 
     /// The handshake's ID changed (the server picked its own): sequence 0 is that one.
     pub(crate) fn set_initial(&mut self, id: ConnectionId) {
-        if let Some(entry) = self.active.get_mut(&0) {
-            entry.0 = id;
+        if let Some(entry) = self.active.iter_mut().find(|e| e.0 == 0) {
+            entry.1 = id;
         }
     }
 
@@ -126,14 +129,14 @@ impl PeerCids {
             )
             .with_frame(frame::ty::NEW_CONNECTION_ID));
         }
-        if let Some((known, token)) = self.active.get(&sequence) {
+        if let Some((_, known, token)) = self.active.iter().find(|e| e.0 == sequence) {
             if *known != id || token.is_some_and(|t| t != reset_token) {
                 return Err(TransportError::protocol(
                     "a connection-ID sequence number reused for another ID",
                 )
                 .with_frame(frame::ty::NEW_CONNECTION_ID));
             }
-        } else if self.active.values().any(|(known, _)| *known == id) {
+        } else if self.active.iter().any(|(_, known, _)| *known == id) {
             return Err(
                 TransportError::protocol("one connection ID under two sequence numbers")
                     .with_frame(frame::ty::NEW_CONNECTION_ID),
@@ -145,23 +148,20 @@ impl PeerCids {
             // Counted before anything is stored, with the frame's own retire_prior_to applied
             // (RFC 9000 §5.1.1): the table never holds more than the limit.
             let floor = retire_prior_to.max(self.retire_prior_to);
-            let after = self.active.range(floor..).count() as u64 + 1;
+            let after = self.active.iter().filter(|e| e.0 >= floor).count() as u64 + 1;
             if after > self.limit {
                 return Err(Self::limit_error(
                     "more active connection IDs than active_connection_id_limit",
                 ));
             }
-            self.active.insert(sequence, (id, Some(reset_token)));
+            let at = self.active.partition_point(|e| e.0 < sequence);
+            self.active.insert(at, (sequence, id, Some(reset_token)));
         }
         if retire_prior_to > self.retire_prior_to {
             self.retire_prior_to = retire_prior_to;
-            let old: Vec<u64> = self
-                .active
-                .range(..retire_prior_to)
-                .map(|(s, _)| *s)
-                .collect();
+            let below = self.active.partition_point(|e| e.0 < retire_prior_to);
+            let old: Vec<u64> = self.active.drain(..below).map(|e| e.0).collect();
             for s in old {
-                self.active.remove(&s);
                 self.retire(s)?;
             }
         }
@@ -171,10 +171,10 @@ impl PeerCids {
                 "more active connection IDs than active_connection_id_limit",
             ));
         }
-        if self.active.contains_key(&self.current) {
+        if self.active.iter().any(|e| e.0 == self.current) {
             return Ok(None);
         }
-        let Some((&seq, (id, token))) = self.active.iter().next() else {
+        let Some(&(seq, ref id, ref token)) = self.active.first() else {
             return Err(TransportError::protocol("every connection ID retired"));
         };
         self.current = seq;

@@ -1105,7 +1105,9 @@ impl Connection {
         for t in out.tickets.drain(..) {
             self.tickets_pending.push(Bytes::from(t));
         }
-        for t in out.received_tickets.drain(..) {
+        // Taken, not drained: tickets come once or twice per connection, and a kept capacity
+        // (about 1.2 KiB) would stay with every idle client connection.
+        for t in core::mem::take(&mut out.received_tickets) {
             self.events.push_back(Event::NewTicket(Box::new(t)));
         }
         if core::mem::take(&mut out.completed) {
