@@ -54,16 +54,32 @@ impl ConnRef {
         cx: &mut Context<'_>,
         f: impl FnOnce(&mut ConnState, &mut Context<'_>) -> Poll<Result<R, ConnectionError>>,
     ) -> Poll<Result<R, ConnectionError>> {
+        self.poll_then_wake(cx, f, |_| true)
+    }
+
+    /// [`Self::poll`] for calls that rarely give the driver work (reads): the driver is woken
+    /// only when `wake` says the call left something to send. A reader taking one chunk per
+    /// call would otherwise re-run the driver (a receive syscall, timer and event scans) for
+    /// every chunk it takes.
+    pub(crate) fn poll_then_wake<R>(
+        &self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut ConnState, &mut Context<'_>) -> Poll<Result<R, ConnectionError>>,
+        wake: impl FnOnce(&ConnState) -> bool,
+    ) -> Poll<Result<R, ConnectionError>> {
         let mut st = self.shared.lock();
         let Some(cs) = st.conns.get_mut(&self.handle) else {
             return Poll::Ready(Err(ConnectionError::EndpointClosed));
         };
         // Every pending path registers its waker in a set the connection's end also wakes.
         let r = f(cs, cx);
+        let wanted = wake(cs);
         if r.is_pending() && st.driver_gone {
             return Poll::Ready(Err(ConnectionError::EndpointClosed));
         }
-        st.wake_driver();
+        if wanted {
+            st.wake_driver();
+        }
         r
     }
 }

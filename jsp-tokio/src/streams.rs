@@ -468,8 +468,9 @@ impl RecvStream {
             return Poll::Ready(Err(ReadError::ClosedStream));
         }
         let id = self.id;
-        let r = ready!(self.conn.poll(cx, |cs, cx| {
-            match op(&mut cs.conn, id) {
+        let r = ready!(self.conn.poll_then_wake(
+            cx,
+            |cs, cx| match op(&mut cs.conn, id) {
                 Ok(v) => Poll::Ready(Ok(Ok(v))),
                 Err(CoreReadError::Blocked) => {
                     if let Err(Some(e)) = cs.check() {
@@ -483,8 +484,10 @@ impl RecvStream {
                     Poll::Ready(Ok(Err(ReadError::MessageTooLarge(n))))
                 }
                 Err(_) => Poll::Ready(Ok(Err(ReadError::ClosedStream))),
-            }
-        }));
+            },
+            // A read only gives the driver work when it released credit worth announcing.
+            |cs| cs.conn.has_data_to_send() || cs.conn.is_closed(),
+        ));
         let r = r.map_err(ReadError::ConnectionLost).and_then(|r| r);
         if matches!(r, Ok(None) | Err(ReadError::Reset(_))) {
             self.state = RecvState::Done;
