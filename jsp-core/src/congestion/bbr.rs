@@ -27,6 +27,8 @@
 //! - no ACK-aggregation term (`extra_acked`); `cwnd_gain` of 2 absorbs the JSP receiver's
 //!   every-second-packet ACKs (an `extra_acked` term was tried: it doubled the queue on `lte`
 //!   and `wifi` for no goodput);
+//! - the queue-free tolerance of an RTT sample (`min_rtt + max(min_rtt/8, 1 ms)`) also allows
+//!   for the transient queue of one paced burst of 10 datagrams (at most `min_rtt/4`);
 //! - one min-RTT filter of 10 s that also schedules PROBE_RTT (BBRv3 probes every 5 s), skipped
 //!   when an RTT sample within the queue-free tolerance of `min_rtt` came in the last 7.5 s;
 //! - an initial window of 20 datagrams (RFC 9002 suggests 10), paced over the first RTT.
@@ -108,6 +110,8 @@ const STARTUP_LOSS_EVENTS: u32 = 3;
 /// Rounds of CRUISE after which a probe starts at the latest (Reno coexistence, BBRv3 caps at 63).
 const MAX_ROUNDS_BETWEEN_PROBES: u64 = 63;
 const UNBOUNDED: u64 = u64::MAX;
+/// The smallest burst the connection's pacer releases, in datagrams (`connection/pacing.rs`).
+const PACER_BURST_PACKETS: u64 = 10;
 /// The largest random-loss rate the pacing rate makes up for (see `Bbr::loss_compensation`).
 const MAX_LOSS_COMPENSATION: f64 = 0.05;
 
@@ -135,10 +139,11 @@ impl MaxFilter {
     }
 }
 
-/// Whether an RTT sample shows (nearly) no queue: within an eighth of the minimum RTT, and at
-/// least 1 ms for timer and ACK-delay granularity.
-fn queue_free(rtt: Duration, min_rtt: Duration) -> bool {
-    rtt <= min_rtt + (min_rtt / 8).max(Duration::from_millis(1))
+/// Whether an RTT sample shows (nearly) no queue: within an eighth of the minimum RTT (at least
+/// 1 ms for timer and ACK-delay granularity), plus `burst`, the transient queue our own paced
+/// bursts build (see `Bbr::burst_delay`).
+fn queue_free(rtt: Duration, min_rtt: Duration, burst: Duration) -> bool {
+    rtt <= min_rtt + (min_rtt / 8).max(Duration::from_millis(1)) + burst
 }
 
 fn mul(x: u64, gain: f64) -> u64 {
@@ -371,13 +376,29 @@ impl Bbr {
         )
     }
 
+    /// How long a burst of [`PACER_BURST_PACKETS`] datagrams takes to cross the bottleneck at
+    /// `bw`, at most a quarter of `min_rtt`: the pacer releases such bursts (its bucket holds at
+    /// least that many, for GSO batches), so RTT samples rise by up to this much with no standing
+    /// queue. At 20 Mbit/s it is 5.8 ms, above an eighth of a 40 ms RTT: without it, random
+    /// (burst) losses on `bursty` counted as congestion and cut `bw_lo` again and again.
+    fn burst_delay(&self) -> Duration {
+        let (Some(min), bw) = (self.min_rtt, self.bw()) else {
+            return Duration::ZERO;
+        };
+        if bw == 0 || bw == UNBOUNDED {
+            return Duration::ZERO;
+        }
+        let nanos = u128::from(PACER_BURST_PACKETS * self.mss) * 1_000_000_000 / u128::from(bw);
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)).min(min / 4)
+    }
+
     /// Whether the losses this ACK revealed are a sign of congestion rather than noise.
     fn loss_is_congestive(&self, rs: &RateSample) -> bool {
         if rs.ecn_ce {
             return true;
         }
         match (self.min_rtt, rs.rtt.or(self.latest_rtt)) {
-            (Some(min), Some(rtt)) => !queue_free(rtt, min),
+            (Some(min), Some(rtt)) => !queue_free(rtt, min, self.burst_delay()),
             _ => true,
         }
     }
@@ -415,7 +436,7 @@ impl Bbr {
     fn update_min_rtt(&mut self, rs: &RateSample) -> bool {
         let mut expired = rs.now > self.min_rtt_stamp + self.config.min_rtt_window;
         if let (Some(rtt), Some(min)) = (rs.rtt, self.min_rtt) {
-            if queue_free(rtt, min) {
+            if queue_free(rtt, min, self.burst_delay()) {
                 self.queue_free_at = Some(rs.now);
             }
         }

@@ -492,3 +492,25 @@ fn probe_rtt_is_skipped_while_the_path_keeps_showing_its_minimum_rtt() {
     );
     assert_eq!(h.bbr.min_rtt(), Some(Duration::from_millis(50)));
 }
+
+#[test]
+fn random_loss_within_the_delay_of_a_paced_burst_is_not_congestion() {
+    // 2.5 MB/s (20 Mbit/s), 40 ms: ten 1200-byte datagrams take 4.8 ms at the bottleneck,
+    // more than an eighth of the RTT (5 ms) together with any jitter.
+    let mut h = Harness::new(2_500_000, 40, 4 * MB);
+    h.run_for(Duration::from_secs(3));
+    assert_eq!(h.bbr.min_rtt(), Some(Duration::from_millis(40)));
+    h.path.random_loss = 0.03;
+    h.path.fixed_rtt = Some(Duration::from_micros(45_500));
+    h.run_for(Duration::from_secs(5));
+    assert_eq!(h.bbr.inflight_lo(), u64::MAX, "states {:?}", h.states);
+    assert_eq!(h.bbr.bw(), h.bbr.max_bw());
+    // A queue beyond the burst's delay is congestion again.
+    h.path.fixed_rtt = Some(Duration::from_millis(60));
+    h.run_for(Duration::from_secs(5));
+    assert!(
+        h.bbr.inflight_lo() != u64::MAX || h.bbr.bw() < h.bbr.max_bw(),
+        "states {:?}",
+        h.states
+    );
+}
