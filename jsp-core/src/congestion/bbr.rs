@@ -445,10 +445,10 @@ impl Bbr {
             .saturating_duration_since(self.queue_free_at.unwrap_or(Instant::ZERO))
             < self.config.min_rtt_window * 3 / 4;
         if expired && self.queue_free_at.is_some() && recent {
-            // Within the last three quarters of the window the path showed (nearly) its minimum RTT, so
-            // min_rtt is still right and no queue has been standing: PROBE_RTT would only
-            // cost throughput (half the BDP for 200 ms and a round; 4 % of a 600 ms path's
-            // time). Keep min_rtt and restart the window (Chromium's BBR skips PROBE_RTT
+            // Within the last three quarters of the window the path showed (nearly) its
+            // minimum RTT, so min_rtt is still right and no queue has been standing: PROBE_RTT
+            // would only cost throughput (half the BDP for 200 ms and a round; 4 % of a 600 ms
+            // path's time). Keep min_rtt and restart the window (Chromium's BBR skips PROBE_RTT
             // on a similar RTT, too); without such a sample, PROBE_RTT runs as in BBRv3.
             self.min_rtt_stamp = rs.now;
             expired = false;
