@@ -14,13 +14,26 @@
 //!
 //! Deliberate differences from BBRv3:
 //! - losses count as congestion only when the ACK that reveals them shows queueing (an RTT above
-//!   `min_rtt + min_rtt/4 + 1 ms`) or ECN-CE marks: random (wireless) loss well above BBRv3's 2 %
-//!   threshold would otherwise keep cutting `bw_lo`/`inflight_hi` every round, while loss from a
-//!   full bottleneck queue always comes with the queue's delay;
+//!   `min_rtt + max(min_rtt/8, 1 ms)`) or ECN-CE marks: random (wireless) loss well above
+//!   BBRv3's 2 % threshold would otherwise keep cutting `bw_lo`/`inflight_hi` every round, while
+//!   loss from a full bottleneck queue always comes with the queue's delay;
+//! - the losses of a bandwidth probe's overshoot (revealed while DRAIN or DOWN empties its queue,
+//!   or of packets sent before that queue had drained) do not lower `bw_lo`/`inflight_lo`: the
+//!   probe already answered them through `inflight_hi` and DRAIN/DOWN, and BBRv3's second cut
+//!   set `bw_lo` to DOWN's 0.9x delivery rate for the whole following CRUISE;
+//! - once the pipe is full, the pacing rate makes up for random loss: `bw` counts delivered
+//!   bytes, so it is `1 − p` of what the bottleneck carries under a random loss rate `p`; the
+//!   rate is divided by `1 − p` (an EWMA of the rounds without congestive loss, at most 5 %);
 //! - the ACK-aggregation term (`extra_acked`, as Linux BBR: a windowed maximum over 10 rounds
 //!   of the data acknowledged beyond what the bandwidth estimate explains) joins the window only
-//!   once STARTUP has filled the pipe, and is capped at 100 ms of the estimated bandwidth;
-//! - one min-RTT filter of 10 s that also schedules PROBE_RTT (BBRv3 probes every 5 s).
+//!   once STARTUP has filled the pipe, and is capped at 100 ms of the estimated bandwidth
+//!   (on loopback, where `bw × min_rtt` is ~20 kB and the peer acknowledges in batches, the
+//!   sender otherwise idled between ACK bursts);
+//! - the queue-free tolerance of an RTT sample (`min_rtt + max(min_rtt/8, 1 ms)`) also allows
+//!   for the transient queue of one paced burst of 10 datagrams (at most `min_rtt/4`);
+//! - one min-RTT filter of 10 s that also schedules PROBE_RTT (BBRv3 probes every 5 s), skipped
+//!   when an RTT sample within the queue-free tolerance of `min_rtt` came in the last 7.5 s;
+//! - an initial window of 20 datagrams (RFC 9002 suggests 10), paced over the first RTT.
 
 use super::delivery::RateSample;
 use super::{Controller, ControllerFactory};
@@ -47,12 +60,18 @@ pub struct BbrConfig {
     pub beta: f64,
     /// Share of `inflight_hi` left free while cruising (default 0.15, `BBRHeadroom`).
     pub headroom: f64,
+    /// The most the ACK-aggregation term (`extra_acked`) may add to the window, as time at the
+    /// estimated bandwidth (default 2 ms: a host's batching of datagrams and ACKs, which on
+    /// loopback or a fast LAN is many times `bw × min_rtt`; Linux allows 100 ms, for link
+    /// layers that aggregate ACKs for many milliseconds, such as Wi-Fi and DOCSIS, at the cost
+    /// of a larger queue wherever they do not).
+    pub ack_aggregation_max: Duration,
 }
 
 impl Default for BbrConfig {
     fn default() -> Self {
         Self {
-            initial_window_packets: 10,
+            initial_window_packets: 20,
             minimum_window_packets: 4,
             startup_pacing_gain: 2.77,
             min_rtt_window: Duration::from_secs(10),
@@ -60,6 +79,7 @@ impl Default for BbrConfig {
             loss_threshold: 0.02,
             beta: 0.7,
             headroom: 0.15,
+            ack_aggregation_max: Duration::from_millis(2),
         }
     }
 }
@@ -99,12 +119,13 @@ const STARTUP_LOSS_EVENTS: u32 = 3;
 /// Rounds each of the two slots of the ACK-aggregation filter covers (Linux: 5, so the
 /// filter spans 5–10 rounds).
 const EXTRA_ACKED_WINDOW_ROUNDS: u32 = 5;
-/// The most the ACK-aggregation term may add to the window, as time at the estimated bandwidth
-/// (Linux `bbr_extra_acked_max_us`).
-const EXTRA_ACKED_MAX: Duration = Duration::from_millis(100);
 /// Rounds of CRUISE after which a probe starts at the latest (Reno coexistence, BBRv3 caps at 63).
 const MAX_ROUNDS_BETWEEN_PROBES: u64 = 63;
 const UNBOUNDED: u64 = u64::MAX;
+/// The smallest burst the connection's pacer releases, in datagrams (`connection/pacing.rs`).
+const PACER_BURST_PACKETS: u64 = 10;
+/// The largest random-loss rate the pacing rate makes up for (see `Bbr::loss_compensation`).
+const MAX_LOSS_COMPENSATION: f64 = 0.05;
 
 /// The maximum delivery rate over the current and the previous PROBE_BW cycle (BBRv3's
 /// `MaxBwFilter`): every cycle probes above the estimate once, so the window always holds a
@@ -130,6 +151,13 @@ impl MaxFilter {
     }
 }
 
+/// Whether an RTT sample shows (nearly) no queue: within an eighth of the minimum RTT (at least
+/// 1 ms for timer and ACK-delay granularity), plus `burst`, the transient queue our own paced
+/// bursts build (see `Bbr::burst_delay`).
+fn queue_free(rtt: Duration, min_rtt: Duration, burst: Duration) -> bool {
+    rtt <= min_rtt + (min_rtt / 8).max(Duration::from_millis(1)) + burst
+}
+
 fn mul(x: u64, gain: f64) -> u64 {
     let v = x as f64 * gain;
     if v >= u64::MAX as f64 {
@@ -153,7 +181,8 @@ pub struct Bbr {
     cwnd_gain: f64,
     cwnd: u64,
     pacing_rate: u64,
-    /// Whether `pacing_rate` comes from a bandwidth sample rather than the initial guess.
+    /// Whether `pacing_rate` has been set from the first RTT sample (before it: the initial
+    /// window per millisecond).
     pacing_from_model: bool,
 
     max_bw: MaxFilter,
@@ -167,6 +196,16 @@ pub struct Bbr {
     min_rtt: Option<Duration>,
     min_rtt_stamp: Instant,
     latest_rtt: Option<Duration>,
+    /// When an RTT sample last came within the queue-free tolerance of `min_rtt` (see
+    /// `queue_free`): if that is recent when the filter expires, PROBE_RTT is not needed.
+    queue_free_at: Option<Instant>,
+
+    /// When the queue of the latest bandwidth probe (STARTUP, or PROBE_BW REFILL/UP) was drained
+    /// (DRAIN or DOWN ended): losses of packets sent before it are the probe's overshoot, already
+    /// answered by `inflight_hi` and by DRAIN or DOWN, and do not lower `bw_lo`/`inflight_lo`.
+    probe_drained: Instant,
+    /// Send time of the most recently sent packet declared lost since the last rate sample.
+    lost_sent: Option<Instant>,
 
     round_count: u64,
     next_round_delivered: u64,
@@ -177,8 +216,15 @@ pub struct Bbr {
     full_bw_count: u32,
     full_bw_now: bool,
 
+    /// Smoothed loss rate of the rounds without congestive loss (random loss), applied to the
+    /// pacing rate once the pipe is full (see `update_pacing_rate`).
+    random_loss: f64,
+
     /// Congestion signals of the current round.
     loss_in_round: bool,
+    /// Congestive loss in the round that is not a probe's overshoot (see `loss_from_probe`):
+    /// what lowers `bw_lo` and `inflight_lo`.
+    bound_loss_in_round: bool,
     loss_events_in_round: u32,
     lost_in_round: u64,
     delivered_in_round: u64,
@@ -242,6 +288,9 @@ impl Bbr {
             min_rtt: None,
             min_rtt_stamp: now,
             latest_rtt: None,
+            queue_free_at: None,
+            probe_drained: now,
+            lost_sent: None,
             round_count: 0,
             next_round_delivered: 0,
             round_start: false,
@@ -249,7 +298,9 @@ impl Bbr {
             full_bw: 0,
             full_bw_count: 0,
             full_bw_now: false,
+            random_loss: 0.0,
             loss_in_round: false,
+            bound_loss_in_round: false,
             loss_events_in_round: 0,
             lost_in_round: 0,
             delivered_in_round: 0,
@@ -378,7 +429,7 @@ impl Bbr {
             return 0;
         }
         let bw = u128::from(self.bw());
-        let cap = bw * EXTRA_ACKED_MAX.as_nanos() / 1_000_000_000;
+        let cap = bw * self.config.ack_aggregation_max.as_nanos() / 1_000_000_000;
         self.extra_acked()
             .min(u64::try_from(cap).unwrap_or(u64::MAX))
     }
@@ -398,15 +449,41 @@ impl Bbr {
         )
     }
 
+    /// How long a burst of [`PACER_BURST_PACKETS`] datagrams takes to cross the bottleneck at
+    /// `bw`, at most a quarter of `min_rtt`: the pacer releases such bursts (its bucket holds at
+    /// least that many, for GSO batches), so RTT samples rise by up to this much with no standing
+    /// queue. At 20 Mbit/s it is 5.8 ms, above an eighth of a 40 ms RTT: without it, random
+    /// (burst) losses on `bursty` counted as congestion and cut `bw_lo` again and again.
+    fn burst_delay(&self) -> Duration {
+        let (Some(min), bw) = (self.min_rtt, self.bw()) else {
+            return Duration::ZERO;
+        };
+        if bw == 0 || bw == UNBOUNDED {
+            return Duration::ZERO;
+        }
+        let nanos = u128::from(PACER_BURST_PACKETS * self.mss) * 1_000_000_000 / u128::from(bw);
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)).min(min / 4)
+    }
+
     /// Whether the losses this ACK revealed are a sign of congestion rather than noise.
     fn loss_is_congestive(&self, rs: &RateSample) -> bool {
         if rs.ecn_ce {
             return true;
         }
         match (self.min_rtt, rs.rtt.or(self.latest_rtt)) {
-            (Some(min), Some(rtt)) => rtt > min + (min / 8).max(Duration::from_millis(1)),
+            (Some(min), Some(rtt)) => !queue_free(rtt, min, self.burst_delay()),
             _ => true,
         }
+    }
+
+    /// Whether this ACK's losses belong to the overshoot of the latest bandwidth probe: we are
+    /// draining its queue (DRAIN, PROBE_BW DOWN), or the most recently sent lost packet left
+    /// before that queue had drained. The probe's excess is answered by `inflight_hi` and by
+    /// DRAIN or DOWN themselves; cutting `bw_lo` for it again would pace the following CRUISE at
+    /// DOWN's lowered delivery rate for a whole cycle (loss-3 %: 88 Mbit/s on a 98 Mbit/s path).
+    fn loss_from_probe(&self) -> bool {
+        matches!(self.state, BbrState::Drain | BbrState::ProbeBwDown)
+            || self.lost_sent.is_some_and(|t| t <= self.probe_drained)
     }
 
     /// BBRv3 `IsInflightTooHigh`: the flight the acknowledged packet was part of lost more than
@@ -430,12 +507,31 @@ impl Bbr {
     }
 
     fn update_min_rtt(&mut self, rs: &RateSample) -> bool {
-        let expired = rs.now > self.min_rtt_stamp + self.config.min_rtt_window;
+        let mut expired = rs.now > self.min_rtt_stamp + self.config.min_rtt_window;
+        if let (Some(rtt), Some(min)) = (rs.rtt, self.min_rtt) {
+            if queue_free(rtt, min, self.burst_delay()) {
+                self.queue_free_at = Some(rs.now);
+            }
+        }
+        let recent = rs
+            .now
+            .saturating_duration_since(self.queue_free_at.unwrap_or(Instant::ZERO))
+            < self.config.min_rtt_window * 3 / 4;
+        if expired && self.queue_free_at.is_some() && recent {
+            // Within the last three quarters of the window the path showed (nearly) its
+            // minimum RTT, so min_rtt is still right and no queue has been standing: PROBE_RTT
+            // would only cost throughput (half the BDP for 200 ms and a round; 4 % of a 600 ms
+            // path's time). Keep min_rtt and restart the window (Chromium's BBR skips PROBE_RTT
+            // on a similar RTT, too); without such a sample, PROBE_RTT runs as in BBRv3.
+            self.min_rtt_stamp = rs.now;
+            expired = false;
+        }
         if let Some(rtt) = rs.rtt {
             self.latest_rtt = Some(rtt);
             if self.min_rtt.is_none_or(|m| rtt < m || expired) {
                 self.min_rtt = Some(rtt);
                 self.min_rtt_stamp = rs.now;
+                self.queue_free_at = Some(rs.now);
             }
         }
         expired
@@ -454,7 +550,7 @@ impl Bbr {
 
     /// BBRv3 `BBRAdaptLowerBoundsFromCongestion`, once per round with congestive loss.
     fn adapt_lower_bounds(&mut self) {
-        if self.is_probing_bw() || !self.loss_in_round {
+        if self.is_probing_bw() || !self.bound_loss_in_round {
             return;
         }
         if self.bw_lo == UNBOUNDED {
@@ -523,6 +619,7 @@ impl Bbr {
 
     fn check_drain_done(&mut self, rs: &RateSample) {
         if self.state == BbrState::Drain && rs.bytes_in_flight <= self.bdp(self.bw(), 1.0) {
+            self.probe_drained = rs.now;
             self.start_down(rs.now);
         }
     }
@@ -542,6 +639,9 @@ impl Bbr {
     }
 
     fn start_cruise(&mut self, now: Instant) {
+        if self.state == BbrState::ProbeBwDown {
+            self.probe_drained = now;
+        }
         self.state = BbrState::ProbeBwCruise;
         self.pacing_gain = 1.0;
         self.cwnd_gain = DEFAULT_CWND_GAIN;
@@ -681,15 +781,46 @@ impl Bbr {
         }
     }
 
+    /// Folds the round that just ended into `random_loss` when none of its losses was
+    /// congestive (no queueing delay, no ECN-CE): an EWMA with weight 1/8 per round.
+    fn update_random_loss(&mut self) {
+        if self.loss_in_round {
+            return;
+        }
+        let total = self.delivered_in_round.saturating_add(self.lost_in_round);
+        if total < 4 * self.mss {
+            return;
+        }
+        let rate = self.lost_in_round as f64 / total as f64;
+        self.random_loss += (rate - self.random_loss) / 8.0;
+    }
+
+    /// The factor by which random loss makes the sending rate exceed the delivery rate: `bw`
+    /// counts delivered bytes only, so pacing at `bw` under a random loss rate `p` fills the
+    /// bottleneck only to `1 − p` (at 3 % loss a 98 Mbit/s path ran at 95). Pacing at
+    /// `bw / (1 − p)` fills it, whether the path drops before or after its bottleneck queue.
+    /// Capped at [`MAX_LOSS_COMPENSATION`]: beyond that the loss is no longer "random" in any
+    /// sense that matters, and a misclassified congestive loss can overload a path by at most
+    /// that much (its queueing delay then makes the losses congestive, which cuts `bw_lo`).
+    fn loss_compensation(&self) -> f64 {
+        1.0 / (1.0 - self.random_loss.clamp(0.0, MAX_LOSS_COMPENSATION))
+    }
+
     fn update_pacing_rate(&mut self) {
         let bw = self.bw();
         if bw == 0 {
             return;
         }
-        let rate = mul(bw, self.pacing_gain * PACING_MARGIN).max(1);
-        if self.filled_pipe || rate > self.pacing_rate || !self.pacing_from_model {
+        let compensation = if self.filled_pipe {
+            self.loss_compensation()
+        } else {
+            1.0
+        };
+        let rate = mul(bw, self.pacing_gain * PACING_MARGIN * compensation).max(1);
+        // BBRSetPacingRateWithGain: before the pipe is full, never below the rate so far (the
+        // first samples are of a handshake and an initial window, far below the path's rate).
+        if self.filled_pipe || rate > self.pacing_rate {
             self.pacing_rate = rate;
-            self.pacing_from_model = true;
         }
     }
 
@@ -742,12 +873,13 @@ impl Controller for Bbr {
     fn on_congestion_event(
         &mut self,
         _now: Instant,
-        _sent: Instant,
+        sent: Instant,
         persistent: bool,
         _lost_bytes: u64,
     ) {
         // Losses reach the model through the rate samples; only a persistent congestion (a
         // whole flight lost, RFC 9002 §7.6) collapses the window at once.
+        self.lost_sent = Some(self.lost_sent.map_or(sent, |t| t.max(sent)));
         if persistent {
             self.prior_cwnd = self.prior_cwnd.max(self.cwnd);
             self.cwnd = self.min_cwnd;
@@ -759,6 +891,7 @@ impl Controller for Bbr {
         // Congestion signals of this ACK.
         let congestive = rs.newly_lost > 0 && self.loss_is_congestive(rs) || rs.ecn_ce;
         if congestive {
+            self.bound_loss_in_round |= !self.is_probing_bw() && !self.loss_from_probe();
             self.loss_in_round = true;
             self.loss_events_in_round = self.loss_events_in_round.saturating_add(1);
         }
@@ -786,8 +919,10 @@ impl Controller for Bbr {
         self.check_drain_done(rs);
         self.update_probe_bw(rs);
         let expired = self.update_min_rtt(rs);
-        if self.min_rtt.is_some() && !self.pacing_from_model && self.max_bw.get() == 0 {
-            // First RTT sample and no bandwidth sample yet: pace the initial window over it.
+        if self.min_rtt.is_some() && !self.pacing_from_model {
+            // First RTT sample: pace the initial window over it (BBRInitPacingRate with an
+            // SRTT). From here on STARTUP only ever raises the rate.
+            self.pacing_from_model = true;
             if let Some(rtt) = self.min_rtt.filter(|r| !r.is_zero()) {
                 let rate = u128::from(self.initial_cwnd) * 1_000_000_000 / rtt.as_nanos();
                 self.pacing_rate = mul(
@@ -799,15 +934,18 @@ impl Controller for Bbr {
         self.check_probe_rtt(rs, expired);
         self.update_ack_aggregation(rs);
         if self.round_start {
+            self.update_random_loss();
             // Start the next round's signals (after using them above).
             self.bw_latest = rs.delivery_rate;
             self.inflight_latest = rs.delivered;
             self.loss_in_round = false;
+            self.bound_loss_in_round = false;
             self.loss_events_in_round = 0;
             self.lost_in_round = 0;
             self.delivered_in_round = 0;
             self.cwnd_limited_in_round = false;
         }
+        self.lost_sent = None;
         self.update_pacing_rate();
         self.update_cwnd(rs);
     }

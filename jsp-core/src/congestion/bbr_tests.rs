@@ -341,7 +341,7 @@ fn the_window_never_falls_below_four_datagrams() {
 fn the_factory_builds_bbr_in_startup() {
     let cc = BbrFactory::default().build(Instant::ZERO, 1500);
     assert_eq!(cc.name(), "bbr");
-    assert_eq!(cc.window(), 15_000);
+    assert_eq!(cc.window(), 30_000);
     assert!(cc.pacing_rate().is_some());
 }
 
@@ -378,6 +378,12 @@ fn ack_aggregation_widens_the_window_by_the_burst_and_smooth_acks_do_not() {
     let rate = 10 * MB;
     let bdp = rate / 50;
     let mut h = Harness::new(rate, 20, 4 * MB);
+    // Linux's cap (100 ms of the bandwidth), so a whole BDP of aggregation counts.
+    let config = BbrConfig {
+        ack_aggregation_max: Duration::from_millis(100),
+        ..BbrConfig::default()
+    };
+    h.bbr = Bbr::new(config, Instant::ZERO, MSS as u16);
     h.run_for(Duration::from_secs(3));
     assert!(h.in_probe_bw(), "state {:?}", h.bbr.state());
     // Smooth ACKs, every 1 ms for 20 kB each (the path's rate): little aggregation.
@@ -400,4 +406,195 @@ fn ack_aggregation_widens_the_window_by_the_burst_and_smooth_acks_do_not() {
     h.now += Duration::from_millis(40);
     ack_train(&mut h, 1000, Duration::from_millis(1), rate / 1000, rate);
     assert!(h.bbr.extra_acked() <= bdp / 4, "{}", h.bbr.extra_acked());
+}
+
+#[test]
+fn startup_never_paces_the_initial_window_slower_than_over_the_first_rtt() {
+    let mut bbr = Bbr::new(BbrConfig::default(), Instant::ZERO, MSS as u16);
+    let rtt = Duration::from_millis(600);
+    // The first ACK: a handshake packet, its RTT, and a tiny (application-limited) rate.
+    for (i, rate) in [(1u64, 3_000u64), (2, 4_000), (3, 20_000)] {
+        let rs = RateSample {
+            now: Instant::from_millis(600 * i),
+            delivery_rate: rate,
+            delivered: 1200 * i,
+            interval: rtt,
+            prior_delivered: 1200 * (i - 1),
+            total_delivered: 1200 * i,
+            newly_acked: 1200,
+            bytes_in_flight: 1200,
+            rtt: Some(rtt),
+            ..RateSample::default()
+        };
+        bbr.on_rate_sample(&rs);
+        // 2.77 × 20 × 1200 B / 0.6 s = 110 800 B/s: the initial window over one RTT.
+        let floor = (2.77 * 20.0 * 1200.0 / 0.6) as u64;
+        let rate = bbr.pacing_rate().unwrap_or(0);
+        assert!(
+            rate + 2 >= floor,
+            "pacing {rate} B/s after sample {i}, below the initial rate {floor}"
+        );
+    }
+    assert_eq!(bbr.state(), BbrState::Startup);
+}
+
+#[test]
+fn random_loss_without_queueing_keeps_the_lower_bounds_off_and_compensates_pacing() {
+    let mut h = Harness::new(10 * MB, 50, 4 * MB);
+    h.path.random_loss = 0.03;
+    h.run_for(Duration::from_secs(10));
+    assert!(h.in_probe_bw(), "states {:?}", h.states);
+    assert_eq!(
+        h.bbr.inflight_lo(),
+        u64::MAX,
+        "inflight_lo cut by random loss"
+    );
+    assert_eq!(h.bbr.bw(), h.bbr.max_bw(), "bw_lo cut by random loss");
+    // Delivered bytes are 3 % short of what was sent: pacing makes up for it, so the path
+    // is offered its rate, not 97 % of it.
+    let comp = h.bbr.loss_compensation();
+    assert!(comp > 1.02 && comp < 1.04, "compensation {comp}");
+    let rate = h.bbr.pacing_rate().unwrap_or(0) as f64;
+    let gain = h.bbr.pacing_gain();
+    assert!(
+        rate > h.bbr.bw() as f64 * gain * 1.01,
+        "pacing {rate} for bw {} at gain {gain}",
+        h.bbr.bw()
+    );
+}
+
+#[test]
+fn congestive_loss_in_cruise_still_cuts_the_lower_bounds() {
+    let mut h = Harness::new(10 * MB, 50, 4 * MB);
+    h.run_for(Duration::from_secs(3));
+    // Cruising at 10 MB/s, the path halves its rate behind a shallow buffer: the queue
+    // overflows with its delay visible in the RTT.
+    while h.bbr.state() != BbrState::ProbeBwCruise {
+        h.round();
+    }
+    h.path.rate = 5 * MB;
+    h.path.buffer = 100_000;
+    h.rounds(3);
+    assert!(
+        h.bbr.bw() < h.bbr.max_bw() || h.bbr.inflight_lo() != u64::MAX,
+        "bw {} max_bw {} inflight_lo {}, states {:?}",
+        h.bbr.bw(),
+        h.bbr.max_bw(),
+        h.bbr.inflight_lo(),
+        h.states
+    );
+    assert_eq!(h.bbr.loss_compensation(), 1.0 / (1.0 - h.bbr.random_loss));
+}
+
+#[test]
+fn the_overshoot_of_an_ended_probe_does_not_cut_the_lower_bounds() {
+    let mut h = Harness::new(10 * MB, 50, 4 * MB);
+    h.run_for(Duration::from_secs(3));
+    while h.bbr.state() != BbrState::ProbeBwCruise {
+        h.round();
+    }
+    let sent_before = h.now;
+    h.rounds(2);
+    let bdp = 10 * MB / 20;
+    // Losses with queueing delay, revealed in CRUISE, of packets sent before the probe's
+    // queue had drained.
+    h.bbr.probe_drained = h.now;
+    let loss = |bbr: &mut Bbr, now: Instant, sent: Instant, total: u64| {
+        bbr.on_congestion_event(now, sent, false, 3 * MSS);
+        let rs = RateSample {
+            now,
+            delivery_rate: 10 * MB,
+            delivered: bdp,
+            interval: Duration::from_millis(70),
+            prior_delivered: total,
+            total_delivered: total + bdp,
+            tx_in_flight: bdp,
+            lost: 3 * MSS,
+            newly_acked: bdp,
+            newly_lost: 3 * MSS,
+            bytes_in_flight: bdp,
+            rtt: Some(Duration::from_millis(70)),
+            ..RateSample::default()
+        };
+        bbr.on_rate_sample(&rs);
+    };
+    let mut total = h.delivered;
+    for _ in 0..4 {
+        h.now += Duration::from_millis(70);
+        loss(&mut h.bbr, h.now, sent_before, total);
+        total += bdp;
+    }
+    assert_eq!(
+        h.bbr.inflight_lo(),
+        u64::MAX,
+        "the probe's losses cut inflight_lo"
+    );
+    assert_eq!(h.bbr.bw(), h.bbr.max_bw());
+    // The same losses of packets sent after the queue drained are congestion.
+    for _ in 0..4 {
+        h.now += Duration::from_millis(70);
+        let sent = h.now - Duration::from_millis(60);
+        loss(&mut h.bbr, h.now, sent, total);
+        total += bdp;
+    }
+    assert!(
+        h.bbr.inflight_lo() != u64::MAX,
+        "congestive losses after the probe left inflight_lo unbounded, state {:?}",
+        h.bbr.state()
+    );
+}
+
+#[test]
+fn probe_rtt_is_skipped_while_the_path_keeps_showing_its_minimum_rtt() {
+    let mut h = Harness::new(10 * MB, 50, 4 * MB);
+    h.run_for(Duration::from_secs(25));
+    assert!(
+        !h.states.contains(&BbrState::ProbeRtt),
+        "states {:?}",
+        h.states
+    );
+    assert_eq!(h.bbr.min_rtt(), Some(Duration::from_millis(50)));
+}
+
+#[test]
+fn random_loss_within_the_delay_of_a_paced_burst_is_not_congestion() {
+    // 2.5 MB/s (20 Mbit/s), 40 ms: ten 1200-byte datagrams take 4.8 ms at the bottleneck,
+    // more than an eighth of the RTT (5 ms) together with any jitter.
+    let mut h = Harness::new(2_500_000, 40, 4 * MB);
+    h.run_for(Duration::from_secs(3));
+    assert_eq!(h.bbr.min_rtt(), Some(Duration::from_millis(40)));
+    h.path.random_loss = 0.03;
+    h.path.fixed_rtt = Some(Duration::from_micros(45_500));
+    h.run_for(Duration::from_secs(5));
+    assert_eq!(h.bbr.inflight_lo(), u64::MAX, "states {:?}", h.states);
+    assert_eq!(h.bbr.bw(), h.bbr.max_bw());
+    // A queue beyond the burst's delay is congestion again.
+    h.path.fixed_rtt = Some(Duration::from_millis(60));
+    h.run_for(Duration::from_secs(5));
+    assert!(
+        h.bbr.inflight_lo() != u64::MAX || h.bbr.bw() < h.bbr.max_bw(),
+        "states {:?}",
+        h.states
+    );
+}
+
+#[test]
+fn the_default_ack_aggregation_allowance_is_two_milliseconds_of_bandwidth() {
+    let rate = 10 * MB;
+    let bdp = rate / 50;
+    let mut h = Harness::new(rate, 20, 4 * MB);
+    h.run_for(Duration::from_secs(3));
+    let before = h.bbr.window();
+    ack_train(&mut h, 40, Duration::from_millis(20), bdp, rate);
+    // The estimate sees the whole burst; the window grows by at most 2 ms at 10 MB/s.
+    assert!(
+        near(h.bbr.extra_acked(), bdp, 0.05),
+        "{}",
+        h.bbr.extra_acked()
+    );
+    assert!(
+        h.bbr.window() <= before + rate / 500 + MSS,
+        "window {} from {before}",
+        h.bbr.window()
+    );
 }
