@@ -1,7 +1,7 @@
 //! Real-time messages with a deadline, JSP against quinn on the simulator (issue 8).
 //!
 //! ```text
-//! cargo run --release -p jsp-sim --example on_time [-- --seconds N] [--seeds N]
+//! cargo run --release -p jsp-sim --example on_time [-- --seconds N] [--seeds N] [--first S]
 //! ```
 //!
 //! The workload: 50 messages/s of 200 B on one unidirectional stream, client → server; a message
@@ -20,7 +20,8 @@
 //! the messages read (ms), `loss` (the client → server link's measured loss, %), for JSP with FEC
 //! `fec_overhead` (bytes of repair packets over all other bytes the client sent, %), and
 //! `retransmitted` (bytes: JSP's stream retransmissions, quinn's lost bytes). Each figure is over
-//! all seeds together (`--seeds`, default 3, each `--seconds` long, default 60). `--only NAME`
+//! all seeds together (`--seeds`, default 3, seeds `--first` (default 1) and up, each
+//! `--seconds` long, default 60). `--only NAME`
 //! runs one link; `--ablation` adds `jsp-pr` (partially reliable, FEC off) and
 //! `jsp-reliable-fec` (reliable, FEC on) to the JSON lines.
 
@@ -116,6 +117,7 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1));
     let plan = OnTimePlan::realtime(seconds);
+    let first = arg(&args, "--first", 1);
     let profiles = [
         ("loss-1%", Profile::random_loss("loss-1%", 0.01)),
         ("loss-5%", Profile::random_loss("loss-5%", 0.05)),
@@ -129,7 +131,7 @@ fn main() {
         }
         let bench = format!("on_time/{name}");
         let mut totals: [Total; 5] = Default::default();
-        for seed in 1..=seeds {
+        for seed in first..first + seeds {
             let mut s = Scenario::new(profile.clone(), seed, Transfer::many(0, 0));
             s.time_limit = Duration::from_secs(u64::from(seconds) + 120);
             totals[0].add(on_time::run_jsp(&s, plan, DeliveryMode::Reliable));

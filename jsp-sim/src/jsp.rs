@@ -218,9 +218,11 @@ impl Node for JspNode {
             .collect();
         for handle in due {
             if let Some(conn) = self.conns.get_mut(&handle) {
-                if conn.poll_timeout().is_some_and(|t| t <= now) {
-                    conn.handle_timeout(now);
-                }
+                // Also when only the application is due: the connection's clock must read `now`
+                // before the application acts (a message's TTL counts from the connection's
+                // latest `now`), as the tokio driver does before each send. With no timer due
+                // this only moves the clock.
+                conn.handle_timeout(now);
             }
             self.after(now, handle);
         }

@@ -564,6 +564,8 @@ impl Connection {
     /// Counters.
     pub fn stats(&self) -> ConnectionStats {
         let mut s = self.stats;
+        s.last_chance_bytes = self.streams.last_chance_bytes();
+        s.retransmitted_bytes += s.last_chance_bytes;
         s.packets_lost = self.recovery.stats().packets_lost;
         s.rtt = self.recovery.rtt().smoothed();
         s.min_rtt = self.recovery.rtt().min();

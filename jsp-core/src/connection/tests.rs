@@ -18,11 +18,11 @@ mod security;
 
 const ONE_WAY: Duration = Duration::from_millis(10);
 
-fn client_addr() -> SocketAddr {
+pub(super) fn client_addr() -> SocketAddr {
     "10.0.0.1:4000".parse().unwrap()
 }
 
-fn server_addr() -> SocketAddr {
+pub(super) fn server_addr() -> SocketAddr {
     "10.0.0.2:443".parse().unwrap()
 }
 

@@ -376,3 +376,75 @@ fn hostile_repair_frames_are_typed_protocol_errors() {
     assert_eq!(err.code, TransportErrorCode::PROTOCOL_VIOLATION);
     let _ = Instant::ZERO;
 }
+
+/// The latency profile: a lone request-sized packet, lost, with nothing sent after it (no
+/// later packet whose ACK could reveal the loss), is rebuilt from the repair symbol its block
+/// gets when it closes `max_block_delay` later, acknowledged as received, and never
+/// retransmitted.
+#[test]
+fn the_latency_profile_rebuilds_a_lost_lone_packet_without_a_retransmission() {
+    let mut setup = Setup::new(31);
+    let config = Arc::new(TransportConfig {
+        fec: Some(FecConfig {
+            always_on: true,
+            ..FecConfig::latency()
+        }),
+        ..TransportConfig::default()
+    });
+    setup.client_config.transport = config.clone();
+    setup.server_config.transport = config;
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    let delay = FecConfig::latency().max_block_delay.unwrap();
+    let id = pair.client().open_uni_with(DeliveryMode::Reliable).unwrap();
+    // A first message, delivered with its repair symbol: from then on the server keeps copies
+    // of the packets it receives.
+    let now = pair.now;
+    pair.client().handle_timeout(now);
+    pair.client().write(id, &payload(0)).unwrap();
+    pair.run_for(Duration::from_millis(200));
+    // The lone packet, lost.
+    pair.blackhole = Some(super::tests::server_addr());
+    let sent_at = pair.now;
+    pair.client().handle_timeout(sent_at);
+    pair.client().write(id, &payload(1)).unwrap();
+    pair.run_for(Duration::from_millis(1));
+    pair.blackhole = None;
+    let mut got = Vec::new();
+    let mut arrived = None;
+    for _ in 0..10_000 {
+        while let Ok(Some(chunk)) = pair.server().read(id, usize::MAX) {
+            got.extend_from_slice(&chunk);
+        }
+        if got.len() == 2 * SIZE {
+            arrived = Some(pair.now);
+            break;
+        }
+        if !pair.step() {
+            break;
+        }
+    }
+    let arrived = arrived.expect("both messages arrived");
+    let (client, server) = (pair.client().stats(), pair.server().stats());
+    println!(
+        "latency profile (block delay {delay:?}), rtt {:?}: the lost packet arrived {:?} after \
+         it was sent; server rebuilt {} packet(s); client: {} repair symbols, {} B \
+         retransmitted, {} packets declared lost",
+        client.rtt,
+        arrived - sent_at,
+        server.fec_packets_recovered,
+        client.fec_repair_symbols_sent,
+        client.retransmitted_bytes,
+        client.packets_lost
+    );
+    assert_eq!(&got[SIZE..], &payload(1)[..]);
+    assert_eq!(
+        server.fec_packets_recovered, 1,
+        "rebuilt from the repair symbol"
+    );
+    assert_eq!(client.retransmitted_bytes, 0, "never retransmitted");
+    assert_eq!(
+        client.packets_lost, 0,
+        "the rebuilt packet was acknowledged in time"
+    );
+}

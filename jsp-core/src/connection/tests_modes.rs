@@ -240,3 +240,75 @@ fn an_expiring_message_sets_the_connection_timer_and_is_abandoned_on_time() {
     );
     assert_eq!(at, due, "abandoned by the expiry timer, not later");
 }
+
+/// A partially reliable message whose loss the sender cannot detect in time (its packet is
+/// lost, then every ACK for a while, as in a loss burst on the return path: no later packet
+/// is acknowledged, and the probe timeout keeps moving with each new message) is sent again
+/// at its last chance, `deadline − srtt/2 − guard`, and still arrives within its TTL.
+#[test]
+fn a_partially_reliable_message_is_sent_again_at_its_last_chance_and_arrives_in_time() {
+    let setup = Setup::new(21);
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    let ttl = Duration::from_millis(150);
+    let id = pair
+        .client()
+        .open_uni_with(DeliveryMode::PartiallyReliable { ttl })
+        .unwrap();
+    let (mut seen, mut server_stream) = (Seen::default(), None);
+    let start = pair.now;
+    let count = 40u64;
+    for i in 0..count {
+        let at = start + INTERVAL * i as u32;
+        // Read every millisecond, so that a message's age is its arrival time's.
+        let mut t = pair.now;
+        while t < at {
+            t = (t + Duration::from_millis(1)).min(at);
+            pair.run_for(t - pair.now);
+            pair.now = pair.now.max(t);
+            drain(&mut pair, &mut server_stream, Some(ttl), &mut seen);
+        }
+        let now = pair.now;
+        if i == 0 {
+            // Message 0's packet is lost...
+            pair.blackhole = Some(super::tests::server_addr());
+        }
+        pair.client().handle_timeout(now);
+        pair.client().send_message(id, payload(i, now)).unwrap();
+        if i == 0 {
+            pair.run_for(Duration::from_millis(1));
+            // ...then the server's packets (its ACKs) for 160 ms.
+            pair.blackhole = Some(super::tests::client_addr());
+        }
+        if i == 8 {
+            pair.blackhole = None;
+        }
+    }
+    pair.client().finish(id).unwrap();
+    for _ in 0..100_000 {
+        drain(&mut pair, &mut server_stream, Some(ttl), &mut seen);
+        if seen.ended || !pair.step() {
+            break;
+        }
+    }
+    let stats = pair.client().stream_send_stats(id).unwrap();
+    let conn = pair.client().stats();
+    println!(
+        "ttl {ttl:?}, rtt {:?}: {} delivered, {} skipped, {} late, max age {:?}; sender: \
+         {stats:?}; last-chance bytes {}, packets declared lost {}",
+        conn.rtt,
+        seen.delivered,
+        seen.skipped,
+        seen.late,
+        seen.max_age,
+        conn.last_chance_bytes,
+        conn.packets_lost
+    );
+    assert!(seen.ended);
+    assert_eq!(
+        (seen.delivered, seen.skipped, seen.late),
+        (count, 0, 0),
+        "every message delivered within its TTL, message 0 included"
+    );
+    assert!(stats.last_chance_messages >= 1 && conn.last_chance_bytes >= SIZE as u64);
+}

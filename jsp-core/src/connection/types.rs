@@ -134,8 +134,13 @@ pub struct ConnectionStats {
     /// Datagrams dropped: received ones beyond the receive buffer, queued ones beyond the send
     /// buffer or over the peer's size limit.
     pub datagrams_dropped: u64,
-    /// Stream and handshake bytes queued again because the packet carrying them was lost.
+    /// Stream and handshake bytes queued again because the packet carrying them was lost, or
+    /// because a partially reliable message was still unacknowledged at its last chance
+    /// (those are also in [`Self::last_chance_bytes`]).
     pub retransmitted_bytes: u64,
+    /// Stream bytes of partially reliable messages sent again at their last chance (PROTOCOL
+    /// §12.17): unacknowledged, not declared lost, and a copy sent later would be too late.
+    pub last_chance_bytes: u64,
     /// Smoothed round-trip time.
     pub rtt: Duration,
     /// Minimum round-trip time seen.

@@ -157,9 +157,16 @@ impl FecSender {
 
     /// Repair symbols for a block of `k` packets: the ratio's share, rounded. A full block gets
     /// at least one; a block closed early on age may get none (too few packets for a repair
-    /// symbol to stay within the overhead budget: retransmission covers it).
+    /// symbol to stay within the overhead budget: retransmission covers it), except with the
+    /// latency profile ([`FecConfig::max_block_delay`]), where every block gets one.
     fn repairs_for(&self, k: usize) -> u32 {
-        (k as f64 * self.ratio()).round() as u32
+        let r = (k as f64 * self.ratio()).round() as u32;
+        if self.config.max_block_delay.is_some() {
+            // The latency profile: every block is protected.
+            r.max(1)
+        } else {
+            r
+        }
     }
 
     /// A 1-RTT packet `pn` with plaintext `payload` (its frames, no trailing padding) was sent.

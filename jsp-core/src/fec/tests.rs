@@ -311,3 +311,36 @@ proptest! {
         prop_assert_eq!(again[0].data(), &repairs[0].data[..]);
     }
 }
+
+#[test]
+fn the_latency_profile_closes_a_lone_packet_block_on_its_delay_with_a_repair_symbol() {
+    let config = FecConfig {
+        always_on: true,
+        ..FecConfig::latency()
+    };
+    config.validate().unwrap();
+    let delay = config.max_block_delay.unwrap();
+    let srtt = Duration::from_millis(50);
+    let mut s = FecSender::new(config, MAX_BLOCK_SOURCES);
+    s.on_packet_sent(t0(), 7, &[1, 2, 3, 4], 1200);
+    assert_eq!(s.close_deadline(srtt), Some(t0() + delay));
+    s.poll_close(t0() + delay - Duration::from_millis(1), srtt);
+    assert!(!s.has_repairs(), "not before the delay");
+    s.poll_close(t0() + delay, srtt);
+    let rep = s
+        .pop_repair()
+        .expect("a one-packet block gets a repair symbol");
+    assert_eq!((rep.block, rep.sources), (7, 1));
+    // The default profile leaves such a block to retransmission (too small for its budget).
+    let mut d = FecSender::new(
+        FecConfig {
+            always_on: true,
+            ..FecConfig::default()
+        },
+        MAX_BLOCK_SOURCES,
+    );
+    d.on_packet_sent(t0(), 7, &[1, 2, 3, 4], 1200);
+    d.poll_close(t0() + srtt * 6, srtt);
+    assert!(!d.has_repairs());
+    assert_eq!(d.stats().unprotected_blocks, 1);
+}

@@ -183,17 +183,36 @@ impl Streams {
         Some(send.stats)
     }
 
+    /// Stream bytes queued again by last-chance retransmissions so far.
+    pub fn last_chance_bytes(&self) -> u64 {
+        self.last_chance_bytes
+    }
+
     /// The estimated one-way delay: half the smoothed RTT.
     pub(super) fn one_way(&self) -> Duration {
         self.rtt / 2
     }
 
-    /// When the next partially reliable message expires (see the module notes), if any.
+    /// How long before the instant a copy sent would arrive just at its deadline a
+    /// last-chance retransmission goes: 1/32 of the smoothed RTT, at least 1 ms (room for the
+    /// pacer and for the one-way delay exceeding half the RTT a little).
+    fn last_chance_guard(&self) -> Duration {
+        (self.rtt / 32).max(Duration::from_millis(1))
+    }
+
+    /// When the next partially reliable message expires or has its last-chance check (see
+    /// the module notes), if any.
     pub fn next_expiry(&self) -> Option<Instant> {
         let one_way = self.one_way();
+        let guard = self.last_chance_guard();
         self.timed
             .iter()
-            .filter_map(|id| self.streams.get(id)?.send.as_ref()?.next_expiry(one_way))
+            .filter_map(|id| {
+                let send = self.streams.get(id)?.send.as_ref()?;
+                let expiry = send.next_expiry(one_way);
+                let last = send.next_last_chance(one_way, guard);
+                expiry.into_iter().chain(last).min()
+            })
             .min()
     }
 
@@ -215,6 +234,28 @@ impl Streams {
         for id in ids {
             let freed = self.stream_send(id).map_or(0, |s| s.expire(now, one_way));
             self.after_abandon(id, freed);
+        }
+        let guard = self.last_chance_guard();
+        let due: Vec<StreamId> = self
+            .timed
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.streams
+                    .get(id)
+                    .and_then(|s| s.send.as_ref())
+                    .and_then(|s| s.next_last_chance(one_way, guard))
+                    .is_some_and(|at| at <= now)
+            })
+            .collect();
+        for id in due {
+            let queued = self
+                .stream_send(id)
+                .map_or(0, |s| s.last_chance(now, one_way, guard));
+            if queued > 0 {
+                self.last_chance_bytes += queued;
+                self.reschedule(id);
+            }
         }
         let streams = &self.streams;
         self.timed.retain(|id| streams.contains_key(id));

@@ -138,6 +138,8 @@ pub struct Streams {
     skip_repeat: Vec<StreamId>,
     rtt: Duration,
     now: Instant,
+    /// Bytes queued again by last-chance retransmissions (see `message`).
+    last_chance_bytes: u64,
 }
 
 impl Streams {
@@ -176,6 +178,7 @@ impl Streams {
             skip_repeat: Vec::new(),
             rtt: INITIAL_RTT,
             now: Instant::ZERO,
+            last_chance_bytes: 0,
         }
     }
 

@@ -141,6 +141,25 @@ impl SendBuf {
 
     /// Queues the parts of a lost range that are neither acknowledged nor freed; returns how
     /// many bytes that is.
+    /// Queues again the bytes of `[offset, offset + len)` that are sent, unacknowledged and
+    /// not already queued; returns how many.
+    fn requeue(&mut self, offset: u64, len: u64) -> u64 {
+        let range = offset.max(self.acked_base)..(offset + len).min(self.unsent);
+        if range.is_empty() {
+            return 0;
+        }
+        let mut todo = RangeSet::new();
+        todo.insert(range);
+        todo.subtract(&self.acked);
+        todo.subtract(&self.retransmit);
+        let mut queued = 0;
+        for r in todo.iter() {
+            queued += r.end - r.start;
+            self.retransmit.insert(r);
+        }
+        queued
+    }
+
     fn on_lost(&mut self, offset: u64, len: u64) -> u64 {
         let range = offset.max(self.acked_base)..(offset + len).min(self.unsent);
         if range.is_empty() {
@@ -166,6 +185,10 @@ struct Msg {
     /// When it stops being worth delivering (partially reliable only).
     deadline: Option<Instant>,
     abandoned: bool,
+    /// Some of its bytes were sent.
+    sent: bool,
+    /// Its last-chance check is done (see [`Send::last_chance`]).
+    checked: bool,
 }
 
 /// The send half of a stream.
@@ -399,6 +422,16 @@ impl Send {
     /// Records that the frame `plan` describes was sent.
     pub(super) fn on_sent(&mut self, plan: &Plan) {
         let end = plan.offset + plan.len;
+        if plan.len > 0 && !self.msgs.is_empty() {
+            let mut i = self.msgs.partition_point(|m| m.end <= plan.offset);
+            while let Some(msg) = self.msgs.get_mut(i) {
+                if msg.start >= end {
+                    break;
+                }
+                msg.sent = true;
+                i += 1;
+            }
+        }
         if plan.retransmit {
             self.buf.retransmit.remove(plan.offset..end);
             self.stats.retransmitted_bytes += plan.len;
@@ -544,6 +577,8 @@ impl Send {
             end: self.buf.written,
             deadline,
             abandoned: false,
+            sent: false,
+            checked: false,
         });
     }
 
@@ -676,6 +711,59 @@ impl Send {
         }
         self.advance();
         freed
+    }
+
+    /// The last-chance retransmission of a partially reliable stream: at `deadline − one_way −
+    /// guard`, the last instant a copy sent still arrives by the deadline, every live message
+    /// already sent and not yet entirely acknowledged is sent again (its unacknowledged bytes
+    /// are queued for retransmission), whether or not loss detection has declared it lost.
+    /// Loss detection is often too slow for a deadline: it needs an ACK of a later packet,
+    /// and on a stream of small messages those stop during a loss burst (the probe timeout
+    /// keeps moving with each new message); and a retransmission sent at the first loss
+    /// detection is acknowledged only after this instant, so its own loss would go unrepaired.
+    /// Each message is checked once. Returns the bytes queued.
+    pub(super) fn last_chance(&mut self, now: Instant, one_way: Duration, guard: Duration) -> u64 {
+        if !matches!(self.mode, DeliveryMode::PartiallyReliable { .. })
+            || !matches!(self.state, SendState::Send | SendState::DataSent)
+        {
+            return 0;
+        }
+        let mut queued = 0;
+        for msg in self.msgs.iter_mut() {
+            let Some(deadline) = msg.deadline else {
+                break;
+            };
+            if deadline.saturating_duration_since(now) > one_way + guard {
+                break;
+            }
+            if msg.checked || msg.abandoned || !msg.sent {
+                // Unsent messages go out with the new data.
+                continue;
+            }
+            msg.checked = true;
+            let q = self.buf.requeue(msg.start, msg.end - msg.start);
+            if q > 0 {
+                self.stats.last_chance_messages += 1;
+                queued += q;
+            }
+        }
+        queued
+    }
+
+    /// When the next last-chance check is due (see [`Self::last_chance`]), if any.
+    pub(super) fn next_last_chance(&self, one_way: Duration, guard: Duration) -> Option<Instant> {
+        if !matches!(self.mode, DeliveryMode::PartiallyReliable { .. })
+            || !matches!(self.state, SendState::Send | SendState::DataSent)
+        {
+            return None;
+        }
+        // Messages go out in order: the first unsent one ends the search.
+        let msg = self
+            .msgs
+            .iter()
+            .take_while(|m| m.sent)
+            .find(|m| !m.checked && !m.abandoned)?;
+        msg.deadline.map(|d| d - one_way - guard)
     }
 
     /// When the first live message expires (deadline less `one_way`), if any.

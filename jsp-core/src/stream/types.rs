@@ -71,6 +71,9 @@ pub struct SendStats {
     pub retransmitted_bytes: u64,
     /// STREAM_SKIP frames sent (first sendings and retransmissions).
     pub skips_sent: u64,
+    /// Partially reliable messages sent again at their last chance, unacknowledged though
+    /// not declared lost (§12.17 of PROTOCOL.md).
+    pub last_chance_messages: u64,
 }
 
 /// Our receive-side settings (taken from the connection's transport configuration).

@@ -259,6 +259,8 @@ pub fn run_messages(s: &Scenario, plan: Messages, controller: Controller) -> Mes
         completed: false,
         violations: Vec::new(),
         sim_time: Duration::ZERO,
+        bytes_sent: 0,
+        repair_bytes_sent: 0,
     };
     let mut setup = match build(
         s,

@@ -254,6 +254,10 @@ pub struct MessageReport {
     pub violations: Vec<String>,
     /// Simulated time of the whole run.
     pub sim_time: Duration,
+    /// UDP payload bytes both sides sent (JSP only; 0 for quinn).
+    pub bytes_sent: u64,
+    /// Of those, bytes of the packets carrying FEC repair symbols, both sides (JSP only).
+    pub repair_bytes_sent: u64,
 }
 
 impl MessageReport {
@@ -281,6 +285,8 @@ pub fn run_jsp(s: &super::Scenario, plan: Messages) -> MessageReport {
         completed: false,
         violations: Vec::new(),
         sim_time: Duration::ZERO,
+        bytes_sent: 0,
+        repair_bytes_sent: 0,
     };
     let mut setup =
         match super::build_jsp(s, Box::new(super::ServerApp::new(s.seed, transfer)), |_| {
@@ -297,6 +303,20 @@ pub fn run_jsp(s: &super::Scenario, plan: Messages) -> MessageReport {
     }
     report.trace_hash = setup.sim.trace_hash();
     report.sim_time = setup.sim.now().since_origin();
+    let nodes = setup
+        .clients
+        .iter()
+        .map(|(id, _)| *id)
+        .chain([setup.server]);
+    for id in nodes {
+        if let Some(node) = setup.sim.node::<crate::jsp::JspNode>(id) {
+            for (_, conn) in node.connections() {
+                let st = conn.stats();
+                report.bytes_sent += st.bytes_sent;
+                report.repair_bytes_sent += st.fec_repair_wire_bytes;
+            }
+        }
+    }
     for (id, _) in &setup.clients {
         match setup
             .sim

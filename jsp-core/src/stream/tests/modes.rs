@@ -161,6 +161,10 @@ fn a_partially_reliable_message_is_retransmitted_within_its_ttl_and_abandoned_af
     send(&mut p, false);
     p.client.set_now(Instant::from_millis(100));
     send(&mut p, false);
+    // Its last-chance check, 1 ms (the guard) before it expires, finds it already queued
+    // again: nothing more to do.
+    assert_eq!(p.client.next_expiry(), Some(Instant::from_millis(139)));
+    p.client.set_now(Instant::from_millis(139));
     assert_eq!(p.client.next_expiry(), Some(Instant::from_millis(140)));
     p.client.set_now(Instant::from_millis(145));
     assert_eq!(p.client.next_expiry(), None);
@@ -178,6 +182,44 @@ fn a_partially_reliable_message_is_retransmitted_within_its_ttl_and_abandoned_af
     println!("partially reliable: {stats:?}");
     assert_eq!(stats.retransmitted_bytes, 51 + 51);
     assert_eq!(stats.abandoned_messages, 1);
+    assert_eq!(stats.last_chance_messages, 0);
+}
+
+#[test]
+fn an_unacknowledged_message_is_sent_again_once_at_its_last_chance_even_if_not_declared_lost() {
+    let mut p = pair();
+    let ttl = Duration::from_millis(100);
+    let id = p
+        .client
+        .open_with(Dir::Uni, DeliveryMode::PartiallyReliable { ttl })
+        .unwrap();
+    p.client.send_message(id, message(1, 50)).unwrap();
+    // Sent; neither acknowledged nor declared lost (its ACK, or the packets after it, lost).
+    let (_, records) = p.packet(Side::Client).unwrap();
+    assert_eq!(records.len(), 1);
+    // Deadline 100 ms, one-way 10 ms, guard 1 ms: its last chance is at 89 ms.
+    assert_eq!(p.client.next_expiry(), Some(Instant::from_millis(89)));
+    p.client.set_now(Instant::from_millis(88));
+    assert!(p.packet(Side::Client).is_none(), "not yet");
+    p.client.set_now(Instant::from_millis(89));
+    let records = send(&mut p, true);
+    assert!(matches!(
+        records[..],
+        [StreamRecord::Data {
+            offset: 0,
+            len: 51,
+            ..
+        }]
+    ));
+    assert_eq!(
+        drain(&mut p, id)[0],
+        Ok(Some(Delivery::Message(message(1, 50))))
+    );
+    let stats = p.client.send_stats(id).unwrap();
+    println!("last chance: {stats:?}");
+    assert_eq!(stats.last_chance_messages, 1);
+    assert_eq!(stats.retransmitted_bytes, 51);
+    assert_eq!(p.client.last_chance_bytes(), 51);
 }
 
 #[test]
