@@ -24,13 +24,16 @@ use tokio::sync::{mpsc, oneshot};
 /// Chunks queued for the writer thread at most.
 pub(crate) const WRITE_QUEUE: usize = 16;
 
-/// Bytes per `pwrite`. A chunk (1 MiB by default) goes to the page cache in pieces of this size:
-/// on Linux 6.x, ext4 allocates page-cache folios as large as each write (up to the chunk), and
-/// on the project's VMs filling freshly allocated large folios measured 2–3× the system time of
-/// 256 KiB writes (1 GiB: 0.38–0.79 s against 0.22–0.25 s; 64 KiB: 0.23–0.26 s), while
-/// `perf record` of the file benchmark showed 36 % of all samples in the kernel's copy of 1 MiB
-/// writes.
-pub(crate) const WRITE_PIECE: usize = 256 << 10;
+/// Bytes per `pwrite`. A chunk (1 MiB by default) goes to the page cache in pieces of this size.
+/// On Linux 6.x, ext4 allocates page-cache folios as large as each write allows, and large
+/// folios are costly to fill on the project's VMs (free memory is handed back to the host, so a
+/// fresh large folio faults in on the host as the kernel copies into it). `perf record` of the
+/// file benchmark showed 36 % of all samples in that copy with whole 1 MiB writes. System time
+/// to write 1 GiB from a 1 MiB buffer (`pwrite` per piece), with memory freed 8 s before / just
+/// before: 1 MiB pieces 2.26 / 0.38–0.79 s, 256 KiB 1.80 / 0.22–0.36 s, 64 KiB 1.01 / 0.23–0.27 s,
+/// 32 KiB 1.26 / 0.30 s, 16 KiB 0.41–0.48 / 0.37–0.41 s, 4 KiB 0.84–0.89 s (system-call
+/// overhead). 16 KiB is the size that stays cheap either way.
+pub(crate) const WRITE_PIECE: usize = 16 << 10;
 
 /// What the writer thread reports to the event loop.
 pub(crate) enum WriterEvent {
