@@ -6,7 +6,10 @@
 //! - The receiving side, [`receive_files`], asks for a transfer by id over `lanes` parallel
 //!   streams, writes verified chunks into a temporary file beside the final name
 //!   (`.NAME.jsp-part-ID`), and only when every chunk of a file verified does it set the length,
-//!   fsync, apply the mode and rename it into place. Resume is on by default: a temporary file
+//!   fsync, apply the mode and rename it into place. Its event loop only moves bytes between
+//!   the streams and the [`Receiver`]: each arrived chunk is checked (BLAKE3, and zstd decoding)
+//!   and written by a dedicated writer thread ([`ReceiverConfig::offload_checks`]), which
+//!   reports every result back to the receiver. Resume is on by default: a temporary file
 //!   left by an earlier attempt is read back, its chunks that still verify are kept and only the
 //!   others are fetched.
 //! - Both report a [`TransferProgress`] through a `tokio::sync::watch` channel (bytes, rate, ETA,
