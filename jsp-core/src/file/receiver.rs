@@ -22,7 +22,9 @@
 //!   chunks requested and not received, and no new requests while `lanes × window` verified
 //!   chunks wait in the action queue for the caller (or, with offloaded checks, while that many
 //!   checks are out with the caller and not reported) — so at most about
-//!   `(2 × lanes × window + lanes) × chunk size` bytes are held however the peer behaves;
+//!   `(2 × lanes × window + lanes) × chunk size` bytes are held however the peer behaves (with
+//!   [`Receiver::handle_bytes`], those bytes are slices of the caller's receive buffers, which
+//!   stay alive as long as a slice of them does: the same bound plus the packets' framing);
 //! - a chunk that fails verification is requested again, at most `max_retries` times.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 

@@ -627,6 +627,59 @@ mod tests {
     use super::*;
 
     #[test]
+    fn chunk_bytes_fed_shared_are_kept_as_slices_and_plain_ones_are_collected_once() {
+        let header = Message::ChunkHeader(ChunkHeader {
+            file: FileId(0),
+            index: 0,
+            len: 10,
+            codec: Codec::Raw,
+            dict: None,
+        })
+        .encode();
+        let payload: Vec<u8> = (0u8..10).collect();
+        // Shared: header and the first 4 chunk bytes in one buffer, then 6 bytes in another,
+        // with one plain slice in between.
+        let mut first = header.clone();
+        first.extend_from_slice(&payload[..4]);
+        let first = Bytes::from(first);
+        let second = Bytes::copy_from_slice(&payload[5..]);
+        let mut d = StreamDecoder::new(0);
+        let (used, item) = d.advance(&first, Some(&first)).unwrap();
+        assert_eq!(used, header.len());
+        assert!(matches!(
+            item,
+            Some(Decoded::Message(Message::ChunkHeader(_)))
+        ));
+        let rest = &first[used..];
+        assert!(matches!(d.advance(rest, Some(&first)), Ok((4, None))));
+        assert!(matches!(d.advance(&payload[4..5], None), Ok((1, None))));
+        let (used, item) = d.advance(&second, Some(&second)).unwrap();
+        assert_eq!(used, 5);
+        let Some(Decoded::Payload(pieces)) = item else {
+            panic!("{item:?}")
+        };
+        assert_eq!(pieces.concat(), payload);
+        assert_eq!(pieces.len(), 3);
+        // Not copied: the shared pieces point into the buffers they came in.
+        assert_eq!(pieces[0].as_ptr(), first[header.len()..].as_ptr());
+        assert_eq!(pieces[2].as_ptr(), second.as_ptr());
+        assert!(d.is_idle());
+        // Plain slices, byte by byte: one piece, collected into one buffer.
+        let mut d = StreamDecoder::new(0);
+        let mut got = Vec::new();
+        for b in header.iter().chain(&payload) {
+            let (used, item) = d.advance(std::slice::from_ref(b), None).unwrap();
+            assert_eq!(used, 1);
+            got.extend(item);
+        }
+        let [Decoded::Message(_), Decoded::Payload(pieces)] = &got[..] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0][..], payload[..]);
+    }
+
+    #[test]
     fn small_messages_round_trip_through_the_stream_decoder_byte_by_byte() {
         let msgs = vec![
             Message::Fetch(Fetch {
