@@ -1286,8 +1286,12 @@ async fn receive_loop(
         };
         match ev {
             Some(RecvEvent::Data(channel, pieces)) => {
+                // Copied into the chunk being collected (`handle_data`), not kept as slices
+                // (`handle_bytes`): a piece shares its allocation with the other datagrams of
+                // its receive batch, and keeping it would let a sender that spreads chunks thinly
+                // over packets pin far more memory than the chunks themselves.
                 for bytes in &pieces {
-                    if let Err(e) = r.handle_bytes(channel, bytes) {
+                    if let Err(e) = r.handle_data(channel, bytes) {
                         flush_sends(&mut r, &mut sends).await;
                         return Err(e.into());
                     }
@@ -1317,7 +1321,7 @@ async fn receive_loop(
                     match ev {
                         Some(RecvEvent::Data(channel, pieces)) => {
                             for bytes in &pieces {
-                                if let Err(e) = r.handle_bytes(channel, bytes) {
+                                if let Err(e) = r.handle_data(channel, bytes) {
                                     return Err(e.into());
                                 }
                             }

@@ -23,8 +23,8 @@
 //!   chunks wait in the action queue for the caller (or, with offloaded checks, while that many
 //!   checks are out with the caller and not reported) — so at most about
 //!   `(2 × lanes × window + lanes) × chunk size` bytes are held however the peer behaves (with
-//!   [`Receiver::handle_bytes`], those bytes are slices of the caller's receive buffers, which
-//!   stay alive as long as a slice of them does: the same bound plus the packets' framing);
+//!   [`Receiver::handle_bytes`], those bytes are slices of the caller's buffers, and each
+//!   buffer stays alive as long as a slice of it does: see there);
 //! - a chunk that fails verification is requested again, at most `max_retries` times.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
@@ -357,9 +357,15 @@ impl Receiver {
         r
     }
 
-    /// Like [`Receiver::handle_data`], for bytes the caller holds as [`Bytes`] (a stream's own
-    /// receive buffers): chunk bytes are kept as slices of them, not copied, until their check
-    /// assembles them (off the caller's event loop, with [`ReceiverConfig::offload_checks`]).
+    /// Like [`Receiver::handle_data`], for bytes the caller holds as [`Bytes`]: chunk bytes are
+    /// kept as slices of them, not copied, until their check assembles them (off the caller's
+    /// event loop, with [`ReceiverConfig::offload_checks`]).
+    ///
+    /// Memory: a slice keeps its whole allocation alive until the chunk's check ran. Use this
+    /// only for buffers that hold this stream's bytes and little else (for instance ones the
+    /// caller copied the stream into); a transport's receive buffers, shared with the other
+    /// datagrams of a batch, would let a sender that spreads chunks thinly over packets pin
+    /// many times the chunk bound — feed those to [`Receiver::handle_data`], which copies.
     pub fn handle_bytes(&mut self, channel: Channel, bytes: &Bytes) -> Result<(), FileError> {
         self.live()?;
         if self.state == State::Finished {
