@@ -650,9 +650,12 @@ async fn accept_streams(
 }
 
 /// Most stream pieces in one [`RecvEvent::Data`].
-const BATCH_PIECES: usize = 256;
-/// Most bytes in one [`RecvEvent::Data`].
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_PIECES: usize = 64;
+/// Most bytes in one [`RecvEvent::Data`] (about: the piece that crosses it is included).
+const BATCH_BYTES: usize = 64 << 10;
+/// [`RecvEvent`]s queued for the receiver's event loop at most: with [`BATCH_BYTES`], about
+/// 4 MiB of stream data read and not yet taken by the receiver.
+const RECV_EVENTS: usize = 64;
 
 /// Forwards a receiver stream's bytes as events, batching the pieces that are ready together
 /// (a piece is one STREAM frame's payload, about 1.2 kB on loopback) so the event loop takes
@@ -970,7 +973,7 @@ async fn receive_inner(
         kind: e.kind(),
         partial: None,
     };
-    let (ev_tx, ev_rx) = mpsc::channel::<RecvEvent>(256);
+    let (ev_tx, ev_rx) = mpsc::channel::<RecvEvent>(RECV_EVENTS);
     let written = Arc::new(AtomicU64::new(0));
     std::fs::create_dir_all(out_dir).map_err(|e| write_err(out_dir, &e))?;
     let (wr_tx, wr_rx) = mpsc::unbounded_channel();
