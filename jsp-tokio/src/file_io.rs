@@ -1,11 +1,15 @@
-//! The receiver's disk writer: one dedicated thread per transfer that writes verified chunks
-//! into temporary files and finishes files (length, fsync, mode, rename), so the event loop
-//! keeps reading the network while the disk works.
+//! The receiver's disk writer: one dedicated thread per transfer that checks arrived chunks
+//! (decoding and BLAKE3, [`ChunkCheck::run`]), writes the verified ones into temporary files
+//! and finishes files (length, fsync, mode, rename), so the event loop keeps reading the network
+//! while hashing and the disk work.
 //!
 //! Commands arrive through a bounded channel (back-pressure: the event loop waits when the disk
 //! falls `WRITE_QUEUE` chunks behind) and are carried out in order, so a `Finish` runs after
-//! every write of its file. The first failure is reported once as a [`WriteFailure`]; every
-//! command after it is dropped, and `Finish` replies are errors.
+//! every write of its file. Results go back to the event loop as [`WriterEvent`]s on an
+//! unbounded channel (bounded in practice by the receiver's limit on checks out, and never
+//! waited on by the writer, so the two threads cannot block each other). The first failure is
+//! reported once as a [`WriterEvent::Failed`]; every command after it is dropped, and `Finish`
+//! replies are errors.
 
 use std::collections::HashMap;
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -14,14 +18,36 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use jsp_core::file::FileId;
+use jsp_core::file::{ChunkCheck, ChunkChecked, FileId};
 use tokio::sync::{mpsc, oneshot};
 
 /// Chunks queued for the writer thread at most.
 pub(crate) const WRITE_QUEUE: usize = 16;
 
+/// Bytes per `pwrite`. A chunk (1 MiB by default) goes to the page cache in pieces of this size.
+/// On Linux 6.x, ext4 allocates page-cache folios as large as each write allows, and large
+/// folios are costly to fill on the project's VMs (free memory is handed back to the host, so a
+/// fresh large folio faults in on the host as the kernel copies into it). `perf record` of the
+/// file benchmark showed 36 % of all samples in that copy with whole 1 MiB writes. System time
+/// to write 1 GiB from a 1 MiB buffer (`pwrite` per piece), with memory freed 8 s before / just
+/// before: 1 MiB pieces 2.26 / 0.38–0.79 s, 256 KiB 1.80 / 0.22–0.36 s, 64 KiB 1.01 / 0.23–0.27 s,
+/// 32 KiB 1.26 / 0.30 s, 16 KiB 0.41–0.48 / 0.37–0.41 s, 4 KiB 0.84–0.89 s (system-call
+/// overhead). 16 KiB is the size that stays cheap either way.
+pub(crate) const WRITE_PIECE: usize = 16 << 10;
+
+/// What the writer thread reports to the event loop.
+pub(crate) enum WriterEvent {
+    /// A check ran and, if the chunk verified, its bytes were written: report it to the core.
+    Checked(ChunkChecked),
+    /// The first failed disk operation.
+    Failed(WriteFailure),
+}
+
 /// What the writer thread is told to do.
 pub(crate) enum WriteCmd {
+    /// Run `check`; if the chunk verified, write it into the temporary file `temp` (created if
+    /// needed); report the result ([`WriterEvent::Checked`]).
+    Check { temp: PathBuf, check: ChunkCheck },
     /// Write verified bytes at `offset` of the temporary file `temp` (created if needed).
     Chunk {
         file: FileId,
@@ -30,14 +56,15 @@ pub(crate) enum WriteCmd {
         bytes: Bytes,
     },
     /// All chunks of `file` are written: set its length, fsync, apply the mode, rename `temp`
-    /// to `fin` and fsync the directory; reply when done.
+    /// to `fin` and fsync the directory; reply when done, or, without `reply`, report only a
+    /// failure ([`WriterEvent::Failed`]).
     Finish {
         file: FileId,
         temp: PathBuf,
         fin: PathBuf,
         size: u64,
         mode: u32,
-        reply: oneshot::Sender<Result<(), WriteFailure>>,
+        reply: Option<oneshot::Sender<Result<(), WriteFailure>>>,
     },
     /// Reply once every command before this one is carried out.
     Barrier(oneshot::Sender<Result<(), WriteFailure>>),
@@ -64,24 +91,56 @@ impl Clone for WriteFailure {
     }
 }
 
-/// Starts the writer thread. Failures go to `on_fail` (called once, from the thread); the
-/// bytes of every chunk written are added to `written`.
+/// Starts the writer thread. Check results and the first failure go to `events`; the bytes of
+/// every chunk written are added to `written`.
 pub(crate) fn spawn_writer(
-    on_fail: impl Fn(WriteFailure) + Send + 'static,
+    events: mpsc::UnboundedSender<WriterEvent>,
     written: Arc<AtomicU64>,
 ) -> std::io::Result<mpsc::Sender<WriteCmd>> {
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     std::thread::Builder::new()
         .name("jsp-file-writer".into())
-        .spawn(move || writer(rx, on_fail, &written))?;
+        .spawn(move || writer(rx, &events, &written))?;
     Ok(tx)
 }
 
-fn writer(mut rx: mpsc::Receiver<WriteCmd>, on_fail: impl Fn(WriteFailure), written: &AtomicU64) {
+fn writer(
+    mut rx: mpsc::Receiver<WriteCmd>,
+    events: &mpsc::UnboundedSender<WriterEvent>,
+    written: &AtomicU64,
+) {
     let mut open: HashMap<FileId, Arc<std::fs::File>> = HashMap::new();
     let mut failed: Option<WriteFailure> = None;
+    let fail = |f: WriteFailure, failed: &mut Option<WriteFailure>| {
+        if failed.is_none() {
+            let _ = events.send(WriterEvent::Failed(f.clone()));
+            *failed = Some(f);
+        }
+    };
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
+            WriteCmd::Check { temp, check } => {
+                if failed.is_some() {
+                    continue;
+                }
+                let file = check.file();
+                let mut done = check.run();
+                if let Some(bytes) = done.verified_bytes() {
+                    let res = write_chunk(&mut open, file, &temp, bytes, done.offset());
+                    if let Err(error) = res {
+                        let f = WriteFailure {
+                            file,
+                            path: temp,
+                            error,
+                        };
+                        fail(f, &mut failed);
+                        continue;
+                    }
+                    written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    done.release_bytes();
+                }
+                let _ = events.send(WriterEvent::Checked(done));
+            }
             WriteCmd::Chunk {
                 file,
                 temp,
@@ -91,24 +150,18 @@ fn writer(mut rx: mpsc::Receiver<WriteCmd>, on_fail: impl Fn(WriteFailure), writ
                 if failed.is_some() {
                     continue;
                 }
-                let res = match open.get(&file) {
-                    Some(f) => Ok(f.clone()),
-                    None => open_temp(&temp).inspect(|f| {
-                        open.insert(file, f.clone());
-                    }),
-                }
-                .and_then(|f| f.write_all_at(&bytes, offset));
-                if res.is_ok() {
-                    written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                }
-                if let Err(error) = res {
-                    let fail = WriteFailure {
-                        file,
-                        path: temp,
-                        error,
-                    };
-                    on_fail(fail.clone());
-                    failed = Some(fail);
+                match write_chunk(&mut open, file, &temp, &bytes, offset) {
+                    Ok(()) => {
+                        written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(error) => fail(
+                        WriteFailure {
+                            file,
+                            path: temp,
+                            error,
+                        },
+                        &mut failed,
+                    ),
                 }
             }
             WriteCmd::Finish {
@@ -124,18 +177,52 @@ fn writer(mut rx: mpsc::Receiver<WriteCmd>, on_fail: impl Fn(WriteFailure), writ
                     None => finish_file(open.remove(&file), &temp, &fin, size, mode)
                         .map_err(|(path, error)| WriteFailure { file, path, error }),
                 };
-                if let Err(f) = &res {
-                    if failed.is_none() {
-                        failed = Some(f.clone());
+                match reply {
+                    Some(reply) => {
+                        if let Err(f) = &res {
+                            if failed.is_none() {
+                                failed = Some(f.clone());
+                            }
+                        }
+                        let _ = reply.send(res);
+                    }
+                    None => {
+                        if let Err(f) = res {
+                            fail(f, &mut failed);
+                        }
                     }
                 }
-                let _ = reply.send(res);
             }
             WriteCmd::Barrier(reply) => {
                 let _ = reply.send(failed.clone().map_or(Ok(()), Err));
             }
         }
     }
+}
+
+/// Writes a chunk's verified bytes at `offset` of `file`'s temporary file `temp` (opened once
+/// and kept), in pieces of [`WRITE_PIECE`] bytes.
+fn write_chunk(
+    open: &mut HashMap<FileId, Arc<std::fs::File>>,
+    file: FileId,
+    temp: &Path,
+    bytes: &[u8],
+    offset: u64,
+) -> std::io::Result<()> {
+    let f = match open.get(&file) {
+        Some(f) => f.clone(),
+        None => {
+            let f = open_temp(temp)?;
+            open.insert(file, f.clone());
+            f
+        }
+    };
+    let mut at = offset;
+    for piece in bytes.chunks(WRITE_PIECE) {
+        f.write_all_at(piece, at)?;
+        at += piece.len() as u64;
+    }
+    Ok(())
 }
 
 /// Opens (creating it and its directory if needed) a temporary file for writing, keeping what

@@ -11,6 +11,8 @@
 //!   and its strict, bounded CBOR codec;
 //! - [`wire`]: the framed [`Message`]s;
 //! - [`compress`]: per-chunk zstd compression and its bounded decoding;
+//! - [`check`]: [`ChunkCheck`], one arrived chunk's decoding and verification as pure
+//!   computation a driver may run on another thread, and its result [`ChunkChecked`];
 //! - [`receiver`]: [`Receiver`], which plans requests, verifies chunks and resumes;
 //! - [`sender`]: [`Sender`], which answers requests and detects changed sources;
 //! - [`error`]: [`FileError`], [`ManifestError`], [`MessageError`] and wire [`ErrorCode`]s.
@@ -25,7 +27,8 @@
 //!   data 0:  Request{file, chunk ranges}      -------->
 //!   data 1:  Request{…}  …  data N−1          -------->         (caller reads, sender verifies)
 //!                                             <--------         data k: ChunkHeader{file, i, len} ‖ bytes …
-//!   (verify each chunk; write; refetch on mismatch; file complete → rename into place)
+//!   (check each chunk — inline, or handed out as CheckChunk and reported back —; write;
+//!    refetch on mismatch; file complete → rename into place)
 //!   control: Done                             -------->
 //! either side, on failure:  Error{code, reason} on the control stream
 //! ```
@@ -36,6 +39,10 @@
 //!   which chunks of an earlier attempt are on disk and verify ([`Receiver::have_chunk`]).
 //! - Requests are spread round robin over `lanes` data streams with at most `window` chunks
 //!   outstanding on each; the sender answers each stream's requests in order.
+//! - Each arrived chunk is checked (decoded, BLAKE3 against the manifest) by a [`ChunkCheck`]:
+//!   inside [`Receiver::handle_data`] by default, or, with [`ReceiverConfig::offload_checks`],
+//!   by the caller on any thread ([`Action::CheckChunk`]), who writes what verified and reports
+//!   each [`ChunkChecked`] back in any order ([`Receiver::chunk_checked`]).
 //! - A chunk that fails verification is requested again up to `max_retries` times; then
 //!   [`FileError::ChunkCorrupt`] ends the transfer.
 //! - The sender hashes every chunk the caller reads before sending it; a mismatch means the
@@ -48,6 +55,7 @@
 //! typed error. A stream's end or reset is the driver's business: it ends the transfer (and a new
 //! connection resumes it).
 
+pub mod check;
 pub mod compress;
 pub mod error;
 pub mod hash;
@@ -59,6 +67,7 @@ pub mod wire;
 
 mod cbor;
 
+pub use check::{ChunkCheck, ChunkChecked};
 pub use compress::{
     compress_chunk_with_dict, decompress_chunk_with_dict, Codec, Compression, DictError, DictId,
     Dictionary, DICT_ID_LEN, MAX_DICTS, MAX_DICT_LEN,

@@ -1,16 +1,30 @@
 //! The receiving side of a file transfer.
 //!
+//! Every chunk that arrives becomes a [`ChunkCheck`] (decode, BLAKE3 against the manifest). The
+//! receiver runs it itself inside [`Receiver::handle_data`] by default; with
+//! [`ReceiverConfig::offload_checks`] it hands it to the caller ([`Action::CheckChunk`]), who
+//! runs it off its event loop, writes what verified and reports each result with
+//! [`Receiver::chunk_checked`], in any order.
+//!
 //! Invariants:
-//! - a chunk is handed to the caller ([`Action::WriteChunk`]) only after its BLAKE3 hash matched
-//!   the manifest, and the manifest only after its root matched the transfer id asked for;
+//! - a chunk's bytes are handed to the caller for writing ([`Action::WriteChunk`], or
+//!   [`ChunkChecked::verified_bytes`]) only after its BLAKE3 hash matched the manifest, and the
+//!   manifest only after its root matched the transfer id asked for;
 //! - [`Action::FileComplete`] comes only after every chunk of the file was verified (on disk at
-//!   resume, or on arrival) and after the `WriteChunk` of its last chunk;
+//!   resume, or on arrival) and after the `WriteChunk` of its last chunk (or, with offloaded
+//!   checks, after the caller reported the last chunk's result, having written it first);
+//! - with offloaded checks, a chunk stays requested (never requested twice at once) until its
+//!   result is reported; a result the receiver did not hand out, or one reported twice, is
+//!   refused ([`FileError::Misuse`]) without effect;
 //! - each data stream carries at most `window` requested chunks, answered in request order, and
 //!   a chunk arriving out of that order is a protocol error;
 //! - memory is bounded: one chunk being collected per data stream, at most `lanes × window`
 //!   chunks requested and not received, and no new requests while `lanes × window` verified
-//!   chunks wait in the action queue for the caller — so at most about
-//!   `(2 × lanes × window + lanes) × chunk size` bytes are held however the peer behaves;
+//!   chunks wait in the action queue for the caller (or, with offloaded checks, while that many
+//!   checks are out with the caller and not reported) — so at most about
+//!   `(2 × lanes × window + lanes) × chunk size` bytes are held however the peer behaves (with
+//!   [`Receiver::handle_bytes`], those bytes are slices of the caller's buffers, and each
+//!   buffer stays alive as long as a slice of it does: see there);
 //! - a chunk that fails verification is requested again, at most `max_retries` times.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
@@ -18,7 +32,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use super::compress::{decompress_chunk, decompress_chunk_with_dict, Codec, CODEC_BIT_ZSTD};
+use super::check::{ChunkCheck, ChunkChecked, Outcome};
+use super::compress::{Codec, CODEC_BIT_ZSTD};
 use super::error::FileError;
 use super::hash::{chunk_hash, ChunkHash, TransferId};
 use super::manifest::{EntryKind, FileId, Manifest, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN};
@@ -55,6 +70,12 @@ pub struct ReceiverConfig {
     /// in `Fetch` (only when `accept_zstd`); the sender may then compress with one of them.
     /// Default none.
     pub dictionaries: Vec<super::compress::Dictionary>,
+    /// Hand every arrived chunk to the caller as [`Action::CheckChunk`] instead of decoding and
+    /// hashing it inside [`Receiver::handle_data`], so a driver can verify chunks on another
+    /// thread while its event loop keeps reading the network. The caller then writes verified
+    /// chunks itself and reports each result with [`Receiver::chunk_checked`];
+    /// [`Action::WriteChunk`] does not occur. Default false (checks run inline).
+    pub offload_checks: bool,
 }
 
 impl Default for ReceiverConfig {
@@ -67,6 +88,7 @@ impl Default for ReceiverConfig {
             max_chunk_size: MAX_CHUNK_SIZE,
             accept_zstd: true,
             dictionaries: Vec::new(),
+            offload_checks: false,
         }
     }
 }
@@ -100,6 +122,13 @@ pub enum Action {
         /// The directory's entry.
         file: FileId,
     },
+    /// (Only with [`ReceiverConfig::offload_checks`].) A chunk arrived: run
+    /// [`ChunkCheck::run`] (pure computation: decoding and BLAKE3, on any thread); if the result
+    /// [`ChunkChecked::is_verified`], write [`ChunkChecked::verified_bytes`] into the file's
+    /// temporary copy at [`ChunkChecked::offset`]; then report the result with
+    /// [`Receiver::chunk_checked`]. Results may be reported in any order. A chunk that failed
+    /// its check is requested again; nothing is written for it.
+    CheckChunk(ChunkCheck),
     /// Write verified bytes into the file's temporary copy at `offset`.
     WriteChunk {
         /// The file.
@@ -192,7 +221,13 @@ pub struct Receiver {
     retry: VecDeque<(u32, u64)>,
     attempts: BTreeMap<(u32, u64), u32>,
     actions: VecDeque<Action>,
+    /// Verified chunks in the action queue (inline checks), or checks out with the caller and
+    /// not reported (offloaded checks): no new requests while `lanes × window` are.
     pending_writes: usize,
+    /// Offloaded checks not yet reported: number → (file, chunk).
+    checks: BTreeMap<u64, (u32, u64)>,
+    /// The number of the next check.
+    next_check: u64,
     progress: Progress,
     error: Option<FileError>,
 }
@@ -251,6 +286,8 @@ impl Receiver {
             attempts: BTreeMap::new(),
             actions: VecDeque::new(),
             pending_writes: 0,
+            checks: BTreeMap::new(),
+            next_check: 0,
             progress: Progress::default(),
             error: None,
             config,
@@ -313,11 +350,66 @@ impl Receiver {
         if self.state == State::Finished {
             return Ok(());
         }
-        let r = self.handle_data_inner(channel, bytes);
+        let r = self.handle_data_inner(channel, bytes, None);
         if let Err(e) = &r {
             self.fail(e.clone());
         }
         r
+    }
+
+    /// Like [`Receiver::handle_data`], for bytes the caller holds as [`Bytes`]: chunk bytes are
+    /// kept as slices of them, not copied, until their check assembles them (off the caller's
+    /// event loop, with [`ReceiverConfig::offload_checks`]).
+    ///
+    /// Memory: a slice keeps its whole allocation alive until the chunk's check ran. Use this
+    /// only for buffers that hold this stream's bytes and little else (for instance ones the
+    /// caller copied the stream into); a transport's receive buffers, shared with the other
+    /// datagrams of a batch, would let a sender that spreads chunks thinly over packets pin
+    /// many times the chunk bound — feed those to [`Receiver::handle_data`], which copies.
+    pub fn handle_bytes(&mut self, channel: Channel, bytes: &Bytes) -> Result<(), FileError> {
+        self.live()?;
+        if self.state == State::Finished {
+            return Ok(());
+        }
+        let r = self.handle_data_inner(channel, bytes, Some(bytes));
+        if let Err(e) = &r {
+            self.fail(e.clone());
+        }
+        r
+    }
+
+    /// Reports the result of a check handed out as [`Action::CheckChunk`] (after writing its
+    /// verified bytes). Results may come in any order. A verified chunk counts as done (and may
+    /// complete its file); one that failed verification is requested again, at most
+    /// [`ReceiverConfig::max_retries`] times, then the transfer fails with
+    /// [`FileError::ChunkCorrupt`]; one that did not decode fails the transfer
+    /// ([`FileError::Decompression`]). A failure queues an `Error` for the sender.
+    ///
+    /// A result this receiver did not hand out, or already had, is refused with
+    /// [`FileError::Misuse`] and changes nothing. After the transfer failed, results are
+    /// refused with [`FileError::Failed`].
+    pub fn chunk_checked(&mut self, checked: ChunkChecked) -> Result<(), FileError> {
+        self.live()?;
+        match self.checks.get(&checked.seq) {
+            Some(&(f, i)) if f == checked.file().0 && i == checked.index() => {}
+            _ => {
+                return Err(FileError::Misuse {
+                    what: "a check result this receiver did not hand out, or reported twice",
+                })
+            }
+        }
+        self.checks.remove(&checked.seq);
+        self.pending_writes = self.pending_writes.saturating_sub(1);
+        let r = self.on_checked(checked, false);
+        if let Err(e) = &r {
+            self.fail(e.clone());
+        }
+        r
+    }
+
+    /// Checks handed out as [`Action::CheckChunk`] and not yet reported.
+    pub fn checks_outstanding(&self) -> usize {
+        self.checks.len()
     }
 
     /// Reports a chunk found on disk from an earlier attempt (between
@@ -502,10 +594,15 @@ impl Receiver {
         self.actions.push_back(Action::Finished);
     }
 
-    fn handle_data_inner(&mut self, channel: Channel, mut input: &[u8]) -> Result<(), FileError> {
+    fn handle_data_inner(
+        &mut self,
+        channel: Channel,
+        mut input: &[u8],
+        shared: Option<&Bytes>,
+    ) -> Result<(), FileError> {
         while !input.is_empty() {
             let (used, item) = match channel {
-                Channel::Control => self.control.advance(input)?,
+                Channel::Control => self.control.advance(input, None)?,
                 Channel::Data(k) => self
                     .lanes
                     .get_mut(usize::from(k))
@@ -513,7 +610,7 @@ impl Receiver {
                         what: "data for a channel the receiver does not use",
                     })?
                     .decoder
-                    .advance(input)?,
+                    .advance(input, shared)?,
             };
             input = input.get(used..).unwrap_or_default();
             match (channel, item) {
@@ -646,7 +743,7 @@ impl Receiver {
         }
     }
 
-    fn on_payload(&mut self, k: usize, bytes: Vec<u8>) -> Result<(), FileError> {
+    fn on_payload(&mut self, k: usize, wire: Vec<Bytes>) -> Result<(), FileError> {
         let Some(lane) = self.lanes.get_mut(k) else {
             return Err(FileError::Misuse {
                 what: "unknown lane",
@@ -658,82 +755,112 @@ impl Receiver {
                 context: "payload without a header",
             });
         };
-        self.progress.bytes_received += bytes.len() as u64;
-        let Some(entry) = self.manifest.as_ref().and_then(|m| m.entry(h.file)) else {
-            return Err(FileError::UnexpectedChunk {
-                file: h.file.0,
-                index: h.index,
-            });
+        self.progress.bytes_received += wire.iter().map(|b| b.len() as u64).sum::<u64>();
+        let unexpected = FileError::UnexpectedChunk {
+            file: h.file.0,
+            index: h.index,
         };
-        let (offset, len) = entry.chunk_span(h.index).unwrap_or((0, 0));
-        let bytes = match (h.codec, h.dict) {
-            (Codec::ZstdDict, Some(id)) => {
-                let dict = self
-                    .config
+        let Some(entry) = self.manifest.as_ref().and_then(|m| m.entry(h.file)) else {
+            return Err(unexpected);
+        };
+        let (Some((offset, len)), Some(expected)) =
+            (entry.chunk_span(h.index), entry.chunk_hash(h.index))
+        else {
+            return Err(unexpected);
+        };
+        let dict = match (h.codec, h.dict) {
+            (Codec::ZstdDict, Some(id)) => Some(
+                self.config
                     .dictionaries
                     .iter()
                     .find(|d| d.id() == id)
+                    .cloned()
                     .ok_or(FileError::Decompression {
                         file: h.file.0,
                         index: h.index,
                         reason: "dictionary chunk with a dictionary that was not offered",
-                    })?;
-                decompress_chunk_with_dict(&bytes, dict, len, h.file.0, h.index)?
-            }
-            _ => decompress_chunk(h.codec, bytes, len, h.file.0, h.index)?,
+                    })?,
+            ),
+            _ => None,
         };
-        let verified = entry.chunk_hash(h.index) == Some(&chunk_hash(&bytes));
+        let seq = self.next_check;
+        self.next_check += 1;
+        let check = ChunkCheck::new(
+            seq, h.file, h.index, offset, len, h.codec, dict, wire, *expected,
+        );
+        if self.config.offload_checks {
+            self.checks.insert(seq, (h.file.0, h.index));
+            self.pending_writes += 1;
+            self.actions.push_back(Action::CheckChunk(check));
+            Ok(())
+        } else {
+            self.on_checked(check.run(), true)
+        }
+    }
+
+    /// Takes a check's result: a verified chunk is done (queued for writing when `inline`, else
+    /// written by the caller already), a mismatch is requested again, bytes that do not decode
+    /// fail the transfer.
+    fn on_checked(&mut self, checked: ChunkChecked, inline: bool) -> Result<(), FileError> {
+        let (file, index, offset) = (checked.file(), checked.index(), checked.offset());
+        let unexpected = FileError::UnexpectedChunk {
+            file: file.0,
+            index,
+        };
+        let Some(entry) = self.manifest.as_ref().and_then(|m| m.entry(file)) else {
+            return Err(unexpected);
+        };
+        let len = entry.chunk_span(index).map_or(0, |(_, len)| len);
         let chunk_count = entry.chunk_count();
-        let Some(state) = self.files.get_mut(h.file.index()) else {
-            return Err(FileError::UnexpectedChunk {
-                file: h.file.0,
-                index: h.index,
-            });
+        let Some(state) = self.files.get_mut(file.index()) else {
+            return Err(unexpected);
         };
-        let Some(slot) = usize::try_from(h.index)
+        let Some(slot) = usize::try_from(index)
             .ok()
             .and_then(|i| state.chunks.get_mut(i))
         else {
-            return Err(FileError::UnexpectedChunk {
-                file: h.file.0,
-                index: h.index,
-            });
+            return Err(unexpected);
         };
-        if verified {
-            *slot = ChunkState::Have;
-            state.have += 1;
-            state.bytes_done += u64::from(len);
-            self.progress.bytes_done += u64::from(len);
-            self.actions.push_back(Action::WriteChunk {
-                file: h.file,
-                index: h.index,
-                offset,
-                bytes: Bytes::from(bytes),
-            });
-            self.pending_writes += 1;
-            if state.have == chunk_count && !state.complete {
-                state.complete = true;
-                self.progress.files_done += 1;
-                self.actions
-                    .push_back(Action::FileComplete { file: h.file });
-                if self.progress.files_done == self.progress.files_total {
-                    self.finish();
-                    return Ok(());
+        match checked.outcome {
+            Outcome::Undecodable(e) => return Err(e),
+            Outcome::Verified(bytes) => {
+                *slot = ChunkState::Have;
+                state.have += 1;
+                state.bytes_done += u64::from(len);
+                self.progress.bytes_done += u64::from(len);
+                if inline {
+                    self.actions.push_back(Action::WriteChunk {
+                        file,
+                        index,
+                        offset,
+                        bytes,
+                    });
+                    self.pending_writes += 1;
+                }
+                if state.have == chunk_count && !state.complete {
+                    state.complete = true;
+                    self.progress.files_done += 1;
+                    self.actions.push_back(Action::FileComplete { file });
+                    if self.progress.files_done == self.progress.files_total {
+                        self.finish();
+                        return Ok(());
+                    }
                 }
             }
-        } else {
-            let attempts = self.attempts.entry((h.file.0, h.index)).or_insert(0);
-            *attempts = attempts.saturating_add(1);
-            if *attempts > self.config.max_retries {
-                return Err(FileError::ChunkCorrupt {
-                    file: h.file.0,
-                    index: h.index,
-                    attempts: *attempts,
-                });
+            Outcome::Mismatch => {
+                let attempts = self.attempts.entry((file.0, index)).or_insert(0);
+                *attempts = attempts.saturating_add(1);
+                if *attempts > self.config.max_retries {
+                    return Err(FileError::ChunkCorrupt {
+                        file: file.0,
+                        index,
+                        attempts: *attempts,
+                    });
+                }
+                *slot = ChunkState::Missing;
+                self.retry.push_back((file.0, index));
+                self.progress.chunks_refetched += 1;
             }
-            *slot = ChunkState::Missing;
-            self.retry.push_back((h.file.0, h.index));
-            self.progress.chunks_refetched += 1;
         }
         self.fill_lanes();
         Ok(())

@@ -315,7 +315,7 @@ impl Sender {
             let Some(stream) = self.streams.get_mut(&key) else {
                 return Ok(());
             };
-            let (used, item) = stream.decoder.advance(input)?;
+            let (used, item) = stream.decoder.advance(input, None)?;
             input = input.get(used..).unwrap_or_default();
             match item {
                 None => {}

@@ -70,6 +70,23 @@ struct Opts {
     config: ReceiverConfig,
     /// The sender's settings (default: [`SenderConfig::default`]).
     sender: Option<SenderConfig>,
+    /// With `config.offload_checks`: hold the handed-out checks until the transfer would stall,
+    /// then run and report them in this order.
+    check_order: CheckOrder,
+    /// Feed chunk bytes with [`Receiver::handle_bytes`] (shared, not copied).
+    shared: bool,
+}
+
+/// The order in which the harness reports offloaded checks.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+enum CheckOrder {
+    /// As they were handed out.
+    #[default]
+    Fifo,
+    /// Newest first.
+    Reversed,
+    /// Odd positions first, then even ones.
+    Interleaved,
 }
 
 #[derive(Debug)]
@@ -113,11 +130,16 @@ fn transfer(manifest: &Arc<Manifest>, source: &Files, disk: &mut Disk, opts: Opt
     let mut written = 0u64;
     let mut receiver_finished = false;
     let mut sender_finished = false;
+    let mut checks: Vec<ChunkCheck> = Vec::new();
     loop {
         let mut busy = false;
         while let Some(a) = r.poll_action() {
             busy = true;
             match a {
+                Action::CheckChunk(c) => {
+                    assert!(opts.config.offload_checks, "CheckChunk without offloading");
+                    checks.push(c);
+                }
                 Action::Send { channel, bytes } => {
                     for piece in bytes.chunks(fragment) {
                         let _ = s.handle_data(key(channel), piece);
@@ -148,6 +170,7 @@ fn transfer(manifest: &Arc<Manifest>, source: &Files, disk: &mut Disk, opts: Opt
                     bytes,
                     ..
                 } => {
+                    assert!(!opts.config.offload_checks, "WriteChunk with offloading");
                     let t = disk.temp.entry(file.0).or_default();
                     let end = offset as usize + bytes.len();
                     let torn = opts
@@ -222,11 +245,46 @@ fn transfer(manifest: &Arc<Manifest>, source: &Files, disk: &mut Disk, opts: Opt
                             payload[0] ^= 0x40;
                         }
                     }
-                    for piece in payload.chunks(fragment) {
-                        let _ = r.handle_data(ch, piece);
+                    if opts.shared {
+                        let payload = Bytes::from(payload);
+                        for start in (0..payload.len()).step_by(fragment) {
+                            let end = (start + fragment).min(payload.len());
+                            let _ = r.handle_bytes(ch, &payload.slice(start..end));
+                        }
+                    } else {
+                        for piece in payload.chunks(fragment) {
+                            let _ = r.handle_data(ch, piece);
+                        }
                     }
                 }
                 SenderAction::Finished => sender_finished = true,
+            }
+        }
+        if !busy && !checks.is_empty() {
+            // The transfer waits for these results: report them, in the order asked for.
+            busy = true;
+            let mut batch = std::mem::take(&mut checks);
+            match opts.check_order {
+                CheckOrder::Fifo => {}
+                CheckOrder::Reversed => batch.reverse(),
+                CheckOrder::Interleaved => {
+                    let (odd, even): (Vec<_>, Vec<_>) =
+                        batch.into_iter().enumerate().partition(|(i, _)| i % 2 == 1);
+                    batch = odd.into_iter().chain(even).map(|(_, c)| c).collect();
+                }
+            }
+            for c in batch {
+                let done = c.run();
+                if let Some(bytes) = done.verified_bytes() {
+                    let t = disk.temp.entry(done.file().0).or_default();
+                    let end = done.offset() as usize + bytes.len();
+                    if t.len() < end {
+                        t.resize(end, 0);
+                    }
+                    t[done.offset() as usize..end].copy_from_slice(bytes);
+                    written += bytes.len() as u64;
+                }
+                let _ = r.chunk_checked(done);
             }
         }
         if !busy {
@@ -348,6 +406,9 @@ proptest! {
         window in 1u32..8,
         fragment in 1usize..3000,
         sizes in prop::collection::vec(0usize..9000, 1..6),
+        offload_checks in any::<bool>(),
+        order in prop::sample::select(vec![CheckOrder::Fifo, CheckOrder::Reversed, CheckOrder::Interleaved]),
+        shared in any::<bool>(),
     ) {
         let source: Files = sizes
             .iter()
@@ -356,8 +417,9 @@ proptest! {
             .collect();
         let manifest = Arc::new(manifest_for(&source, &[], MIN_CHUNK_SIZE));
         let mut disk = Disk::default();
-        let config = ReceiverConfig { lanes, window, ..ReceiverConfig::default() };
-        let out = transfer(&manifest, &source, &mut disk, Opts { fragment, config, ..Opts::default() });
+        let config = ReceiverConfig { lanes, window, offload_checks, ..ReceiverConfig::default() };
+        let opts = Opts { fragment, config, check_order: order, shared, ..Opts::default() };
+        let out = transfer(&manifest, &source, &mut disk, opts);
         assert_success(&out, &source, &disk);
         prop_assert_eq!(out.progress.bytes_received, manifest.total_bytes());
         prop_assert_eq!(out.progress.chunks_requested, manifest.total_chunks());
@@ -485,6 +547,309 @@ fn a_chunk_corrupted_on_every_delivery_fails_with_a_clear_error_after_the_retrie
         })
     ));
     assert!(!disk.done.contains_key(manifest.entries()[0].path()));
+}
+
+fn offloaded(order: CheckOrder) -> Opts {
+    Opts {
+        config: ReceiverConfig {
+            offload_checks: true,
+            ..ReceiverConfig::default()
+        },
+        check_order: order,
+        shared: true,
+        fragment: 1400,
+        ..Opts::default()
+    }
+}
+
+#[test]
+fn offloaded_checks_reported_out_of_order_give_a_byte_exact_transfer() {
+    let (source, manifest, _) = resume_source();
+    for order in [
+        CheckOrder::Fifo,
+        CheckOrder::Reversed,
+        CheckOrder::Interleaved,
+    ] {
+        let mut disk = Disk::default();
+        let out = transfer(&manifest, &source, &mut disk, offloaded(order));
+        assert_success(&out, &source, &disk);
+        assert_eq!(out.progress.bytes_received, manifest.total_bytes());
+        assert_eq!(out.progress.bytes_done, manifest.total_bytes());
+        assert_eq!(out.progress.chunks_requested, manifest.total_chunks());
+        assert_eq!(out.written, manifest.total_bytes(), "{order:?}");
+    }
+}
+
+#[test]
+fn a_chunk_corrupted_in_flight_is_fetched_again_through_offloaded_checks() {
+    let (source, manifest, chunk) = resume_source();
+    for order in [CheckOrder::Fifo, CheckOrder::Reversed] {
+        let mut disk = Disk::default();
+        let out = transfer(
+            &manifest,
+            &source,
+            &mut disk,
+            Opts {
+                corrupt: Some((1, 3, 2)),
+                ..offloaded(order)
+            },
+        );
+        assert_success(&out, &source, &disk);
+        assert_eq!(out.progress.chunks_refetched, 2);
+        assert_eq!(
+            out.progress.bytes_received,
+            manifest.total_bytes() + 2 * u64::from(chunk)
+        );
+        // Nothing of the bad deliveries was written: only verified bytes reach the disk.
+        assert_eq!(out.written, manifest.total_bytes());
+    }
+}
+
+#[test]
+fn a_chunk_corrupted_on_every_delivery_fails_after_the_retries_through_offloaded_checks() {
+    let (source, manifest, _) = resume_source();
+    let mut disk = Disk::default();
+    let out = transfer(
+        &manifest,
+        &source,
+        &mut disk,
+        Opts {
+            corrupt: Some((0, 0, u32::MAX)),
+            ..offloaded(CheckOrder::Reversed)
+        },
+    );
+    assert_eq!(
+        out.receiver_error,
+        Some(FileError::ChunkCorrupt {
+            file: 0,
+            index: 0,
+            attempts: 4
+        })
+    );
+    assert!(matches!(
+        out.sender_error,
+        Some(FileError::Peer {
+            code: ErrorCode::CORRUPT,
+            ..
+        })
+    ));
+    assert!(!disk.done.contains_key(manifest.entries()[0].path()));
+}
+
+/// Feeds one raw chunk (header and bytes) to `r` on data lane `lane`.
+fn deliver(r: &mut Receiver, lane: u16, file: u32, index: u64, bytes: &[u8]) {
+    let header = Message::ChunkHeader(ChunkHeader {
+        file: FileId(file),
+        index,
+        len: bytes.len() as u32,
+        codec: Codec::Raw,
+        dict: None,
+    })
+    .encode();
+    r.handle_data(Channel::Data(lane), &header).unwrap();
+    r.handle_bytes(Channel::Data(lane), &Bytes::copy_from_slice(bytes))
+        .unwrap();
+}
+
+#[test]
+fn offloaded_check_results_are_matched_to_their_chunks_and_never_taken_twice() {
+    // One file of four 1 KiB chunks over one lane with a window of four.
+    let mut source = Files::new();
+    source.insert("f".into(), data(7, 4096));
+    let m = manifest_for(&source, &[], 1024);
+    let config = ReceiverConfig {
+        lanes: 1,
+        window: 4,
+        offload_checks: true,
+        ..ReceiverConfig::default()
+    };
+    let mut r = Receiver::new(m.transfer_id(), config.clone()).unwrap();
+    r.handle_data(
+        Channel::Control,
+        &Message::Offer(Box::new(m.clone())).encode(),
+    )
+    .unwrap();
+    r.start().unwrap();
+    while r.poll_action().is_some() {}
+    let bytes = &source["f"];
+    let mut bad = bytes[1024..2048].to_vec();
+    bad[10] ^= 1;
+    deliver(&mut r, 0, 0, 0, &bytes[..1024]);
+    deliver(&mut r, 0, 0, 1, &bad);
+    deliver(&mut r, 0, 0, 2, &bytes[2048..3072]);
+    deliver(&mut r, 0, 0, 3, &bytes[3072..]);
+    let mut checks = Vec::new();
+    while let Some(a) = r.poll_action() {
+        match a {
+            Action::CheckChunk(c) => checks.push(c),
+            other => panic!("only checks are due, got {other:?}"),
+        }
+    }
+    assert_eq!(checks.len(), 4);
+    assert_eq!(r.checks_outstanding(), 4);
+    assert_eq!(
+        r.progress().bytes_done,
+        0,
+        "nothing counts before its check"
+    );
+    // A result of another receiver with the same numbering is refused and changes nothing.
+    let mut other = Receiver::new(m.transfer_id(), config).unwrap();
+    other
+        .handle_data(
+            Channel::Control,
+            &Message::Offer(Box::new(m.clone())).encode(),
+        )
+        .unwrap();
+    other.start().unwrap();
+    while other.poll_action().is_some() {}
+    deliver(&mut other, 0, 0, 0, &bytes[..1024]);
+    let Some(Action::CheckChunk(foreign)) = other.poll_action() else {
+        panic!("a check")
+    };
+    // `foreign` has the same number (0) and chunk as this receiver's first check: it is refused
+    // below because that number was reported already.
+    let results: Vec<ChunkChecked> = checks.into_iter().rev().map(ChunkCheck::run).collect();
+    assert_eq!(
+        results
+            .iter()
+            .map(ChunkChecked::is_verified)
+            .collect::<Vec<_>>(),
+        [true, true, false, true]
+    );
+    assert!(results[2].verified_bytes().is_none());
+    assert_eq!(results[0].verified_bytes().unwrap()[..], bytes[3072..]);
+    // Newest first: chunk 3, 2, then the bad chunk 1, then chunk 0.
+    for c in results.iter().take(3) {
+        r.chunk_checked(c.clone()).unwrap();
+    }
+    // The bad chunk 1 is requested again right away, alone.
+    let Some(Action::Send {
+        channel,
+        bytes: req,
+    }) = r.poll_action()
+    else {
+        panic!("a request again")
+    };
+    assert_eq!(channel, Channel::Data(0));
+    assert_eq!(
+        req,
+        Message::Request(Request {
+            file: FileId(0),
+            chunks: vec![1..2]
+        })
+        .encode()
+    );
+    assert_eq!(r.progress().chunks_refetched, 1);
+    // Reporting a result twice is refused without effect.
+    assert!(matches!(
+        r.chunk_checked(results[0].clone()),
+        Err(FileError::Misuse { .. })
+    ));
+    r.chunk_checked(results[3].clone()).unwrap();
+    assert!(matches!(
+        r.chunk_checked(foreign.run()),
+        Err(FileError::Misuse { .. })
+    ));
+    assert_eq!(r.error(), None);
+    assert_eq!(r.progress().bytes_done, 3072);
+    assert!(
+        r.poll_action().is_none(),
+        "no FileComplete while chunk 1 is missing"
+    );
+    // The refetched chunk verifies, and only then is the file complete.
+    deliver(&mut r, 0, 0, 1, &bytes[1024..2048]);
+    let Some(Action::CheckChunk(c)) = r.poll_action() else {
+        panic!("a check")
+    };
+    assert_eq!(
+        (c.file(), c.index(), c.offset(), c.chunk_len()),
+        (FileId(0), 1, 1024, 1024)
+    );
+    r.chunk_checked(c.run()).unwrap();
+    assert_eq!(
+        r.poll_action(),
+        Some(Action::FileComplete { file: FileId(0) })
+    );
+    assert!(matches!(
+        r.poll_action(),
+        Some(Action::Send {
+            channel: Channel::Control,
+            ..
+        })
+    ));
+    assert_eq!(r.poll_action(), Some(Action::Finished));
+    assert!(r.is_finished());
+    assert_eq!(r.checks_outstanding(), 0);
+}
+
+#[test]
+fn unreported_offloaded_checks_hold_back_new_requests() {
+    let mut source = Files::new();
+    source.insert("f".into(), data(8, 64 * 1024));
+    let m = Arc::new(manifest_for(&source, &[], 1024));
+    let config = ReceiverConfig {
+        lanes: 2,
+        window: 3,
+        offload_checks: true,
+        ..ReceiverConfig::default()
+    };
+    let mut r = Receiver::new(m.transfer_id(), config).unwrap();
+    let mut s = Sender::new(m.clone(), SenderConfig::default()).unwrap();
+    let mut held = Vec::new();
+    // Run the pair, keeping every check and reporting none.
+    loop {
+        let mut busy = false;
+        while let Some(a) = r.poll_action() {
+            busy = true;
+            match a {
+                Action::Send { channel, bytes } => s.handle_data(key(channel), &bytes).unwrap(),
+                Action::ManifestReady => r.start().unwrap(),
+                Action::CheckChunk(c) => held.push(c),
+                other => panic!("{other:?}"),
+            }
+        }
+        while let Some(a) = s.poll_action() {
+            busy = true;
+            match a {
+                SenderAction::Send { stream, bytes } => {
+                    r.handle_data(channel(stream), &bytes).unwrap()
+                }
+                SenderAction::ReadChunk {
+                    stream,
+                    file,
+                    index,
+                    offset,
+                    len,
+                } => {
+                    let b = &source["f"][offset as usize..(offset + u64::from(len)) as usize];
+                    s.chunk_read(stream, file, index, Bytes::copy_from_slice(b))
+                        .unwrap();
+                }
+                SenderAction::SendChunk {
+                    stream,
+                    header,
+                    payload,
+                } => {
+                    r.handle_data(channel(stream), &header).unwrap();
+                    r.handle_bytes(channel(stream), &payload).unwrap();
+                }
+                SenderAction::Finished => {}
+            }
+        }
+        if !busy {
+            break;
+        }
+    }
+    // lanes × window checks out with the caller, and as many requested behind them at most.
+    assert_eq!(held.len(), 6);
+    assert_eq!(r.checks_outstanding(), 6);
+    assert!(r.progress().chunks_requested <= 12, "{:?}", r.progress());
+    // Reporting them lets the transfer go on.
+    for c in held.drain(..) {
+        r.chunk_checked(c.run()).unwrap();
+    }
+    assert!(r.poll_action().is_some());
+    assert_eq!(r.progress().bytes_done, 6 * 1024);
 }
 
 #[test]

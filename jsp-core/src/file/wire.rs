@@ -22,6 +22,7 @@
 
 use core::ops::Range;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::cbor;
@@ -477,8 +478,32 @@ fn check_header(ty: u8, len: [u8; 3], max_offer_len: usize) -> Result<usize, Mes
 pub(crate) enum Decoded {
     /// A complete message. After a `ChunkHeader`, the decoder collects its raw bytes next.
     Message(Message),
-    /// The complete raw bytes of the chunk announced by the last `ChunkHeader`.
-    Payload(Vec<u8>),
+    /// The complete raw bytes of the chunk announced by the last `ChunkHeader`, in pieces: the
+    /// stream's own buffers where they came shared ([`StreamDecoder::advance`] with `shared`),
+    /// one collected copy of what came as plain slices.
+    Payload(Vec<Bytes>),
+}
+
+/// A chunk's bytes being collected.
+#[derive(Debug)]
+struct PayloadBuf {
+    /// Pieces complete so far, in order.
+    pieces: Vec<Bytes>,
+    /// Bytes that came as plain slices since the last shared piece.
+    tail: Vec<u8>,
+    /// Bytes collected (pieces and tail).
+    have: usize,
+    /// Bytes announced.
+    want: usize,
+}
+
+impl PayloadBuf {
+    fn flush_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.pieces
+                .push(Bytes::from(core::mem::take(&mut self.tail)));
+        }
+    }
 }
 
 /// Incremental decoder for one stream: takes the stream's bytes in pieces of any size.
@@ -488,8 +513,8 @@ pub(crate) struct StreamDecoder {
     frame: Vec<u8>,
     /// The body length, once the header is complete.
     body_len: Option<usize>,
-    /// Raw chunk bytes being collected, and how many are announced.
-    payload: Option<(Vec<u8>, usize)>,
+    /// Raw chunk bytes being collected.
+    payload: Option<PayloadBuf>,
     max_offer_len: usize,
 }
 
@@ -514,24 +539,40 @@ impl StreamDecoder {
     /// Returns the bytes consumed and the item, if any. Every call with non-empty input consumes
     /// at least one byte or returns an item, so a loop over it terminates.
     ///
-    /// Chunk bytes are collected into a buffer reserved for the announced length on the first
-    /// payload byte; the caller validates the `ChunkHeader` (returned before any payload byte is
-    /// consumed) and stops feeding the decoder if it refuses it.
+    /// Chunk bytes that come as plain slices are copied into a buffer reserved for the rest of
+    /// the announced length; when `shared` is given, `input` must lie inside it, and chunk bytes
+    /// are kept as slices of it ([`Bytes::slice_ref`]) without copying. The caller validates the
+    /// `ChunkHeader` (returned before any payload byte is consumed) and stops feeding the
+    /// decoder if it refuses it.
     pub(crate) fn advance(
         &mut self,
         input: &[u8],
+        shared: Option<&Bytes>,
     ) -> Result<(usize, Option<Decoded>), MessageError> {
         if input.is_empty() {
             return Ok((0, None));
         }
-        if let Some((data, want)) = &mut self.payload {
-            if data.is_empty() {
-                data.reserve_exact(*want);
+        if let Some(p) = &mut self.payload {
+            let take = (p.want - p.have).min(input.len());
+            let piece = input.get(..take).unwrap_or_default();
+            match shared {
+                Some(b) => {
+                    p.flush_tail();
+                    p.pieces.push(b.slice_ref(piece));
+                }
+                None => {
+                    if p.tail.is_empty() {
+                        p.tail.reserve_exact(p.want - p.have);
+                    }
+                    p.tail.extend_from_slice(piece);
+                }
             }
-            let take = (*want - data.len()).min(input.len());
-            data.extend_from_slice(input.get(..take).unwrap_or_default());
-            if data.len() == *want {
-                let done = self.payload.take().map(|(d, _)| d).unwrap_or_default();
+            p.have += take;
+            if p.have == p.want {
+                let done = self.payload.take().map_or_else(Vec::new, |mut p| {
+                    p.flush_tail();
+                    p.pieces
+                });
                 return Ok((take, Some(Decoded::Payload(done))));
             }
             return Ok((take, None));
@@ -570,7 +611,12 @@ impl StreamDecoder {
         self.body_len = None;
         let msg = msg?;
         if let Message::ChunkHeader(h) = &msg {
-            self.payload = Some((Vec::new(), h.len as usize));
+            self.payload = Some(PayloadBuf {
+                pieces: Vec::new(),
+                tail: Vec::new(),
+                have: 0,
+                want: h.len as usize,
+            });
         }
         Ok((used, Some(Decoded::Message(msg))))
     }
@@ -579,6 +625,59 @@ impl StreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_bytes_fed_shared_are_kept_as_slices_and_plain_ones_are_collected_once() {
+        let header = Message::ChunkHeader(ChunkHeader {
+            file: FileId(0),
+            index: 0,
+            len: 10,
+            codec: Codec::Raw,
+            dict: None,
+        })
+        .encode();
+        let payload: Vec<u8> = (0u8..10).collect();
+        // Shared: header and the first 4 chunk bytes in one buffer, then 6 bytes in another,
+        // with one plain slice in between.
+        let mut first = header.clone();
+        first.extend_from_slice(&payload[..4]);
+        let first = Bytes::from(first);
+        let second = Bytes::copy_from_slice(&payload[5..]);
+        let mut d = StreamDecoder::new(0);
+        let (used, item) = d.advance(&first, Some(&first)).unwrap();
+        assert_eq!(used, header.len());
+        assert!(matches!(
+            item,
+            Some(Decoded::Message(Message::ChunkHeader(_)))
+        ));
+        let rest = &first[used..];
+        assert!(matches!(d.advance(rest, Some(&first)), Ok((4, None))));
+        assert!(matches!(d.advance(&payload[4..5], None), Ok((1, None))));
+        let (used, item) = d.advance(&second, Some(&second)).unwrap();
+        assert_eq!(used, 5);
+        let Some(Decoded::Payload(pieces)) = item else {
+            panic!("{item:?}")
+        };
+        assert_eq!(pieces.concat(), payload);
+        assert_eq!(pieces.len(), 3);
+        // Not copied: the shared pieces point into the buffers they came in.
+        assert_eq!(pieces[0].as_ptr(), first[header.len()..].as_ptr());
+        assert_eq!(pieces[2].as_ptr(), second.as_ptr());
+        assert!(d.is_idle());
+        // Plain slices, byte by byte: one piece, collected into one buffer.
+        let mut d = StreamDecoder::new(0);
+        let mut got = Vec::new();
+        for b in header.iter().chain(&payload) {
+            let (used, item) = d.advance(std::slice::from_ref(b), None).unwrap();
+            assert_eq!(used, 1);
+            got.extend(item);
+        }
+        let [Decoded::Message(_), Decoded::Payload(pieces)] = &got[..] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0][..], payload[..]);
+    }
 
     #[test]
     fn small_messages_round_trip_through_the_stream_decoder_byte_by_byte() {
@@ -633,14 +732,14 @@ mod tests {
         let mut d = StreamDecoder::new(MAX_MANIFEST_LEN);
         let mut got = Vec::new();
         for b in &wire {
-            let (used, item) = d.advance(std::slice::from_ref(b)).unwrap();
+            let (used, item) = d.advance(std::slice::from_ref(b), None).unwrap();
             assert_eq!(used, 1);
             got.extend(item);
         }
         assert!(d.is_idle());
         assert_eq!(got.len(), msgs.len() + 2);
-        assert!(matches!(&got[4], Decoded::Payload(p) if p == b"abc"));
-        assert!(matches!(&got[6], Decoded::Payload(p) if p == b"abc"));
+        assert!(matches!(&got[4], Decoded::Payload(p) if p.concat() == b"abc"));
+        assert!(matches!(&got[6], Decoded::Payload(p) if p.concat() == b"abc"));
         let Decoded::Message(Message::Error(e)) = &got[8] else {
             panic!("{got:?}")
         };

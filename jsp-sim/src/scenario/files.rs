@@ -324,6 +324,12 @@ impl FileClient {
                     }
                 }
                 Action::CreateDir { .. } => {}
+                // Only with `offload_checks`, which this app leaves off: checks run inline.
+                Action::CheckChunk(c) => {
+                    if let Err(e) = self.receiver.chunk_checked(c.run()) {
+                        self.errors.push(format!("receiver: {e}"));
+                    }
+                }
                 Action::WriteChunk { offset, bytes, .. } => {
                     self.scratch.resize(bytes.len(), 0);
                     pattern::fill(file_key(self.seed), offset, &mut self.scratch);
