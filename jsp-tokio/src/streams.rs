@@ -28,6 +28,7 @@ use jsp_core::Duration;
 
 use crate::connection::ConnRef;
 use crate::error::{ReadError, WriteError};
+use crate::state::ConnState;
 
 /// The application error code sent when a stream handle is dropped before its end.
 pub const DROPPED_CODE: u64 = 0;
@@ -254,14 +255,8 @@ impl SendStream {
         data: &Bytes,
         within: Option<Duration>,
     ) -> Poll<Result<(), WriteError>> {
-        if self.state != SendState::Open {
-            return Poll::Ready(Err(WriteError::ClosedStream));
-        }
         let id = self.id;
-        let r = ready!(self.conn.poll(cx, |cs, cx| {
-            if let Err(Some(e)) = cs.check() {
-                return Poll::Ready(Ok(Err(WriteError::ConnectionLost(e))));
-            }
+        self.poll_send_op(cx, |cs, cx| {
             // Deadlines and TTLs count from the connection's latest `now`: bring it up to date
             // (a timer fire with nothing due only moves the clock).
             cs.conn.handle_timeout(crate::clock::now());
@@ -270,13 +265,31 @@ impl SendStream {
                 None => cs.conn.send_message(id, data.clone()),
             };
             match sent {
-                Ok(()) => Poll::Ready(Ok(Ok(()))),
+                Ok(()) => Poll::Ready(Ok(())),
                 Err(CoreWriteError::Blocked) => {
                     cs.writers.insert(id, cx.waker().clone());
                     Poll::Pending
                 }
-                Err(e) => Poll::Ready(Ok(Err(map_write_error(e)))),
+                Err(e) => Poll::Ready(Err(map_write_error(e))),
             }
+        })
+    }
+
+    /// Runs a send-side operation on the open stream: fails on a closed stream or a lost
+    /// connection, and marks the stream done when the peer stopped it.
+    fn poll_send_op<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(&mut ConnState, &mut Context<'_>) -> Poll<Result<T, WriteError>>,
+    ) -> Poll<Result<T, WriteError>> {
+        if self.state != SendState::Open {
+            return Poll::Ready(Err(WriteError::ClosedStream));
+        }
+        let r = ready!(self.conn.poll(cx, |cs, cx| {
+            if let Err(Some(e)) = cs.check() {
+                return Poll::Ready(Ok(Err(WriteError::ConnectionLost(e))));
+            }
+            op(cs, cx).map(Ok)
         }));
         let r = r.map_err(WriteError::ConnectionLost).and_then(|r| r);
         if matches!(r, Err(WriteError::Stopped(_))) {
@@ -297,28 +310,15 @@ impl SendStream {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<Result<usize, WriteError>> {
-        if self.state != SendState::Open {
-            return Poll::Ready(Err(WriteError::ClosedStream));
-        }
         let id = self.id;
-        let r = ready!(self.conn.poll(cx, |cs, cx| {
-            if let Err(Some(e)) = cs.check() {
-                return Poll::Ready(Ok(Err(WriteError::ConnectionLost(e))));
+        self.poll_send_op(cx, |cs, cx| match cs.conn.write(id, data) {
+            Ok(0) if !data.is_empty() => {
+                cs.writers.insert(id, cx.waker().clone());
+                Poll::Pending
             }
-            match cs.conn.write(id, data) {
-                Ok(0) if !data.is_empty() => {
-                    cs.writers.insert(id, cx.waker().clone());
-                    Poll::Pending
-                }
-                Ok(n) => Poll::Ready(Ok(Ok(n))),
-                Err(e) => Poll::Ready(Ok(Err(map_write_error(e)))),
-            }
-        }));
-        let r = r.map_err(WriteError::ConnectionLost).and_then(|r| r);
-        if matches!(r, Err(WriteError::Stopped(_))) {
-            self.state = SendState::Done;
-        }
-        Poll::Ready(r)
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(e) => Poll::Ready(Err(map_write_error(e))),
+        })
     }
 
     fn poll_finished(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WriteError>> {
@@ -486,7 +486,7 @@ impl RecvStream {
                 Err(_) => Poll::Ready(Ok(Err(ReadError::ClosedStream))),
             },
             // A read only gives the driver work when it released credit worth announcing.
-            |cs| cs.conn.has_data_to_send() || cs.conn.is_closed(),
+            |cs| cs.conn.has_pending_data() || cs.conn.is_closed(),
         ));
         let r = r.map_err(ReadError::ConnectionLost).and_then(|r| r);
         if matches!(r, Ok(None) | Err(ReadError::Reset(_))) {

@@ -204,12 +204,7 @@ impl Connection {
     /// Whether stream frames (data, or credit and other stream control frames) or datagrams
     /// are waiting to be sent. A driver may skip waking its sending side after an application
     /// call (a read, say) that left this false: nothing it did made a packet due.
-    pub fn has_data_to_send(&self) -> bool {
-        self.has_pending_data()
-    }
-
-    /// Whether application data (stream data or datagrams) is waiting to be sent.
-    pub(super) fn has_pending_data(&self) -> bool {
+    pub fn has_pending_data(&self) -> bool {
         self.streams.wants_to_send() || !self.datagrams.outgoing.is_empty()
     }
 

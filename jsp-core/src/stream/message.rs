@@ -16,6 +16,7 @@
 use bytes::Bytes;
 
 use super::recv::MessageOut;
+use super::send::Send as SendSide;
 use super::{Ctl, Delivery, DeliveryMode, ReadError, SendStats, StreamEvent, Streams, WriteError};
 use crate::coding::{varint_len, Writer, VARINT_MAX};
 use crate::frame::{Dir, StreamId};
@@ -216,38 +217,30 @@ impl Streams {
             .min()
     }
 
-    /// Abandons the partially reliable messages that can no longer arrive in time.
-    pub(super) fn expire(&mut self) {
-        let (now, one_way) = (self.now, self.one_way());
-        let ids: Vec<StreamId> = self
-            .timed
+    /// The timed streams whose send side has `next` at or before the current time.
+    fn timed_due(&self, next: impl Fn(&SendSide) -> Option<Instant>) -> Vec<StreamId> {
+        self.timed
             .iter()
             .copied()
             .filter(|id| {
                 self.streams
                     .get(id)
                     .and_then(|s| s.send.as_ref())
-                    .and_then(|s| s.next_expiry(one_way))
-                    .is_some_and(|at| at <= now)
+                    .and_then(&next)
+                    .is_some_and(|at| at <= self.now)
             })
-            .collect();
-        for id in ids {
+            .collect()
+    }
+
+    /// Abandons the partially reliable messages that can no longer arrive in time.
+    pub(super) fn expire(&mut self) {
+        let (now, one_way) = (self.now, self.one_way());
+        for id in self.timed_due(|s| s.next_expiry(one_way)) {
             let freed = self.stream_send(id).map_or(0, |s| s.expire(now, one_way));
             self.after_abandon(id, freed);
         }
         let guard = self.last_chance_guard();
-        let due: Vec<StreamId> = self
-            .timed
-            .iter()
-            .copied()
-            .filter(|id| {
-                self.streams
-                    .get(id)
-                    .and_then(|s| s.send.as_ref())
-                    .and_then(|s| s.next_last_chance(one_way, guard))
-                    .is_some_and(|at| at <= now)
-            })
-            .collect();
+        let due = self.timed_due(|s| s.next_last_chance(one_way, guard));
         for id in due {
             let queued = self
                 .stream_send(id)
