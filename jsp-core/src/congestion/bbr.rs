@@ -26,7 +26,8 @@
 //!   rate is divided by `1 − p` (an EWMA of the rounds without congestive loss, at most 5 %);
 //! - the ACK-aggregation term (`extra_acked`, as Linux BBR: a windowed maximum over 10 rounds
 //!   of the data acknowledged beyond what the bandwidth estimate explains) joins the window only
-//!   once STARTUP has filled the pipe, and is capped at 100 ms of the estimated bandwidth
+//!   once STARTUP has filled the pipe, and is capped at `BbrConfig::ack_aggregation_max` (2 ms
+//!   by default, Linux 100 ms) of the estimated bandwidth
 //!   (on loopback, where `bw × min_rtt` is ~20 kB and the peer acknowledges in batches, the
 //!   sender otherwise idled between ACK bursts);
 //! - the queue-free tolerance of an RTT sample (`min_rtt + max(min_rtt/8, 1 ms)`) also allows
