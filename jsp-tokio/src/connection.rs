@@ -36,13 +36,13 @@ impl ConnRef {
     /// table (only after its driver stopped).
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut ConnState) -> R) -> Option<R> {
         let mut st = self.shared.lock();
-        st.conns.get_mut(&self.handle).map(|c| f(c))
+        st.conn_mut(self.handle).map(f)
     }
 
     /// Like [`Self::with`], then wakes the driver (the call may have queued something to send).
     pub(crate) fn with_send<R>(&self, f: impl FnOnce(&mut ConnState) -> R) -> Option<R> {
         let mut st = self.shared.lock();
-        let r = st.conns.get_mut(&self.handle).map(|c| f(c));
+        let r = st.conn_mut(self.handle).map(f);
         st.wake_driver();
         r
     }
@@ -68,7 +68,7 @@ impl ConnRef {
         wake: impl FnOnce(&ConnState) -> bool,
     ) -> Poll<Result<R, ConnectionError>> {
         let mut st = self.shared.lock();
-        let Some(cs) = st.conns.get_mut(&self.handle) else {
+        let Some(cs) = st.conn_mut(self.handle) else {
             return Poll::Ready(Err(ConnectionError::EndpointClosed));
         };
         // Every pending path registers its waker in a set the connection's end also wakes.
@@ -86,7 +86,7 @@ impl ConnRef {
 
 impl Clone for ConnRef {
     fn clone(&self) -> Self {
-        if let Some(cs) = self.shared.lock().conns.get_mut(&self.handle) {
+        if let Some(cs) = self.shared.lock().conn_mut(self.handle) {
             cs.refs += 1;
         }
         Self {
@@ -100,14 +100,14 @@ impl Drop for ConnRef {
     fn drop(&mut self) {
         let mut st = self.shared.lock();
         let st: &mut State = &mut st;
-        if let Some(cs) = st.conns.get_mut(&self.handle) {
+        if let Some(cs) = st.conn_mut(self.handle) {
             cs.refs = cs.refs.saturating_sub(1);
             if cs.refs == 0 && !cs.conn.is_closed() {
                 tracing::debug!(remote = %cs.remote, "every handle dropped: closing with code 0");
                 cs.conn.close(clock::now(), 0, b"");
             }
         }
-        st.reap();
+        st.reap(self.handle);
         st.wake_driver();
     }
 }

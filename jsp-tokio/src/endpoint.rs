@@ -56,7 +56,7 @@ impl std::fmt::Debug for Endpoint {
         let st = self.shared.lock();
         f.debug_struct("Endpoint")
             .field("local_addr", &st.local_addr)
-            .field("connections", &st.conns.len())
+            .field("connections", &st.len())
             .finish()
     }
 }
@@ -98,19 +98,7 @@ impl Endpoint {
             clock::now(),
         )
         .map_err(BindError::Config)?;
-        let shared = Arc::new(Shared::new(State {
-            endpoint,
-            conns: Default::default(),
-            incoming: Default::default(),
-            accept_wakers: Default::default(),
-            idle_wakers: Default::default(),
-            driver: None,
-            endpoint_refs: 1,
-            closed: false,
-            driver_gone: false,
-            local_addr,
-            key_log: None,
-        }));
+        let shared = Arc::new(Shared::new(State::new(endpoint, local_addr)));
         runtime.spawn(Driver::new(shared.clone(), socket, runtime.timer()));
         tracing::debug!(%local_addr, "endpoint started");
         Ok(Self { shared })
@@ -155,7 +143,7 @@ impl Endpoint {
             .endpoint
             .connect(clock::now(), config, addr, ticket)
             .map_err(ConnectError::Config)?;
-        st.conns.insert(handle, Box::new(ConnState::new(conn, 1)));
+        st.insert(handle, ConnState::new(conn, 1));
         st.wake_driver();
         drop(st);
         tracing::debug!(%addr, zero_rtt, "connecting");
@@ -170,7 +158,7 @@ impl Endpoint {
     pub async fn accept(&self) -> Option<Connecting> {
         poll_fn(|cx| {
             let mut st = self.shared.lock();
-            if let Some(handle) = st.incoming.pop_front() {
+            if let Some(handle) = st.pop_incoming() {
                 // The accept queue's reference passes to the `Connecting`.
                 return Poll::Ready(Some(handle));
             }
@@ -189,9 +177,7 @@ impl Endpoint {
     pub fn close(&self, code: u64, reason: &[u8]) {
         let mut st = self.shared.lock();
         let now = clock::now();
-        for cs in st.conns.values_mut() {
-            cs.conn.close(now, code, reason);
-        }
+        st.for_each_conn(|cs| cs.conn.close(now, code, reason));
         st.stop_accepting();
     }
 

@@ -8,7 +8,7 @@
 //! events are drained under the same lock hold that produced them, so a waiter that registered
 //! its waker under the lock never misses the event that concerns it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
@@ -63,11 +63,25 @@ impl Shared {
 }
 
 /// One endpoint's state.
+///
+/// The driver's work per wake-up is proportional to the connections that changed, not to all of
+/// them: every access to a connection goes through [`State::conn_mut`] (or [`State::insert`]),
+/// which queues it for [`State::settle`] (hand its events out, re-arm its timer, forget it once
+/// drained) and for the driver's send pass. Timers live in one ordered set.
 pub(crate) struct State {
     pub(crate) endpoint: CoreEndpoint,
     /// Boxed: a connection's state is several KiB, and a map's empty buckets (up to half of
     /// them after it grows) would hold that much each.
-    pub(crate) conns: HashMap<ConnectionHandle, Box<ConnState>>,
+    conns: HashMap<ConnectionHandle, Box<ConnState>>,
+    /// Connections touched since they were last settled (each once: [`ConnState::dirty`]).
+    dirty: Vec<ConnectionHandle>,
+    /// Connections that may have datagrams to send, in round-robin order (each once:
+    /// [`ConnState::sending`]).
+    sending: VecDeque<ConnectionHandle>,
+    /// Every connection's next deadline, as its [`ConnState::armed`] says.
+    timers: BTreeSet<(jsp_core::Instant, ConnectionHandle)>,
+    /// Connections in the map that have not drained.
+    live: usize,
     /// Server: accepted connections not yet handed out by `accept()`.
     pub(crate) incoming: VecDeque<ConnectionHandle>,
     pub(crate) accept_wakers: WakerSet,
@@ -84,60 +98,149 @@ pub(crate) struct State {
     pub(crate) key_log: Option<std::fs::File>,
 }
 
+/// What [`State::for_each_sender`]'s callback says of a connection it was given.
+pub(crate) enum SendTurn {
+    /// It has nothing more to send now: leave the send queue.
+    Exhausted,
+    /// It may have more: back of the queue.
+    More,
+    /// It may have more, and the caller's buffer is full: back of the queue, stop.
+    Full,
+}
+
 impl State {
-    /// Asks the driver to run (something was queued for sending, or a handle went away).
-    pub(crate) fn wake_driver(&mut self) {
-        if let Some(w) = self.driver.take() {
-            w.wake();
+    /// A fresh state for `endpoint` bound to `local_addr`, with one `Endpoint` handle.
+    pub(crate) fn new(endpoint: CoreEndpoint, local_addr: SocketAddr) -> Self {
+        Self {
+            endpoint,
+            conns: HashMap::new(),
+            dirty: Vec::new(),
+            sending: VecDeque::new(),
+            timers: BTreeSet::new(),
+            live: 0,
+            incoming: VecDeque::new(),
+            accept_wakers: WakerSet::default(),
+            idle_wakers: WakerSet::default(),
+            driver: None,
+            endpoint_refs: 1,
+            closed: false,
+            driver_gone: false,
+            local_addr,
+            key_log: None,
         }
     }
 
-    /// Stops accepting: queued, unaccepted connections are refused and `accept()` returns `None`.
-    pub(crate) fn stop_accepting(&mut self) {
-        self.closed = true;
-        self.endpoint.set_server_config(None);
-        let now = crate::clock::now();
-        for h in self.incoming.drain(..) {
-            if let Some(cs) = self.conns.get_mut(&h) {
-                cs.conn.close(now, 0, b"server endpoint closed");
-                cs.refs = cs.refs.saturating_sub(1);
+    /// Connections in the table (drained ones included until their last handle goes).
+    pub(crate) fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Adds a new connection (queued for settling and sending).
+    pub(crate) fn insert(&mut self, handle: ConnectionHandle, cs: ConnState) {
+        self.live += 1;
+        if let Some(old) = self.conns.insert(handle, Box::new(cs)) {
+            // Handles are never reused by the core; keep the counts right regardless.
+            if !old.drained {
+                self.live -= 1;
+            }
+            if let Some(t) = old.armed {
+                self.timers.remove(&(t, handle));
             }
         }
-        self.accept_wakers.wake();
-        self.wake_driver();
+        self.touch(handle);
     }
 
-    /// Drops connections that are gone and no longer referenced by any handle. A connection that
+    /// The connection `handle`, queued for settling and sending: the caller may change it.
+    pub(crate) fn conn_mut(&mut self, handle: ConnectionHandle) -> Option<&mut ConnState> {
+        let cs = self.conns.get_mut(&handle)?;
+        if !cs.dirty {
+            cs.dirty = true;
+            self.dirty.push(handle);
+        }
+        if !cs.sending {
+            cs.sending = true;
+            self.sending.push_back(handle);
+        }
+        Some(cs)
+    }
+
+    /// Queues `handle` for settling and sending.
+    fn touch(&mut self, handle: ConnectionHandle) {
+        let _ = self.conn_mut(handle);
+    }
+
+    /// Runs `f` on every connection (each queued for settling and sending).
+    pub(crate) fn for_each_conn(&mut self, mut f: impl FnMut(&mut ConnState)) {
+        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
+        for h in handles {
+            if let Some(cs) = self.conn_mut(h) {
+                f(cs);
+            }
+        }
+    }
+
+    /// The earliest armed deadline.
+    pub(crate) fn next_deadline(&self) -> Option<jsp_core::Instant> {
+        self.timers.first().map(|&(t, _)| t)
+    }
+
+    /// Hands every connection whose deadline passed its timeout.
+    pub(crate) fn fire_timers(&mut self, now: jsp_core::Instant) {
+        while let Some(&(t, h)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(cs) = self.conn_mut(h) else {
+                continue;
+            };
+            cs.armed = None;
+            // The armed deadline may be stale (the connection changed since it was settled).
+            if cs.conn.poll_timeout().is_some_and(|d| d <= now) {
+                cs.conn.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Gives the connections that may have something to send, round-robin, to `f`, each at
+    /// most once. Each is queued for settling (sending changes its timers and may raise
+    /// events).
+    pub(crate) fn for_each_sender(&mut self, mut f: impl FnMut(&mut ConnState) -> SendTurn) {
+        for _ in 0..self.sending.len() {
+            let Some(h) = self.sending.pop_front() else {
+                break;
+            };
+            let Some(cs) = self.conns.get_mut(&h) else {
+                continue;
+            };
+            if !cs.dirty {
+                cs.dirty = true;
+                self.dirty.push(h);
+            }
+            match f(cs) {
+                SendTurn::Exhausted => cs.sending = false,
+                SendTurn::More => self.sending.push_back(h),
+                SendTurn::Full => {
+                    self.sending.push_back(h);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Settles every touched connection: hands its events to the tasks waiting for them,
+    /// re-arms its timer, and forgets it once drained and unreferenced. A connection that
     /// drained while waiting in the accept queue leaves the queue first (`accept()` could only
-    /// have handed out a dead connection): the endpoint already forgot it, so keeping it would
-    /// let an application that stops accepting, under a stream of handshakes, grow the queue and
-    /// the connection map without bound. The queue so holds at most the endpoint's live
-    /// connections (`EndpointConfig::max_connections`).
-    pub(crate) fn reap(&mut self) {
-        let conns = &mut self.conns;
-        self.incoming.retain(|h| match conns.get_mut(h) {
-            Some(cs) if cs.conn.is_drained() => {
-                cs.refs = cs.refs.saturating_sub(1);
-                false
-            }
-            Some(_) => true,
-            None => false,
-        });
-        self.conns
-            .retain(|_, cs| !(cs.refs == 0 && cs.conn.is_drained()));
-        if self.is_idle() {
-            self.idle_wakers.wake();
-        }
-    }
-
-    /// Whether every connection is closed and drained.
-    pub(crate) fn is_idle(&self) -> bool {
-        self.conns.values().all(|cs| cs.conn.is_drained())
-    }
-
-    /// Hands the core's events of every connection to the tasks waiting for them.
-    pub(crate) fn dispatch_events(&mut self) {
-        for (handle, cs) in self.conns.iter_mut() {
+    /// have handed out a dead connection): keeping it would let an application that stops
+    /// accepting, under a stream of handshakes, grow the queue and the table without bound.
+    /// The queue so holds at most the endpoint's live connections
+    /// (`EndpointConfig::max_connections`).
+    pub(crate) fn settle(&mut self) {
+        while let Some(h) = self.dirty.pop() {
+            let Some(cs) = self.conns.get_mut(&h) else {
+                continue;
+            };
+            cs.dirty = false;
             cs.dispatch();
             if !cs.key_log_lines.is_empty() {
                 if let Some(file) = &mut self.key_log {
@@ -152,9 +255,101 @@ impl State {
                 }
             }
             while let Some(ev) = cs.conn.poll_endpoint_event() {
-                self.endpoint.handle_event(*handle, ev);
+                self.endpoint.handle_event(h, ev);
+            }
+            let next = cs.conn.poll_timeout();
+            if next != cs.armed {
+                if let Some(t) = cs.armed {
+                    self.timers.remove(&(t, h));
+                }
+                if let Some(t) = next {
+                    self.timers.insert((t, h));
+                }
+                cs.armed = next;
+            }
+            if !cs.drained && cs.conn.is_drained() {
+                cs.drained = true;
+                self.live -= 1;
+                if cs.accept_queued {
+                    cs.accept_queued = false;
+                    cs.refs = cs.refs.saturating_sub(1);
+                    self.incoming.retain(|&x| x != h);
+                }
+            }
+            if cs.drained && cs.refs == 0 {
+                self.remove(h);
             }
         }
+        if self.live == 0 {
+            self.idle_wakers.wake();
+        }
+    }
+
+    /// Forgets `handle` if it is drained and no handle refers to it.
+    pub(crate) fn reap(&mut self, handle: ConnectionHandle) {
+        if self
+            .conns
+            .get(&handle)
+            .is_some_and(|cs| cs.drained && cs.refs == 0)
+        {
+            self.remove(handle);
+        }
+    }
+
+    fn remove(&mut self, handle: ConnectionHandle) {
+        if let Some(cs) = self.conns.remove(&handle) {
+            if let Some(t) = cs.armed {
+                self.timers.remove(&(t, handle));
+            }
+            if !cs.drained {
+                self.live -= 1;
+            }
+        }
+    }
+
+    /// Takes the oldest connection from the accept queue.
+    pub(crate) fn pop_incoming(&mut self) -> Option<ConnectionHandle> {
+        let h = self.incoming.pop_front()?;
+        if let Some(cs) = self.conns.get_mut(&h) {
+            cs.accept_queued = false;
+        }
+        Some(h)
+    }
+
+    /// Queues a new server connection for `accept()` (the queue holds one reference).
+    pub(crate) fn push_incoming(&mut self, handle: ConnectionHandle) {
+        if let Some(cs) = self.conns.get_mut(&handle) {
+            cs.accept_queued = true;
+        }
+        self.incoming.push_back(handle);
+        self.accept_wakers.wake();
+    }
+
+    /// Asks the driver to run (something was queued for sending, or a handle went away).
+    pub(crate) fn wake_driver(&mut self) {
+        if let Some(w) = self.driver.take() {
+            w.wake();
+        }
+    }
+
+    /// Stops accepting: queued, unaccepted connections are refused and `accept()` returns `None`.
+    pub(crate) fn stop_accepting(&mut self) {
+        self.closed = true;
+        self.endpoint.set_server_config(None);
+        let now = crate::clock::now();
+        while let Some(h) = self.pop_incoming() {
+            if let Some(cs) = self.conn_mut(h) {
+                cs.conn.close(now, 0, b"server endpoint closed");
+                cs.refs = cs.refs.saturating_sub(1);
+            }
+        }
+        self.accept_wakers.wake();
+        self.wake_driver();
+    }
+
+    /// Whether every connection is closed and drained (as of the last settling).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.live == 0
     }
 }
 
@@ -184,6 +379,16 @@ pub(crate) struct ConnState {
     pub(crate) awaiting_finish: HashMap<StreamId, Option<Waker>>,
     /// Outcomes for the streams in `awaiting_finish`: `None` finished, `Some(code)` stopped.
     pub(crate) finish_outcome: HashMap<StreamId, Option<u64>>,
+    /// Queued in [`State`]'s settle list.
+    dirty: bool,
+    /// Queued in [`State`]'s send queue.
+    sending: bool,
+    /// The deadline this connection has in [`State`]'s timer set.
+    armed: Option<jsp_core::Instant>,
+    /// Seen drained by [`State::settle`].
+    drained: bool,
+    /// Waiting in the accept queue (which holds a reference).
+    accept_queued: bool,
 }
 
 impl ConnState {
@@ -209,6 +414,11 @@ impl ConnState {
             writers: HashMap::new(),
             awaiting_finish: HashMap::new(),
             finish_outcome: HashMap::new(),
+            dirty: false,
+            sending: false,
+            armed: None,
+            drained: false,
+            accept_queued: false,
         }
     }
 
@@ -350,25 +560,16 @@ mod tests {
         )
         .expect("endpoint");
         let remote: SocketAddr = "127.0.0.1:443".parse().expect("address");
-        let mut state = State {
-            endpoint: CoreEndpoint::new(
+        let mut state = State::new(
+            CoreEndpoint::new(
                 Arc::new(EndpointConfig::default()),
                 None,
                 rng.fork(),
                 Instant::ZERO,
             )
             .expect("endpoint"),
-            conns: HashMap::new(),
-            incoming: VecDeque::new(),
-            accept_wakers: WakerSet::default(),
-            idle_wakers: WakerSet::default(),
-            driver: None,
-            endpoint_refs: 1,
-            closed: false,
-            driver_gone: false,
-            local_addr: remote,
-            key_log: None,
-        };
+            remote,
+        );
         // Three queued connections, as `route` queues them (the queue's reference only); the
         // application never calls `accept()`. Two of them end and drain.
         let mut handles = Vec::new();
@@ -376,27 +577,24 @@ mod tests {
             let (h, conn) = endpoint
                 .connect(Instant::ZERO, client.clone(), remote, None)
                 .expect("connect");
-            state.conns.insert(h, Box::new(ConnState::new(conn, 1)));
-            state.incoming.push_back(h);
+            state.insert(h, ConnState::new(conn, 1));
+            state.push_incoming(h);
             handles.push(h);
         }
         let later = Instant::from_millis(120_000);
         for h in &handles[..2] {
-            let conn = &mut state.conns.get_mut(h).expect("queued").conn;
+            let conn = &mut state.conn_mut(*h).expect("queued").conn;
             conn.close(Instant::ZERO, 0, b"gone");
             conn.handle_timeout(later);
             assert!(conn.is_drained(), "closed and past its drain period");
         }
-        state.reap();
+        state.settle();
         assert_eq!(
             state.incoming.iter().copied().collect::<Vec<_>>(),
             [handles[2]]
         );
-        assert_eq!(
-            state.conns.len(),
-            1,
-            "the drained ones are gone from the map too"
-        );
+        assert_eq!(state.len(), 1, "the drained ones are gone from the map too");
         assert!(state.conns.contains_key(&handles[2]));
+        assert!(!state.is_idle(), "one connection is still live");
     }
 }
