@@ -20,7 +20,7 @@ use jsp_core::endpoint::DatagramEvent;
 use quinn_udp::{RecvMeta, Transmit as UdpTransmit, BATCH_SIZE};
 
 use crate::clock;
-use crate::runtime::{Socket, Timer};
+use crate::runtime::{Runtime, Socket, Timer};
 use crate::state::{ConnState, SendTurn, Shared, State};
 
 /// Largest datagram we receive or ask the core to fill.
@@ -52,10 +52,12 @@ pub(crate) struct Driver {
     send_buf: Vec<u8>,
     pending: VecDeque<Pending>,
     max_segments: usize,
+    runtime: Runtime,
 }
 
 impl Driver {
-    pub(crate) fn new(shared: Arc<Shared>, socket: Socket, timer: Timer) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, socket: Socket, runtime: Runtime) -> Self {
+        let timer = runtime.timer();
         let gro = socket.gro_segments().max(1);
         let recv_chunk = MAX_DATAGRAM * gro;
         let max_segments = socket.max_gso_segments().clamp(1, 64);
@@ -69,6 +71,7 @@ impl Driver {
             send_buf: vec![0; MAX_BATCH_BYTES.max(MAX_DATAGRAM)],
             pending: VecDeque::new(),
             max_segments,
+            runtime,
         }
     }
 
@@ -267,6 +270,15 @@ impl Future for Driver {
             st.driver_gone = true;
             st.driver = None;
             return Poll::Ready(());
+        }
+        if let Some((demand, mut rng)) = st.take_key_share_work() {
+            // The next handshakes' ephemeral keys, made on another thread (tens of
+            // microseconds each) so that neither a connect nor a server's reply waits for them.
+            let shared = this.shared.clone();
+            this.runtime.spawn_blocking(move || {
+                let shares = jsp_core::endpoint::KeyShares::generate(&demand, &mut rng);
+                shared.lock().supply_key_shares(shares, rng);
+            });
         }
         let deadline = st.next_deadline();
         drop(st);

@@ -98,8 +98,10 @@ impl Endpoint {
             clock::now(),
         )
         .map_err(BindError::Config)?;
-        let shared = Arc::new(Shared::new(State::new(endpoint, local_addr)));
-        runtime.spawn(Driver::new(shared.clone(), socket, runtime.timer()));
+        let mut state = State::new(endpoint, local_addr);
+        state.keygen_rng = Some(os_rng()?);
+        let shared = Arc::new(Shared::new(state));
+        runtime.spawn(Driver::new(shared.clone(), socket, runtime));
         tracing::debug!(%local_addr, "endpoint started");
         Ok(Self { shared })
     }

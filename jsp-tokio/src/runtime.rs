@@ -43,6 +43,17 @@ impl Runtime {
         }
     }
 
+    /// Runs the CPU-bound `f` on the runtime's blocking-task threads, off the event loop.
+    pub(crate) fn spawn_blocking(self, f: impl FnOnce() + Send + 'static) {
+        match self {
+            Self::Tokio => {
+                tokio::task::spawn_blocking(f);
+            }
+            #[cfg(feature = "smol")]
+            Self::Smol => smol::unblock(f).detach(),
+        }
+    }
+
     /// Wraps a bound, non-blocking std socket for this runtime.
     pub(crate) fn wrap(self, socket: std::net::UdpSocket) -> io::Result<Socket> {
         let state = UdpSocketState::new((&socket).into())?;

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
 
 use jsp_core::connection::{Connection as CoreConnection, Event};
-use jsp_core::endpoint::{ConnectionHandle, Endpoint as CoreEndpoint};
+use jsp_core::endpoint::{ConnectionHandle, Endpoint as CoreEndpoint, KeyShareDemand, KeyShares};
 use jsp_core::frame::{Dir, StreamId};
 use jsp_core::handshake::ClientTicket;
 use jsp_core::session::HandshakeInfo;
@@ -96,6 +96,9 @@ pub(crate) struct State {
     pub(crate) local_addr: SocketAddr,
     /// The key log, when [`crate::Endpoint::enable_key_log`] turned it on.
     pub(crate) key_log: Option<std::fs::File>,
+    /// The generator of keys made ahead of handshakes, seeded from the OS; `None` while a
+    /// blocking task has it ([`State::take_key_share_work`]).
+    pub(crate) keygen_rng: Option<jsp_core::rand::Rng>,
 }
 
 /// What [`State::for_each_sender`]'s callback says of a connection it was given.
@@ -127,7 +130,29 @@ impl State {
             driver_gone: false,
             local_addr,
             key_log: None,
+            keygen_rng: None,
         }
+    }
+
+    /// The ephemeral keys the endpoint wants generated ahead of its next handshakes, with the
+    /// generator to make them, when there are any and no blocking task is already at it. The
+    /// caller generates them off the event loop and hands both back with
+    /// [`Self::supply_key_shares`].
+    pub(crate) fn take_key_share_work(&mut self) -> Option<(KeyShareDemand, jsp_core::rand::Rng)> {
+        if self.keygen_rng.is_none() || self.closed {
+            return None;
+        }
+        let demand = self.endpoint.key_share_demand();
+        if demand.is_empty() {
+            return None;
+        }
+        self.keygen_rng.take().map(|rng| (demand, rng))
+    }
+
+    /// Takes keys generated for [`Self::take_key_share_work`], and its generator back.
+    pub(crate) fn supply_key_shares(&mut self, shares: KeyShares, rng: jsp_core::rand::Rng) {
+        self.endpoint.supply_key_shares(shares);
+        self.keygen_rng = Some(rng);
     }
 
     /// Connections in the table (drained ones included until their last handle goes).

@@ -406,8 +406,22 @@ impl Connection {
         config: Arc<ClientConfig>,
         remote: SocketAddr,
         local_cid: ConnectionId,
+        rng: Rng,
+        ticket: Option<ClientTicket>,
+        now: Instant,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::new_client_with_share(config, remote, local_cid, rng, ticket, None, now)
+    }
+
+    /// [`Self::new_client`] with the key share generated ahead (used when its group is the one
+    /// the configuration offers first).
+    pub(crate) fn new_client_with_share(
+        config: Arc<ClientConfig>,
+        remote: SocketAddr,
+        local_cid: ConnectionId,
         mut rng: Rng,
         ticket: Option<ClientTicket>,
+        share: Option<crate::crypto::kex::ClientKeyShare>,
         now: Instant,
     ) -> Result<Self, crate::config::ConfigError> {
         config.validate()?;
@@ -421,10 +435,11 @@ impl Connection {
                 t.params.max_datagram_frame_size,
             )
         });
-        let session = ClientSession::new(
+        let session = ClientSession::with_share(
             config.clone(),
             params.clone(),
             ticket,
+            share,
             &mut rng,
             now,
             &mut out,
@@ -495,6 +510,13 @@ impl Connection {
         conn.address_validated = validated;
         conn.new_token = new_token.map(Bytes::from);
         conn
+    }
+
+    /// Server: an X25519 key pair generated ahead, for this connection's ServerHello.
+    pub(crate) fn offer_key_pair(&mut self, pair: crate::crypto::kex::X25519KeyPair) {
+        if let Session::Server(s) = &mut self.session {
+            s.offer_key_pair(pair);
+        }
     }
 
     /// Client: the address-validation token to carry in Initial packets (a NEW_TOKEN token

@@ -22,7 +22,7 @@ pub(super) fn client_addr() -> SocketAddr {
     "10.0.0.1:4000".parse().unwrap()
 }
 
-pub(super) fn server_addr() -> SocketAddr {
+pub(crate) fn server_addr() -> SocketAddr {
     "10.0.0.2:443".parse().unwrap()
 }
 

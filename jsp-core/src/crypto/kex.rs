@@ -286,6 +286,38 @@ impl ClientKeyShare {
     }
 }
 
+/// An ephemeral X25519 key pair for the server's side of one handshake, generated ahead of it
+/// (off the event loop: [`crate::endpoint::Endpoint::key_share_demand`]). The secret is
+/// zeroized on drop and used at most once ([`server_respond_with`] consumes the pair).
+pub struct X25519KeyPair {
+    secret: StaticSecret,
+    public: PublicKey,
+}
+
+impl ZeroizeOnDrop for X25519KeyPair {}
+
+impl core::fmt::Debug for X25519KeyPair {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("X25519KeyPair")
+            .field("public", self.public.as_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl X25519KeyPair {
+    /// A fresh key pair.
+    pub fn generate(rng: &mut Rng) -> Self {
+        let secret = StaticSecret::random_from_rng(&mut *rng);
+        let public = PublicKey::from(&secret);
+        Self { secret, public }
+    }
+
+    /// The public share.
+    pub fn public(&self) -> &[u8; X25519_SHARE_LEN] {
+        self.public.as_bytes()
+    }
+}
+
 /// The server's side: checks the client's share, answers with its own share and returns the
 /// shared secret. Returns `(server_share, secret)`.
 pub fn server_respond(
@@ -293,12 +325,23 @@ pub fn server_respond(
     client_share: &[u8],
     rng: &mut Rng,
 ) -> Result<(Vec<u8>, SharedSecret), KexError> {
+    server_respond_with(kex, client_share, None, rng)
+}
+
+/// [`server_respond`] with the server's X25519 key pair generated ahead (`None`: a fresh one
+/// now). The pair is consumed: an ephemeral key answers one handshake only.
+pub fn server_respond_with(
+    kex: KeyExchange,
+    client_share: &[u8],
+    pair: Option<X25519KeyPair>,
+    rng: &mut Rng,
+) -> Result<(Vec<u8>, SharedSecret), KexError> {
     check_len(client_share, kex.client_share_len())?;
-    let x25519 = StaticSecret::random_from_rng(&mut *rng);
-    let x_public = PublicKey::from(&x25519);
+    let pair = pair.unwrap_or_else(|| X25519KeyPair::generate(rng));
+    let (x25519, x_public) = (&pair.secret, pair.public);
     match kex {
         KeyExchange::X25519 => {
-            let x = x25519_agree(&x25519, client_share)?;
+            let x = x25519_agree(x25519, client_share)?;
             Ok((x_public.as_bytes().to_vec(), SharedSecret::new(&[&x[..]])))
         }
         KeyExchange::X25519MlKem768 => {
@@ -310,7 +353,7 @@ pub fn server_respond(
                 });
             };
             // The cheap X25519 check first, then the FIPS 203 encapsulation-key check.
-            let x = x25519_agree(&x25519, x_share)?;
+            let x = x25519_agree(x25519, x_share)?;
             let ek = MlKem768PublicKey::try_from(ek).map_err(|_| KexError::WrongShareLength {
                 expected: HYBRID_CLIENT_SHARE_LEN,
                 got: client_share.len(),

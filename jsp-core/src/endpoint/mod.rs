@@ -32,6 +32,7 @@ use crate::config::{
     MIN_UDP_PAYLOAD,
 };
 use crate::connection::{Connection, EndpointEvent, Incoming, Transmit};
+use crate::crypto::kex::{ClientKeyShare, KeyExchange, X25519KeyPair};
 use crate::crypto::schedule::{directional_keys, hmac_sha256, initial_secrets, INITIAL_SUITE};
 use crate::crypto::TAG_LEN;
 use crate::error::TransportErrorCode;
@@ -129,6 +130,9 @@ pub struct EndpointStats {
     pub tokens_rejected: u64,
     /// Times the endpoint entered the under-load state.
     pub load_episodes: u64,
+    /// Handshakes that used an ephemeral key generated ahead ([`KeyShareDemand`]) instead of
+    /// generating one while the peer waited.
+    pub keys_generated_ahead_used: u64,
 }
 
 struct Route {
@@ -208,6 +212,57 @@ pub struct Endpoint {
     /// Client: the latest NEW_TOKEN token per server, and their insertion order (bounded).
     stored_tokens: BTreeMap<SocketAddr, Vec<u8>>,
     stored_order: VecDeque<SocketAddr>,
+    /// Client: a key share generated ahead for the next connection ([`KeyShareDemand`]).
+    spare_client_share: Option<ClientKeyShare>,
+    /// Client: the group the latest connection offered a share for (what to generate ahead).
+    client_kex: Option<KeyExchange>,
+    /// Server: X25519 key pairs generated ahead, at most [`MAX_SPARE_KEY_PAIRS`].
+    spare_key_pairs: Vec<X25519KeyPair>,
+}
+
+/// Most X25519 key pairs a server endpoint keeps generated ahead of its handshakes.
+pub const MAX_SPARE_KEY_PAIRS: usize = 16;
+
+/// Ephemeral keys an endpoint would like generated ahead of use, so that a handshake does not
+/// wait for them: [`Endpoint::key_share_demand`]. A driver with threads to spare (jsp-tokio)
+/// generates them off its event loop with [`KeyShares::generate`] and hands them over with
+/// [`Endpoint::supply_key_shares`]; a driver that does not (the simulator, jsp-mio) never asks,
+/// and every handshake generates its keys when it needs them, from the endpoint's own RNG.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyShareDemand {
+    /// Client: a share for this group (the group of the latest connection; one is kept).
+    pub client: Option<KeyExchange>,
+    /// Server: this many more X25519 key pairs (up to [`MAX_SPARE_KEY_PAIRS`] are kept once
+    /// the endpoint has answered a handshake).
+    pub server_key_pairs: usize,
+}
+
+impl KeyShareDemand {
+    /// Whether nothing is wanted.
+    pub fn is_empty(&self) -> bool {
+        self.client.is_none() && self.server_key_pairs == 0
+    }
+}
+
+/// Keys generated ahead, for [`Endpoint::supply_key_shares`]. Their secrets are zeroized on
+/// drop, and each is used by one handshake at most.
+#[derive(Debug, Default)]
+pub struct KeyShares {
+    client: Option<ClientKeyShare>,
+    server: Vec<X25519KeyPair>,
+}
+
+impl KeyShares {
+    /// Generates what `demand` asks for (at most [`MAX_SPARE_KEY_PAIRS`] server key pairs).
+    /// CPU-bound (tens of microseconds per key): run it off the event loop.
+    pub fn generate(demand: &KeyShareDemand, rng: &mut Rng) -> Self {
+        Self {
+            client: demand.client.map(|kex| ClientKeyShare::generate(kex, rng)),
+            server: (0..demand.server_key_pairs.min(MAX_SPARE_KEY_PAIRS))
+                .map(|_| X25519KeyPair::generate(rng))
+                .collect(),
+        }
+    }
 }
 
 impl core::fmt::Debug for Endpoint {
@@ -272,6 +327,9 @@ impl Endpoint {
             load_until: None,
             stored_tokens: BTreeMap::new(),
             stored_order: VecDeque::new(),
+            spare_client_share: None,
+            client_kex: None,
+            spare_key_pairs: Vec::new(),
             config,
             server,
             rng,
@@ -310,6 +368,40 @@ impl Endpoint {
             queued_responses: self.responses.len(),
             token_log: self.tokens.log_len(),
             stored_tokens: self.stored_tokens.len().max(self.stored_order.len()),
+        }
+    }
+
+    /// The keys this endpoint would like generated ahead of its next handshakes (see
+    /// [`KeyShareDemand`]). Empty until the endpoint has made (client) or answered (server) a
+    /// handshake, so an endpoint that never does holds no spare keys.
+    pub fn key_share_demand(&self) -> KeyShareDemand {
+        let client = self
+            .client_kex
+            .filter(|k| self.spare_client_share.as_ref().map(ClientKeyShare::kex) != Some(*k));
+        let server_key_pairs = if self.server.is_some() && self.stats.accepted > 0 {
+            MAX_SPARE_KEY_PAIRS - self.spare_key_pairs.len()
+        } else {
+            0
+        };
+        KeyShareDemand {
+            client,
+            server_key_pairs,
+        }
+    }
+
+    /// Takes keys generated ahead (see [`KeyShareDemand`]). A client share for a group the
+    /// endpoint no longer offers first replaces nothing and is dropped (zeroized), as are
+    /// server key pairs beyond [`MAX_SPARE_KEY_PAIRS`] or on an endpoint that is not a server.
+    pub fn supply_key_shares(&mut self, shares: KeyShares) {
+        if let Some(share) = shares.client {
+            if Some(share.kex()) == self.client_kex {
+                self.spare_client_share = Some(share);
+            }
+        }
+        if self.server.is_some() {
+            let room = MAX_SPARE_KEY_PAIRS - self.spare_key_pairs.len();
+            self.spare_key_pairs
+                .extend(shares.server.into_iter().take(room));
         }
     }
 
@@ -407,7 +499,12 @@ impl Endpoint {
         } else {
             config
         };
-        let mut conn = Connection::new_client(config, remote, local_cid, rng, ticket, now)?;
+        let kex = crate::session::ClientSession::share_kex(&config);
+        let share = self.spare_client_share.take_if(|s| s.kex() == kex);
+        self.stats.keys_generated_ahead_used += u64::from(share.is_some());
+        let mut conn =
+            Connection::new_client_with_share(config, remote, local_cid, rng, ticket, share, now)?;
+        self.client_kex = Some(kex);
         if let Some(token) = self.take_address_token(remote) {
             conn.set_initial_token(token);
         }
@@ -698,7 +795,11 @@ impl Endpoint {
             new_token,
             reset_token,
         };
-        let conn = Connection::new_server(server, incoming, rng, now);
+        let mut conn = Connection::new_server(server, incoming, rng, now);
+        if let Some(pair) = self.spare_key_pairs.pop() {
+            conn.offer_key_pair(pair);
+            self.stats.keys_generated_ahead_used += 1;
+        }
         // Route this Initial's destination ID (the Retry's source ID after a Retry) to it.
         let handle = self.insert(local_cid, Some(dcid));
         self.stats.accepted += 1;
@@ -848,6 +949,8 @@ impl Endpoint {
     }
 }
 
+#[cfg(test)]
+mod key_share_tests;
 #[cfg(test)]
 mod retry_tests;
 

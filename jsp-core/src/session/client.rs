@@ -70,17 +70,38 @@ impl ClientSession {
         now: Instant,
         out: &mut SessionOutput,
     ) -> Self {
+        Self::with_share(config, params, ticket, None, rng, now, out)
+    }
+
+    /// The group a new session of `config` offers a share for.
+    pub fn share_kex(config: &ClientConfig) -> KeyExchange {
+        config
+            .key_exchanges
+            .first()
+            .copied()
+            .unwrap_or(KeyExchange::X25519MlKem768)
+    }
+
+    /// [`Self::new`] with the key share generated ahead; it is used when its group is the one
+    /// [`Self::share_kex`] names, else a fresh share is generated.
+    pub fn with_share(
+        config: Arc<ClientConfig>,
+        params: TransportParameters,
+        ticket: Option<ClientTicket>,
+        share: Option<ClientKeyShare>,
+        rng: &mut Rng,
+        now: Instant,
+        out: &mut SessionOutput,
+    ) -> Self {
         let ticket = ticket.filter(|t| {
             !t.is_expired(now)
                 && t.version == crate::VERSION_1
                 && CipherSuite::from_u16(t.suite).is_some_and(|s| config.cipher_suites.contains(&s))
         });
-        let share_kex = config
-            .key_exchanges
-            .first()
-            .copied()
-            .unwrap_or(KeyExchange::X25519MlKem768);
-        let share = ClientKeyShare::generate(share_kex, rng);
+        let share_kex = Self::share_kex(&config);
+        let share = share
+            .filter(|s| s.kex() == share_kex)
+            .unwrap_or_else(|| ClientKeyShare::generate(share_kex, rng));
         let early_offered =
             config.zero_rtt && ticket.as_ref().is_some_and(|t| t.max_early_data > 0);
         let hello = ClientHello {

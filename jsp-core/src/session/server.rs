@@ -7,7 +7,9 @@ use super::{
     SERVER_SIGNATURE_CONTEXT,
 };
 use crate::config::{ClientAuth, ServerConfig};
-use crate::crypto::kex::{server_respond, KeyExchange, HYBRID_CLIENT_SHARE_LEN, X25519_SHARE_LEN};
+use crate::crypto::kex::{
+    server_respond_with, KeyExchange, X25519KeyPair, HYBRID_CLIENT_SHARE_LEN, X25519_SHARE_LEN,
+};
 use crate::crypto::schedule::stage::Master;
 use crate::crypto::schedule::{
     finished_key, hmac_sha256, ticket_psk, verify_hmac_sha256, KeySchedule, Secret, Transcript,
@@ -44,6 +46,8 @@ pub struct ServerSession {
     peer_params: Option<TransportParameters>,
     info: Option<HandshakeInfo>,
     max_early_data: u32,
+    /// An X25519 key pair generated ahead for this handshake ([`Self::offer_key_pair`]).
+    spare_key_pair: Option<X25519KeyPair>,
 }
 
 /// What the server decided about a ClientHello's ticket.
@@ -68,6 +72,7 @@ impl ServerSession {
             client_identity: None,
             client_verified: false,
             peer_params: None,
+            spare_key_pair: None,
             info: None,
             max_early_data: 0,
         }
@@ -201,6 +206,14 @@ impl ServerSession {
         }
     }
 
+    /// Gives the session an X25519 key pair generated ahead, for its ServerHello (else one is
+    /// generated when the ClientHello arrives). Ignored once the ClientHello was answered.
+    pub fn offer_key_pair(&mut self, pair: X25519KeyPair) {
+        if self.state == State::WaitClientHello {
+            self.spare_key_pair = Some(pair);
+        }
+    }
+
     fn on_client_hello(
         &mut self,
         ch: ClientHello,
@@ -264,8 +277,10 @@ impl ServerSession {
             // The allowance promised in the ticket, which is what the client sizes its 0-RTT by.
             self.max_early_data = psk.max_early_data;
         }
-        let (server_share, shared) = server_respond(kex, share, rng)
-            .map_err(|e| TransportError::handshake(format!("client key share rejected: {e}")))?;
+        let (server_share, shared) =
+            server_respond_with(kex, share, self.spare_key_pair.take(), rng).map_err(|e| {
+                TransportError::handshake(format!("client key share rejected: {e}"))
+            })?;
         let sh = HandshakeMessage::ServerHello(ServerHello {
             version: ch.version,
             random: rng.array(),

@@ -102,6 +102,38 @@ async fn hybrid_handshake_completes_over_loopback_and_reports_the_server_identit
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_handshakes_use_keys_generated_ahead_on_both_sides() {
+    let s = setup();
+    let addr = s.server.local_addr();
+    spawn_echo(s.server.clone());
+    // The first connection on each side generates its keys while the peer waits; the driver
+    // then makes the next ones on a blocking thread. Keep connecting (each connection echoes
+    // once, so the handshake really is used) until both endpoints report using such keys.
+    for round in 0.. {
+        let conn = bounded(s.client.connect(addr, s.identity.public()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(bounded(echo_once(&conn, b"ahead")).await, b"ahead");
+        conn.close(0, b"done");
+        let (client, server) = (s.client.stats(), s.server.stats());
+        if client.keys_generated_ahead_used > 0 && server.keys_generated_ahead_used > 0 {
+            println!(
+                "after {} connections: client used {}, server {}",
+                round + 1,
+                client.keys_generated_ahead_used,
+                server.keys_generated_ahead_used
+            );
+            break;
+        }
+        assert!(
+            round < 50,
+            "keys generated ahead were never used: {client:?} {server:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_server_key_fails_the_handshake_with_a_clear_error() {
     let s = setup();
     let other = generate_identity().unwrap();
