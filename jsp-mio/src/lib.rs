@@ -30,7 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -106,6 +106,20 @@ pub fn os_rng() -> Result<Rng, BindError> {
     Ok(Rng::from_seed(seed))
 }
 
+/// A connection and its bookkeeping: [`Endpoint::drive`] visits only the connections that
+/// changed (received a datagram, hit a deadline, or were used through
+/// [`Endpoint::connection`]), so a wake-up costs the same with ten or ten thousand idle
+/// connections.
+struct Slot {
+    conn: Connection,
+    /// Queued in `Endpoint::dirty`.
+    dirty: bool,
+    /// Queued in `Endpoint::sending`.
+    sending: bool,
+    /// Its deadline in `Endpoint::timers`.
+    armed: Option<jsp_core::Instant>,
+}
+
 /// One UDP socket's worth of JetStreamProto, for a mio event loop.
 pub struct Endpoint {
     socket: UdpSocket,
@@ -113,7 +127,13 @@ pub struct Endpoint {
     core: CoreEndpoint,
     /// Boxed: a `Connection` is several KiB, and a map's empty buckets would hold that much
     /// each.
-    conns: HashMap<ConnectionHandle, Box<Connection>>,
+    conns: HashMap<ConnectionHandle, Box<Slot>>,
+    /// Connections touched since [`Self::drive`] last settled them (each once).
+    dirty: Vec<ConnectionHandle>,
+    /// Connections that may have datagrams to send, round-robin (each once).
+    sending: VecDeque<ConnectionHandle>,
+    /// Every connection's next deadline.
+    timers: BTreeSet<(jsp_core::Instant, ConnectionHandle)>,
     events: VecDeque<(ConnectionHandle, Event)>,
     recv_buf: Vec<u8>,
     recv_meta: Vec<RecvMeta>,
@@ -161,6 +181,9 @@ impl Endpoint {
             udp,
             core,
             conns: HashMap::new(),
+            dirty: Vec::new(),
+            sending: VecDeque::new(),
+            timers: BTreeSet::new(),
             events: VecDeque::new(),
             blocked: None,
         })
@@ -206,14 +229,43 @@ impl Endpoint {
             .core
             .connect(now, config, addr, ticket)
             .map_err(ConnectError::Config)?;
-        self.conns.insert(handle, Box::new(conn));
+        self.insert(handle, conn);
         Ok(handle)
+    }
+
+    fn insert(&mut self, handle: ConnectionHandle, conn: Connection) {
+        let slot = Slot {
+            conn,
+            dirty: false,
+            sending: false,
+            armed: None,
+        };
+        if let Some(old) = self.conns.insert(handle, Box::new(slot)) {
+            if let Some(t) = old.armed {
+                self.timers.remove(&(t, handle));
+            }
+        }
+        self.touch(handle);
+    }
+
+    /// The connection, queued for settling and sending.
+    fn touch(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
+        let slot = self.conns.get_mut(&handle)?;
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(handle);
+        }
+        if !slot.sending {
+            slot.sending = true;
+            self.sending.push_back(handle);
+        }
+        Some(&mut slot.conn)
     }
 
     /// A connection, to use the core's stream, datagram and close API. Call [`Self::drive`]
     /// afterwards so that what it queued is sent. `None` once the connection is gone.
     pub fn connection(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
-        self.conns.get_mut(&handle).map(|c| &mut **c)
+        self.touch(handle)
     }
 
     /// Handles of the live connections (incoming ones appear after their first datagram).
@@ -225,9 +277,16 @@ impl Endpoint {
     /// the socket is ready). Pass it to `mio::Poll::poll`.
     pub fn timeout(&self) -> Option<Duration> {
         let now = self.now();
-        self.conns
-            .values()
-            .filter_map(|c| c.poll_timeout())
+        // The armed deadlines, and the live ones of connections used since the last `drive`.
+        let changed = self
+            .dirty
+            .iter()
+            .filter_map(|h| self.conns.get(h)?.conn.poll_timeout());
+        self.timers
+            .first()
+            .map(|&(t, _)| t)
+            .into_iter()
+            .chain(changed)
             .min()
             .map(|t| t.saturating_duration_since(now))
     }
@@ -244,14 +303,24 @@ impl Endpoint {
     pub fn drive(&mut self) -> io::Result<()> {
         self.receive()?;
         let now = self.now();
-        for conn in self.conns.values_mut() {
-            if conn.poll_timeout().is_some_and(|t| t <= now) {
-                conn.handle_timeout(now);
+        while let Some(&(t, h)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(slot) = self.conns.get_mut(&h) {
+                slot.armed = None;
+            }
+            if let Some(conn) = self.touch(h) {
+                // The armed deadline may be stale (the connection changed since).
+                if conn.poll_timeout().is_some_and(|d| d <= now) {
+                    conn.handle_timeout(now);
+                }
             }
         }
-        self.transmit()?;
+        let sent = self.transmit();
         self.collect();
-        Ok(())
+        sent
     }
 
     fn receive(&mut self) -> io::Result<()> {
@@ -276,7 +345,8 @@ impl Endpoint {
             };
             drop(slices);
             let now = self.now();
-            for (i, meta) in self.recv_meta[..n].iter().enumerate() {
+            for i in 0..n {
+                let meta = self.recv_meta[i];
                 let start = i * chunk;
                 let mut data = BytesMut::from(&self.recv_buf[start..start + meta.len]);
                 let stride = meta.stride.max(1);
@@ -284,13 +354,13 @@ impl Endpoint {
                     let datagram = data.split_to(stride.min(data.len()));
                     match self.core.handle_datagram(now, meta.addr, datagram) {
                         Some(DatagramEvent::Route(h, d)) => {
-                            if let Some(c) = self.conns.get_mut(&h) {
+                            if let Some(c) = self.touch(h) {
                                 c.handle_datagram(now, meta.addr, d);
                             }
                         }
                         Some(DatagramEvent::NewConnection(h, mut c, d)) => {
                             c.handle_datagram(now, meta.addr, d);
-                            self.conns.insert(h, c);
+                            self.insert(h, *c);
                         }
                         None => {}
                     }
@@ -310,16 +380,36 @@ impl Endpoint {
         loop {
             let t = match self.core.poll_transmit(&mut self.send_buf) {
                 Some(t) => Some(t),
-                None => self
-                    .conns
-                    .values_mut()
-                    .find_map(|c| c.poll_transmit(now, &mut self.send_buf)),
+                None => self.next_datagram(now),
             };
             let Some(t) = t else { return Ok(()) };
             if !self.send(t.destination, t.size)? {
                 return Ok(());
             }
         }
+    }
+
+    /// The next datagram of the connections that may have one, round-robin: a connection that
+    /// had one goes to the back of the queue, one that had none leaves it.
+    fn next_datagram(&mut self, now: jsp_core::Instant) -> Option<jsp_core::connection::Transmit> {
+        while let Some(h) = self.sending.pop_front() {
+            let Some(slot) = self.conns.get_mut(&h) else {
+                continue;
+            };
+            // Sending moves its timers (pacing, loss detection): settle it afterwards.
+            if !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push(h);
+            }
+            match slot.conn.poll_transmit(now, &mut self.send_buf) {
+                Some(t) => {
+                    self.sending.push_back(h);
+                    return Some(t);
+                }
+                None => slot.sending = false,
+            }
+        }
+        None
     }
 
     /// Sends `send_buf[..len]`; `false` when the socket is full (kept for later).
@@ -345,21 +435,36 @@ impl Endpoint {
         }
     }
 
+    /// Settles the connections that changed: queues their events, re-arms their timers, and
+    /// forgets the drained ones.
     fn collect(&mut self) {
-        let mut drained = Vec::new();
-        for (h, conn) in self.conns.iter_mut() {
-            while let Some(ev) = conn.poll_event() {
-                self.events.push_back((*h, ev));
+        while let Some(h) = self.dirty.pop() {
+            let Some(slot) = self.conns.get_mut(&h) else {
+                continue;
+            };
+            slot.dirty = false;
+            while let Some(ev) = slot.conn.poll_event() {
+                self.events.push_back((h, ev));
             }
-            while let Some(ev) = conn.poll_endpoint_event() {
-                self.core.handle_event(*h, ev);
+            while let Some(ev) = slot.conn.poll_endpoint_event() {
+                self.core.handle_event(h, ev);
             }
-            if conn.is_drained() {
-                drained.push(*h);
+            let next = slot.conn.poll_timeout();
+            if next != slot.armed {
+                if let Some(t) = slot.armed {
+                    self.timers.remove(&(t, h));
+                }
+                if let Some(t) = next {
+                    self.timers.insert((t, h));
+                }
+                slot.armed = next;
             }
-        }
-        for h in drained {
-            self.conns.remove(&h);
+            if slot.conn.is_drained() {
+                if let Some(t) = slot.armed {
+                    self.timers.remove(&(t, h));
+                }
+                self.conns.remove(&h);
+            }
         }
     }
 }
