@@ -30,7 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,7 +40,9 @@ use bytes::BytesMut;
 use jsp_core::config::{ClientConfig, EndpointConfig, ServerConfig};
 use jsp_core::connection::{Connection, Event};
 use jsp_core::crypto::sign::PublicIdentity;
-use jsp_core::endpoint::{ConnectionHandle, DatagramEvent, Endpoint as CoreEndpoint};
+use jsp_core::endpoint::{
+    ConnectionHandle, ConnectionTimers, DatagramEvent, Endpoint as CoreEndpoint,
+};
 use jsp_core::handshake::ClientTicket;
 use jsp_core::rand::Rng;
 use mio::net::UdpSocket;
@@ -116,8 +118,6 @@ struct Slot {
     dirty: bool,
     /// Queued in `Endpoint::sending`.
     sending: bool,
-    /// Its deadline in `Endpoint::timers`.
-    armed: Option<jsp_core::Instant>,
 }
 
 /// One UDP socket's worth of JetStreamProto, for a mio event loop.
@@ -133,7 +133,7 @@ pub struct Endpoint {
     /// Connections that may have datagrams to send, round-robin (each once).
     sending: VecDeque<ConnectionHandle>,
     /// Every connection's next deadline.
-    timers: BTreeSet<(jsp_core::Instant, ConnectionHandle)>,
+    timers: ConnectionTimers,
     events: VecDeque<(ConnectionHandle, Event)>,
     recv_buf: Vec<u8>,
     recv_meta: Vec<RecvMeta>,
@@ -183,7 +183,7 @@ impl Endpoint {
             conns: HashMap::new(),
             dirty: Vec::new(),
             sending: VecDeque::new(),
-            timers: BTreeSet::new(),
+            timers: ConnectionTimers::new(),
             events: VecDeque::new(),
             blocked: None,
         })
@@ -238,12 +238,9 @@ impl Endpoint {
             conn,
             dirty: false,
             sending: false,
-            armed: None,
         };
-        if let Some(old) = self.conns.insert(handle, Box::new(slot)) {
-            if let Some(t) = old.armed {
-                self.timers.remove(&(t, handle));
-            }
+        if self.conns.insert(handle, Box::new(slot)).is_some() {
+            self.timers.set(handle, None);
         }
         self.touch(handle);
     }
@@ -283,8 +280,7 @@ impl Endpoint {
             .iter()
             .filter_map(|h| self.conns.get(h)?.conn.poll_timeout());
         self.timers
-            .first()
-            .map(|&(t, _)| t)
+            .next()
             .into_iter()
             .chain(changed)
             .min()
@@ -303,14 +299,7 @@ impl Endpoint {
     pub fn drive(&mut self) -> io::Result<()> {
         self.receive()?;
         let now = self.now();
-        while let Some(&(t, h)) = self.timers.first() {
-            if t > now {
-                break;
-            }
-            self.timers.pop_first();
-            if let Some(slot) = self.conns.get_mut(&h) {
-                slot.armed = None;
-            }
+        while let Some(h) = self.timers.pop_due(now) {
             if let Some(conn) = self.touch(h) {
                 // The armed deadline may be stale (the connection changed since).
                 if conn.poll_timeout().is_some_and(|d| d <= now) {
@@ -449,21 +438,11 @@ impl Endpoint {
             while let Some(ev) = slot.conn.poll_endpoint_event() {
                 self.core.handle_event(h, ev);
             }
-            let next = slot.conn.poll_timeout();
-            if next != slot.armed {
-                if let Some(t) = slot.armed {
-                    self.timers.remove(&(t, h));
-                }
-                if let Some(t) = next {
-                    self.timers.insert((t, h));
-                }
-                slot.armed = next;
-            }
             if slot.conn.is_drained() {
-                if let Some(t) = slot.armed {
-                    self.timers.remove(&(t, h));
-                }
+                self.timers.set(h, None);
                 self.conns.remove(&h);
+            } else {
+                self.timers.set(h, slot.conn.poll_timeout());
             }
         }
     }

@@ -8,13 +8,15 @@
 //! events are drained under the same lock hold that produced them, so a waiter that registered
 //! its waker under the lock never misses the event that concerns it.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
 
 use jsp_core::connection::{Connection as CoreConnection, Event};
-use jsp_core::endpoint::{ConnectionHandle, Endpoint as CoreEndpoint, KeyShareDemand, KeyShares};
+use jsp_core::endpoint::{
+    ConnectionHandle, ConnectionTimers, Endpoint as CoreEndpoint, KeyShareDemand, KeyShares,
+};
 use jsp_core::frame::{Dir, StreamId};
 use jsp_core::handshake::ClientTicket;
 use jsp_core::session::HandshakeInfo;
@@ -78,8 +80,8 @@ pub(crate) struct State {
     /// Connections that may have datagrams to send, in round-robin order (each once:
     /// [`ConnState::sending`]).
     sending: VecDeque<ConnectionHandle>,
-    /// Every connection's next deadline, as its [`ConnState::armed`] says.
-    timers: BTreeSet<(jsp_core::Instant, ConnectionHandle)>,
+    /// Every connection's next deadline (as of its last settling).
+    timers: ConnectionTimers,
     /// Connections in the map that have not drained.
     live: usize,
     /// Server: accepted connections not yet handed out by `accept()`.
@@ -119,7 +121,7 @@ impl State {
             conns: HashMap::new(),
             dirty: Vec::new(),
             sending: VecDeque::new(),
-            timers: BTreeSet::new(),
+            timers: ConnectionTimers::new(),
             live: 0,
             incoming: VecDeque::new(),
             accept_wakers: WakerSet::default(),
@@ -168,9 +170,7 @@ impl State {
             if !old.drained {
                 self.live -= 1;
             }
-            if let Some(t) = old.armed {
-                self.timers.remove(&(t, handle));
-            }
+            self.timers.set(handle, None);
         }
         self.touch(handle);
     }
@@ -206,20 +206,15 @@ impl State {
 
     /// The earliest armed deadline.
     pub(crate) fn next_deadline(&self) -> Option<jsp_core::Instant> {
-        self.timers.first().map(|&(t, _)| t)
+        self.timers.next()
     }
 
     /// Hands every connection whose deadline passed its timeout.
     pub(crate) fn fire_timers(&mut self, now: jsp_core::Instant) {
-        while let Some(&(t, h)) = self.timers.first() {
-            if t > now {
-                break;
-            }
-            self.timers.pop_first();
+        while let Some(h) = self.timers.pop_due(now) {
             let Some(cs) = self.conn_mut(h) else {
                 continue;
             };
-            cs.armed = None;
             // The armed deadline may be stale (the connection changed since it was settled).
             if cs.conn.poll_timeout().is_some_and(|d| d <= now) {
                 cs.conn.handle_timeout(now);
@@ -282,16 +277,7 @@ impl State {
             while let Some(ev) = cs.conn.poll_endpoint_event() {
                 self.endpoint.handle_event(h, ev);
             }
-            let next = cs.conn.poll_timeout();
-            if next != cs.armed {
-                if let Some(t) = cs.armed {
-                    self.timers.remove(&(t, h));
-                }
-                if let Some(t) = next {
-                    self.timers.insert((t, h));
-                }
-                cs.armed = next;
-            }
+            self.timers.set(h, cs.conn.poll_timeout());
             if !cs.drained && cs.conn.is_drained() {
                 cs.drained = true;
                 self.live -= 1;
@@ -323,9 +309,7 @@ impl State {
 
     fn remove(&mut self, handle: ConnectionHandle) {
         if let Some(cs) = self.conns.remove(&handle) {
-            if let Some(t) = cs.armed {
-                self.timers.remove(&(t, handle));
-            }
+            self.timers.set(handle, None);
             if !cs.drained {
                 self.live -= 1;
             }
@@ -408,8 +392,6 @@ pub(crate) struct ConnState {
     dirty: bool,
     /// Queued in [`State`]'s send queue.
     sending: bool,
-    /// The deadline this connection has in [`State`]'s timer set.
-    armed: Option<jsp_core::Instant>,
     /// Seen drained by [`State::settle`].
     drained: bool,
     /// Waiting in the accept queue (which holds a reference).
@@ -441,7 +423,6 @@ impl ConnState {
             finish_outcome: HashMap::new(),
             dirty: false,
             sending: false,
-            armed: None,
             drained: false,
             accept_queued: false,
         }

@@ -17,6 +17,7 @@
 //! [`DatagramEvent::Route`] with the datagram and the driver feeds it to the connection it owns;
 //! connections report back through [`crate::connection::EndpointEvent`].
 
+mod timers;
 pub mod token;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -42,6 +43,7 @@ use crate::packet::{self, header, Header, HeaderSpec, PacketKind};
 use crate::rand::Rng;
 use crate::time::Instant;
 
+pub use self::timers::ConnectionTimers;
 use self::token::{AddressTokens, KIND_NEW_TOKEN, KIND_RETRY};
 pub use self::token::{TokenError, MAX_TOKEN_LEN};
 
