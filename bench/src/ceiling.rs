@@ -1,6 +1,14 @@
-//! The AEAD seal rate of JSP's preferred suite on this CPU: the ceiling for goodput.
+//! The physical ceilings for loopback goodput on this machine: the AEAD seal rate of JSP's
+//! preferred suite on one core, and what the kernel's loopback UDP path carries from one
+//! thread to another with GSO/GRO batches and no protocol at all.
 
+use std::io::IoSliceMut;
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
 
 use jsp_core::crypto::{Backend, CipherSuite, IV_LEN, KEY_LEN, TAG_LEN};
 
@@ -33,4 +41,61 @@ pub(crate) fn seal_rate(duration: Duration) -> (CipherSuite, f64) {
             return (suite, (pn as f64 * PAYLOAD as f64) / elapsed.as_secs_f64());
         }
     }
+}
+
+/// UDP payload bytes per datagram in the raw UDP ceiling: a packet of `PAYLOAD` plaintext bytes
+/// sealed, with a short header.
+pub(crate) const DATAGRAM: usize = 1452;
+
+/// How many UDP payload bytes per second the kernel's loopback path delivers from one sending
+/// thread to one receiving thread, for at least `duration`: the sender writes GSO batches of
+/// `DATAGRAM`-byte segments as fast as the socket takes them, the receiver reads with GRO; what
+/// the receiver gets is counted (what overflows its buffer is lost and not counted). No
+/// encryption, no protocol: no transport over this loopback can deliver more.
+pub(crate) fn udp_rate(duration: Duration) -> std::io::Result<f64> {
+    let receiver = UdpSocket::bind("127.0.0.1:0")?;
+    let sender = UdpSocket::bind("127.0.0.1:0")?;
+    let to = receiver.local_addr()?;
+    let rx_state = UdpSocketState::new((&receiver).into())?;
+    let tx_state = UdpSocketState::new((&sender).into())?;
+    for (state, socket) in [(&rx_state, &receiver), (&tx_state, &sender)] {
+        // Best effort, as the drivers do; the kernel caps it at net.core.[rw]mem_max.
+        let _ = state.set_recv_buffer_size(socket.into(), 4 << 20);
+        let _ = state.set_send_buffer_size(socket.into(), 4 << 20);
+    }
+    receiver.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sending = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let segments = tx_state.max_gso_segments().clamp(1, 64_000 / DATAGRAM);
+            let batch = vec![0x5au8; DATAGRAM * segments];
+            while !stop.load(Ordering::Relaxed) {
+                let transmit = Transmit {
+                    destination: to,
+                    ecn: None,
+                    contents: &batch,
+                    segment_size: (segments > 1).then_some(DATAGRAM),
+                    src_ip: None,
+                };
+                // A full buffer or a transient error only means this batch is not counted.
+                let _ = tx_state.try_send((&sender).into(), &transmit);
+            }
+        })
+    };
+    let chunk = 64 * 1024;
+    let mut buf = vec![0u8; chunk * BATCH_SIZE];
+    let mut meta = vec![RecvMeta::default(); BATCH_SIZE];
+    let mut received = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        let mut slices: Vec<IoSliceMut<'_>> = buf.chunks_mut(chunk).map(IoSliceMut::new).collect();
+        if let Ok(n) = rx_state.recv((&receiver).into(), &mut slices, &mut meta) {
+            received += meta[..n].iter().map(|m| m.len as u64).sum::<u64>();
+        }
+    }
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sending.join();
+    Ok(received as f64 / elapsed.as_secs_f64())
 }

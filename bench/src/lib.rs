@@ -17,7 +17,9 @@
 //!   server, which share it) over the transfer, from `/proc/self/stat`, divided by the gigabytes
 //!   (10⁹ bytes) moved. The physical ceiling (`impl` = `ceiling`): how fast one core seals
 //!   full-size packets with JSP's preferred cipher suite on this CPU, through the same packet-key
-//!   code the connections use.
+//!   code the connections use (`aead_seal`); and how many bytes the kernel's loopback UDP path
+//!   moves from one thread to another in GSO/GRO batches of full-size datagrams with no protocol
+//!   at all (`loopback_udp`): no transport over this loopback can exceed it.
 //! - **handshake**: full handshakes per second, `--handshakes` of them one after the other, and
 //!   `--concurrent-handshakes` of them with `--concurrency` in flight. JSP uses its default
 //!   hybrid X25519 + ML-KEM-768 key exchange and an Ed25519 identity; quinn its default rustls

@@ -224,6 +224,11 @@ pub async fn run(opts: &Options, live: LiveBytes) -> BenchResult<(Vec<Record>, T
     } else {
         None
     };
+    let udp_ceiling = if opts.bulk_bytes > 0 && !opts.ceiling_time.is_zero() {
+        ceiling::udp_rate(opts.ceiling_time).ok()
+    } else {
+        None
+    };
 
     let mut records = Vec::new();
     let mut table = Table::default();
@@ -323,6 +328,29 @@ pub async fn run(opts: &Options, live: LiveBytes) -> BenchResult<(Vec<Record>, T
             jsp.suite,
             quinn.suite,
         ));
+        if let Some(udp) = udp_ceiling {
+            let udp = udp / 1e6;
+            records.push(Record {
+                bench: "bulk",
+                implementation: "ceiling",
+                metric: "loopback_udp",
+                value: udp,
+                unit: "MB/s",
+            });
+            // The plaintext a transport could carry at that datagram rate.
+            let plaintext = udp * ceiling::PAYLOAD as f64 / ceiling::DATAGRAM as f64;
+            table.note(format!(
+                "Loopback UDP ceiling (one thread to another, GSO/GRO batches of {} B \
+                 datagrams, no protocol): {udp:.0} MB/s, i.e. {plaintext:.0} MB/s of {} B \
+                 payloads = {:.2} of the AEAD ceiling: the most any transport over this loopback \
+                 reaches. JSP's goodput is {} of it.",
+                ceiling::DATAGRAM,
+                ceiling::PAYLOAD,
+                plaintext / rate,
+                median(jsp.goodput.clone())
+                    .map_or("–".to_string(), |g| format!("{:.2}", g / plaintext)),
+            ));
+        }
     }
     table.note(format!(
         "{} round(s), medians, after one unmeasured bulk transfer of 1/8 the size per stack; JSP \
