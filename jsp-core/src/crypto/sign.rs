@@ -184,9 +184,11 @@ impl IdentityKey {
 
     /// The public half.
     pub fn public(&self) -> PublicIdentity {
+        let ed25519_key = self.ed25519.verifying_key();
         PublicIdentity {
             scheme: self.scheme,
-            ed25519: self.ed25519.verifying_key().to_bytes(),
+            ed25519: ed25519_key.to_bytes(),
+            ed25519_key,
             mldsa: self.mldsa.as_ref().map(|sk| {
                 let vk: &ml_dsa::VerifyingKey<MlDsa65> = sk.as_ref().as_ref();
                 vk.encode().to_vec().into_boxed_slice()
@@ -267,11 +269,29 @@ fn hybrid_message(message: &[u8]) -> Vec<u8> {
 }
 
 /// A public identity key: what a client pins, and what verifies the server's signature.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// Equality and hashing are over the encoding ([`PublicIdentity::to_bytes`]).
+#[derive(Clone)]
 pub struct PublicIdentity {
     scheme: SignatureScheme,
     ed25519: [u8; ED25519_PUBLIC_LEN],
+    /// `ed25519` decompressed once, when the key was parsed or made: verifying a signature
+    /// does not decompress it again.
+    ed25519_key: ed25519_dalek::VerifyingKey,
     mldsa: Option<Box<[u8]>>,
+}
+
+impl PartialEq for PublicIdentity {
+    fn eq(&self, other: &Self) -> bool {
+        (self.scheme, &self.ed25519, &self.mldsa) == (other.scheme, &other.ed25519, &other.mldsa)
+    }
+}
+
+impl Eq for PublicIdentity {}
+
+impl core::hash::Hash for PublicIdentity {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        (self.scheme, &self.ed25519, &self.mldsa).hash(state);
+    }
 }
 
 impl core::fmt::Debug for PublicIdentity {
@@ -300,6 +320,19 @@ impl PublicIdentity {
         out
     }
 
+    /// Whether `b` is this key's encoding ([`PublicIdentity::to_bytes`]), without parsing it.
+    pub fn is_encoded_by(&self, b: &[u8]) -> bool {
+        let Some((code, rest)) = b.split_first_chunk::<2>() else {
+            return false;
+        };
+        let Some((ed, pq)) = rest.split_first_chunk::<ED25519_PUBLIC_LEN>() else {
+            return false;
+        };
+        u16::from_be_bytes(*code) == self.scheme.to_u16()
+            && ed == &self.ed25519
+            && self.mldsa.as_deref().unwrap_or(&[]) == pq
+    }
+
     /// Parses [`PublicIdentity::to_bytes`]. The Ed25519 key must be a valid point that is not of
     /// small order; any 1952 bytes are a well-formed ML-DSA-65 key.
     pub fn from_bytes(b: &[u8]) -> Result<Self, SignatureError> {
@@ -322,6 +355,7 @@ impl PublicIdentity {
         Ok(Self {
             scheme,
             ed25519: *ed,
+            ed25519_key: vk,
             mldsa,
         })
     }
@@ -341,8 +375,7 @@ impl PublicIdentity {
             .split_first_chunk::<ED25519_SIGNATURE_LEN>()
             .ok_or(SignatureError::Malformed("signature length"))?;
         let ed_sig = ed25519_dalek::Signature::from_bytes(ed_sig);
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.ed25519)
-            .map_err(|_| SignatureError::Malformed("Ed25519 public key"))?;
+        let vk = &self.ed25519_key;
         match (&self.mldsa, self.scheme) {
             (None, SignatureScheme::Ed25519) => vk
                 .verify_strict(message, &ed_sig)
@@ -432,6 +465,30 @@ mod tests {
 
     fn rng(seed: u8) -> Rng {
         Rng::from_seed([seed; 32])
+    }
+
+    #[test]
+    fn a_key_recognises_its_own_encoding_only() {
+        for scheme in [SignatureScheme::Ed25519, SignatureScheme::Ed25519MlDsa65] {
+            let key = IdentityKey::generate(scheme, &mut rng(70)).public();
+            let other = IdentityKey::generate(scheme, &mut rng(71)).public();
+            let bytes = key.to_bytes();
+            assert!(key.is_encoded_by(&bytes));
+            assert!(!other.is_encoded_by(&bytes));
+            assert!(!key.is_encoded_by(&bytes[..bytes.len() - 1]), "truncated");
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(!key.is_encoded_by(&longer), "trailing byte");
+            let mut flipped = bytes.clone();
+            *flipped.last_mut().unwrap() ^= 1;
+            assert!(!key.is_encoded_by(&flipped));
+            assert!(!key.is_encoded_by(&[]));
+            // The parsed key equals the original, including its cached point.
+            let parsed = PublicIdentity::from_bytes(&bytes).unwrap();
+            assert_eq!(parsed, key);
+            let sig = IdentityKey::generate(scheme, &mut rng(70)).sign(b"m");
+            assert!(parsed.verify(b"m", &sig).is_ok() && key.verify(b"m", &sig).is_ok());
+        }
     }
 
     /// RFC 8032 §7.1 TEST 1 (empty message), through the key-file encoding and `sign`.

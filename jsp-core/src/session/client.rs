@@ -271,9 +271,20 @@ impl ClientSession {
                 Ok(())
             }
             (State::WaitIdentity, SpaceId::Handshake, HandshakeMessage::Identity(id)) => {
-                let identity = PublicIdentity::from_bytes(&id.public_key).map_err(|e| {
-                    TransportError::handshake(format!("server identity malformed: {e}"))
-                })?;
+                // A pinned key is already parsed (its point decompressed): reuse it.
+                let pinned = match &self.config.trust {
+                    ServerTrust::Pinned(keys) => keys
+                        .iter()
+                        .find(|k| k.is_encoded_by(&id.public_key))
+                        .cloned(),
+                    _ => None,
+                };
+                let identity = match pinned {
+                    Some(k) => k,
+                    None => PublicIdentity::from_bytes(&id.public_key).map_err(|e| {
+                        TransportError::handshake(format!("server identity malformed: {e}"))
+                    })?,
+                };
                 if !ACCEPTED_SCHEMES.contains(&identity.scheme()) {
                     return Err(TransportError::handshake(
                         "server identity uses a scheme we did not accept",
