@@ -743,7 +743,7 @@ impl Connection {
             self.recovery.set_anti_deadlock(None);
         }
         self.process_lost(&mut out, now);
-        self.finish_rate_sample(now, &out);
+        self.finish_rate_sample(now, &out, delay);
         self.ack_outcome = out;
         Ok(())
     }
