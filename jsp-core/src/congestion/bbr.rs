@@ -34,6 +34,10 @@
 //!   for the transient queue of one paced burst of 10 datagrams (at most `min_rtt/4`);
 //! - one min-RTT filter of 10 s that also schedules PROBE_RTT (BBRv3 probes every 5 s), skipped
 //!   when an RTT sample within the queue-free tolerance of `min_rtt` came in the last 7.5 s;
+//! - PROBE_BW UP also ends once its excess is seen queueing (in flight above 1.25 × the BDP at
+//!   the RTT seen while cruising, after a full round of UP; see
+//!   [`BbrConfig::probe_up_queue_exit`]), as Chromium's BBRv2 does, instead of only after 3
+//!   rounds without growth, which leave about one BDP of queue on a deep buffer;
 //! - an initial window of 20 datagrams (RFC 9002 suggests 10), paced over the first RTT.
 
 use super::delivery::RateSample;
@@ -67,6 +71,16 @@ pub struct BbrConfig {
     /// layers that aggregate ACKs for many milliseconds, such as Wi-Fi and DOCSIS, at the cost
     /// of a larger queue wherever they do not).
     pub ack_aggregation_max: Duration,
+    /// Whether PROBE_BW UP also ends as soon as the probe's excess is seen queueing (default
+    /// true): after a full round of UP, more bytes in flight than 1.25 × `max_bw` × the RTT
+    /// seen while cruising (the larger of `min_rtt` and the largest RTT sample of CRUISE and
+    /// REFILL, which covers the path's jitter) plus two datagrams. While the path carries the
+    /// higher rate, in flight stays at that level and UP goes on, as in BBRv3, until the rate
+    /// stops growing for 3 rounds; on a full path the probe ends with about a quarter BDP of
+    /// queue instead of the one BDP (cwnd gain 2.25) that BBRv3's three rounds build. On a
+    /// 10 Mbit/s path with 20 ms RTT and a 1.7 s buffer (`bufferbloat` in the simulator), the
+    /// p99 queueing delay fell from 21 to 9.4 ms. `false`: BBRv3's rule alone.
+    pub probe_up_queue_exit: bool,
 }
 
 impl Default for BbrConfig {
@@ -81,6 +95,7 @@ impl Default for BbrConfig {
             beta: 0.7,
             headroom: 0.15,
             ack_aggregation_max: Duration::from_millis(2),
+            probe_up_queue_exit: true,
         }
     }
 }
@@ -239,6 +254,13 @@ pub struct Bbr {
     probe_wait: Duration,
     probe_up_rounds: u32,
     probe_up_acked: u64,
+    /// The round count when PROBE_BW UP started (see `probe_queue_built`).
+    probe_up_start_round: u64,
+    /// The largest RTT sample of CRUISE and REFILL before the probe (see
+    /// `update_probe_base_rtt`).
+    probe_base_rtt: Duration,
+    /// `probe_base_rtt` counts packets sent after this much was delivered (once CRUISE began).
+    probe_base_from: u64,
 
     probe_rtt_done: Option<Instant>,
     probe_rtt_round_done: bool,
@@ -313,6 +335,9 @@ impl Bbr {
             probe_wait: Duration::from_secs(2),
             probe_up_rounds: 0,
             probe_up_acked: 0,
+            probe_up_start_round: 0,
+            probe_base_rtt: Duration::ZERO,
+            probe_base_from: 0,
             probe_rtt_done: None,
             probe_rtt_round_done: false,
             prior_cwnd: 0,
@@ -639,11 +664,13 @@ impl Bbr {
         self.probe_wait = Duration::from_millis(2000 + extra_ms);
     }
 
-    fn start_cruise(&mut self, now: Instant) {
+    fn start_cruise(&mut self, now: Instant, delivered: u64) {
         if self.state == BbrState::ProbeBwDown {
             self.probe_drained = now;
         }
         self.state = BbrState::ProbeBwCruise;
+        self.probe_base_rtt = Duration::ZERO;
+        self.probe_base_from = delivered;
         self.pacing_gain = 1.0;
         self.cwnd_gain = DEFAULT_CWND_GAIN;
         self.phase_stamp = now;
@@ -669,8 +696,46 @@ impl Bbr {
         self.phase_stamp = now;
         self.probe_up_rounds = 0;
         self.probe_up_acked = 0;
+        self.probe_up_start_round = self.round_count;
         self.next_round_delivered = rs.total_delivered;
         self.reset_full_bw(rs.delivery_rate);
+    }
+
+    /// The RTT the next probe's queue test allows for (`probe_base_rtt`): the largest RTT
+    /// sample, while cruising or refilling, of a packet sent after CRUISE began (so not of the
+    /// queue the last probe left): the path's RTT with its jitter, without a queue of ours.
+    fn update_probe_base_rtt(&mut self, rs: &RateSample) {
+        if matches!(
+            self.state,
+            BbrState::ProbeBwCruise | BbrState::ProbeBwRefill
+        ) && rs.prior_delivered >= self.probe_base_from
+        {
+            if let Some(rtt) = rs.rtt {
+                self.probe_base_rtt = self.probe_base_rtt.max(rtt);
+            }
+        }
+    }
+
+    /// Whether the probe's excess is queueing at the bottleneck instead of being delivered
+    /// ([`BbrConfig::probe_up_queue_exit`]): after a full round of UP, more than
+    /// `UP_PACING_GAIN × max_bw × RTT` plus two datagrams is in flight, the RTT being the
+    /// larger of `min_rtt` and `probe_base_rtt`. Pacing at `UP_PACING_GAIN × bw` keeps exactly
+    /// that much in flight while the path carries the higher rate (the bandwidth samples, and
+    /// with them the limit, follow a round later); anything beyond it is a queue of our own
+    /// (Chromium's BBRv2 ends PROBE_UP on the same test with `min_rtt` alone; the jitter
+    /// allowance keeps paths such as `lte`, whose RTT varies by tens of milliseconds, from
+    /// ending every probe after one round).
+    fn probe_queue_built(&self, rs: &RateSample) -> bool {
+        if !self.config.probe_up_queue_exit || self.round_count <= self.probe_up_start_round {
+            return false;
+        }
+        let Some(min_rtt) = self.min_rtt else {
+            return false;
+        };
+        let rtt = self.probe_base_rtt.max(min_rtt);
+        let bdp = u128::from(self.max_bw.get()) * rtt.as_nanos() / 1_000_000_000;
+        let limit = mul(u64::try_from(bdp).unwrap_or(u64::MAX), UP_PACING_GAIN);
+        rs.bytes_in_flight >= limit.saturating_add(2 * self.mss)
     }
 
     fn time_to_probe(&self, now: Instant) -> bool {
@@ -713,7 +778,7 @@ impl Bbr {
                         .bdp(self.max_bw.get(), 1.0)
                         .min(self.inflight_with_headroom())
                 {
-                    self.start_cruise(now);
+                    self.start_cruise(now, rs.total_delivered);
                 }
             }
             BbrState::ProbeBwCruise if self.time_to_probe(now) => self.start_refill(now, rs),
@@ -725,7 +790,9 @@ impl Bbr {
                 let bounded = self.inflight_hi != UNBOUNDED
                     && self.cwnd_limited_in_round
                     && self.cwnd >= self.inflight_hi;
-                if bounded {
+                if self.probe_queue_built(rs) {
+                    self.start_down(now);
+                } else if bounded {
                     self.reset_full_bw(rs.delivery_rate);
                 } else if self.full_bw_now {
                     self.start_down(now);
@@ -771,7 +838,7 @@ impl Bbr {
                     self.reset_lower_bounds();
                     if self.filled_pipe {
                         self.start_down(rs.now);
-                        self.start_cruise(rs.now);
+                        self.start_cruise(rs.now, rs.total_delivered);
                     } else {
                         self.state = BbrState::Startup;
                         self.pacing_gain = self.config.startup_pacing_gain;
@@ -889,6 +956,7 @@ impl Controller for Bbr {
 
     fn on_rate_sample(&mut self, rs: &RateSample) {
         self.update_round(rs);
+        self.update_probe_base_rtt(rs);
         // Congestion signals of this ACK.
         let congestive = rs.newly_lost > 0 && self.loss_is_congestive(rs) || rs.ecn_ce;
         if congestive {

@@ -598,3 +598,64 @@ fn the_default_ack_aggregation_allowance_is_two_milliseconds_of_bandwidth() {
         h.bbr.window()
     );
 }
+
+/// The largest queueing delay of 12 s of PROBE_BW on a 10 MB/s, 50 ms path with a 2 MB
+/// (four-BDP) buffer, the number of UP phases in it, and `max_bw` at the end.
+fn probe_bw_queue(probe_up_queue_exit: bool) -> (Duration, usize, u64) {
+    let mut h = Harness::new(10 * MB, 50, 2 * MB);
+    let config = BbrConfig {
+        probe_up_queue_exit,
+        ..BbrConfig::default()
+    };
+    h.bbr = Bbr::new(config, Instant::ZERO, MSS as u16);
+    h.rounds(40);
+    assert!(h.in_probe_bw(), "states {:?}", h.states);
+    h.max_queue_delay = Duration::ZERO;
+    let from = h.states.len();
+    h.run_for(Duration::from_secs(12));
+    let ups = h.states[from..]
+        .iter()
+        .filter(|s| **s == BbrState::ProbeBwUp)
+        .count();
+    (h.max_queue_delay, ups, h.bbr.max_bw())
+}
+
+#[test]
+fn a_probe_into_a_full_pipe_ends_once_its_excess_queues() {
+    let (with, ups, bw) = probe_bw_queue(true);
+    let (without, ups_v3, _) = probe_bw_queue(false);
+    println!(
+        "largest PROBE_BW queue over 12 s: {with:?} with the queue exit ({ups} probes), \
+         {without:?} with BBRv3's rule alone ({ups_v3} probes)"
+    );
+    assert!(ups >= 3 && ups_v3 >= 3, "probes {ups}, {ups_v3}");
+    // About a quarter BDP (12.5 ms) plus the round the model needs to see it, against the
+    // one BDP and more (50 ms) of BBRv3's three rounds at cwnd gain 2.25.
+    assert!(with <= Duration::from_millis(30), "queue {with:?}");
+    assert!(without >= Duration::from_millis(40), "queue {without:?}");
+    assert!(near(bw, 10 * MB, 0.15), "max_bw {bw}");
+}
+
+#[test]
+fn the_queue_exit_still_lets_a_probe_climb_to_a_larger_rate() {
+    // Spare capacity: the probe's excess is delivered, the RTT does not grow, and UP keeps
+    // compounding 1.25x per round as in BBRv3 (the same step as
+    // `a_bandwidth_step_up_is_found_by_the_next_probe`, found within one probe).
+    let mut h = Harness::new(2_500_000, 50, 4 * MB);
+    h.run_for(Duration::from_secs(5));
+    h.path.rate = 10 * MB;
+    let from = h.states.len();
+    while !matches!(h.states[from..].last(), Some(BbrState::ProbeBwUp)) {
+        h.round();
+    }
+    while h.bbr.state() == BbrState::ProbeBwUp {
+        h.round();
+    }
+    println!("bw after one probe: {} B/s", h.bbr.bw());
+    assert!(
+        h.bbr.bw() >= 8 * MB,
+        "bw {}, states {:?}",
+        h.bbr.bw(),
+        h.states
+    );
+}

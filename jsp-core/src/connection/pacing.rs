@@ -147,12 +147,37 @@ impl Connection {
         }
     }
 
+    /// The peer's `max_ack_delay` (ours until its transport parameters arrive).
+    fn peer_max_ack_delay(&self) -> Duration {
+        self.peer_params
+            .as_ref()
+            .map_or(self.transport.max_ack_delay, |p| {
+                Duration::from_millis(p.max_ack_delay_ms)
+            })
+    }
+
     /// Completes the rate sample of an ACK frame whose packets were fed to the sampler and
-    /// whose losses went through `process_lost`, and hands it to the controller.
-    pub(super) fn finish_rate_sample(&mut self, now: Instant, out: &AckOutcome<SentFrames>) {
+    /// whose losses went through `process_lost`, and hands it to the controller. `ack_delay`
+    /// is the frame's ACK Delay: when the frame newly acknowledges its largest packet (it gave
+    /// an RTT sample), the data counts as delivered that much before `now` (see
+    /// `DeliveryRate::take_sample`), bounded like the RTT's adjustment (RFC 9002 §5.3): at most
+    /// the peer's `max_ack_delay`, and never below the minimum RTT.
+    pub(super) fn finish_rate_sample(
+        &mut self,
+        now: Instant,
+        out: &AckOutcome<SentFrames>,
+        ack_delay: Duration,
+    ) {
+        let min_rtt = self.recovery.rtt().min();
+        let ack_delay = out.rtt_sample.map_or(Duration::ZERO, |rtt| {
+            ack_delay
+                .min(self.peer_max_ack_delay())
+                .min(rtt.saturating_sub(min_rtt))
+        });
         let sample = self.delivery.take_sample(
             now,
-            self.recovery.rtt().min(),
+            ack_delay,
+            min_rtt,
             self.recovery.bytes_in_flight(),
             out.rtt_sample,
             out.ecn_ce_increase,

@@ -743,7 +743,13 @@ impl Connection {
             self.recovery.set_anti_deadlock(None);
         }
         self.process_lost(&mut out, now);
-        self.finish_rate_sample(now, &out);
+        // As for the RTT (RFC 9002 §5.3), an Initial ACK's delay is not used.
+        let sample_delay = if space == SpaceId::Initial {
+            Duration::ZERO
+        } else {
+            delay
+        };
+        self.finish_rate_sample(now, &out, sample_delay);
         self.ack_outcome = out;
         Ok(())
     }
