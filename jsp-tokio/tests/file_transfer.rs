@@ -546,8 +546,8 @@ async fn fetch_offer(c: &Connection, id: TransferId) -> jsp_tokio::SendStream {
 /// either side while the close itself carries no reason (as an older peer's does). Each is
 /// written, acknowledged, and the connection closed at once, so the close reaches the other
 /// side's tasks together with the message it has not yet read. Deciding on the close alone
-/// lost the message in 7 of 10 runs of this test (40 rounds each), and made the full-disk test
-/// below fail about 3 % of its runs under CPU load.
+/// (without draining the stream readers first) failed 4 of 20 runs of this test under CPU
+/// load, and the full-disk test below 3 of 100 runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_arrived_before_the_close_is_read_before_the_close_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
