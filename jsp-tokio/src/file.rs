@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jsp_core::file::{
-    Action, Channel, ChunkHasher, Compression, EntryKind, FileError, FileId, Manifest,
-    ManifestError, Receiver, ReceiverConfig, RootHash, Sender, SenderAction, SenderConfig,
-    StreamKey, TransferId, DEFAULT_CHUNK_SIZE,
+    Action, Channel, ChunkHasher, Compression, EntryKind, ErrorMessage, FileError, FileId,
+    Manifest, ManifestError, Receiver, ReceiverConfig, RootHash, Sender, SenderAction,
+    SenderConfig, StreamKey, TransferId, DEFAULT_CHUNK_SIZE,
 };
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -40,9 +40,13 @@ use crate::{Connection, ConnectionError, RecvStream, SendStream};
 mod file_io;
 use file_io::{WriteCmd, WriterEvent};
 
-/// Application close code after a successful transfer.
+/// Application close code after a successful transfer (the receiver closes with it once its
+/// `Done` was acknowledged).
 pub const CLOSE_DONE: u64 = 0;
-/// Application close code after a failed or cancelled transfer.
+/// Application close code after a failed or cancelled transfer. When the failure was this
+/// side's own, the close reason repeats the `Error` it sent
+/// ([`ErrorMessage::to_close_reason`], `file error CODE: REASON`), and a peer that finds no
+/// `Error` message before the close reports that one (as [`FileError::Peer`]).
 pub const CLOSE_FAILED: u64 = 1;
 
 /// Why a file transfer failed.
@@ -496,6 +500,10 @@ pub async fn send_files(
     ));
     let _abort = AbortOnDrop(accept);
     let mut streams: HashMap<StreamKey, mpsc::UnboundedSender<StreamCmd>> = HashMap::new();
+    // Stream readers that have not reported their end yet, and why the connection ended once
+    // it has: see `SendEvent::AcceptFailed` below.
+    let mut readers = 0usize;
+    let mut ended: Option<(ConnectionError, tokio::time::Instant)> = None;
     let mut last_report = Instant::now();
     let total = source.manifest.total_bytes();
     let report = |sender: &Sender, finished: bool| {
@@ -514,8 +522,15 @@ pub async fn send_files(
         }
     };
     let outcome: Result<(), FileTransferError> = loop {
+        if let Some((e, deadline)) = &ended {
+            if readers == 0 || tokio::time::Instant::now() >= *deadline {
+                break Err(connection_ended(e.clone()));
+            }
+        }
+        let drain_deadline = ended.as_ref().map(|(_, d)| *d);
         let ev = tokio::select! {
             ev = ev_rx.recv() => ev,
+            () = sleep_until_some(drain_deadline) => continue,
             () = cancel.cancelled() => {
                 sender.cancel();
                 flush_sender(&mut sender, &streams);
@@ -528,10 +543,14 @@ pub async fn send_files(
         let r = match ev {
             SendEvent::Stream(key, tx) => {
                 streams.insert(key, tx);
+                readers += 1;
                 Ok(())
             }
             SendEvent::Data(key, bytes) => sender.handle_data(key, &bytes),
-            SendEvent::End => Ok(()),
+            SendEvent::End => {
+                readers = readers.saturating_sub(1);
+                Ok(())
+            }
             SendEvent::Read(key, file, index, Ok((bytes, hash))) => {
                 sender.chunk_read_hashed(key, file, index, bytes, hash)
             }
@@ -543,7 +562,15 @@ pub async fn send_files(
                 if sender.is_finished() {
                     break Ok(());
                 }
-                break Err(e.into());
+                // The connection ended, but what the receiver sent before closing it (its
+                // `Done`, or an `Error` with the reason) may still sit in a stream, not yet
+                // forwarded by that stream's reader task: the close wakes every task at once, and
+                // the reader can lose the race to this event. Keep taking events until every
+                // reader has delivered what it holds and reported its end (on a closed
+                // connection a read returns the buffered data, then fails), and only then
+                // decide. The deadline only guards against a reader that never ends.
+                ended = Some((e, tokio::time::Instant::now() + CLOSE_DRAIN_MAX));
+                Ok(())
             }
         };
         let finished = flush_sender(&mut sender, &streams);
@@ -563,7 +590,7 @@ pub async fn send_files(
     drop(streams);
     if outcome.is_err() {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        conn.close(CLOSE_FAILED, b"file transfer failed");
+        close_after(conn, false, sent_report(sender.error()).as_ref());
     }
     outcome?;
     let stats = sender.stats();
@@ -574,6 +601,18 @@ pub async fn send_files(
         chunks_compressed: stats.chunks_compressed,
         elapsed: start.elapsed(),
     })
+}
+
+/// Longest a side whose connection ended waits for its stream readers to deliver what they hold
+/// (a guard: the readers end as soon as their buffered data is taken).
+const CLOSE_DRAIN_MAX: Duration = Duration::from_secs(2);
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Hands the sender's actions to the stream tasks; returns whether the transfer finished.
@@ -934,14 +973,48 @@ pub async fn receive_files(
     cancel: Cancel,
     progress: Option<watch::Sender<TransferProgress>>,
 ) -> Result<ReceiveSummary, FileTransferError> {
-    let result = receive_inner(conn, id, out_dir, &options, &cancel, progress).await;
-    let code = if result.is_ok() {
-        CLOSE_DONE
-    } else {
-        CLOSE_FAILED
-    };
-    conn.close(code, b"file transfer over");
+    let mut report = None;
+    let result = receive_inner(conn, id, out_dir, &options, &cancel, progress, &mut report).await;
+    close_after(conn, result.is_ok(), report.as_ref());
     result
+}
+
+/// Closes `conn` at the end of a transfer: [`CLOSE_DONE`] after a success, else
+/// [`CLOSE_FAILED`] with the `Error` this side sent, if it sent one, as the reason
+/// ([`ErrorMessage::to_close_reason`]): the close can overtake that message (or come before any
+/// stream was open), and the peer still learns why ([`connection_ended`]).
+fn close_after(conn: &Connection, ok: bool, report: Option<&ErrorMessage>) {
+    if ok {
+        conn.close(CLOSE_DONE, b"file transfer done");
+    } else {
+        match report {
+            Some(m) => conn.close(CLOSE_FAILED, &m.to_close_reason()),
+            None => conn.close(CLOSE_FAILED, b"file transfer failed"),
+        }
+    }
+}
+
+/// The `Error` a failed state machine sent its peer (`None` if it failed because of the peer).
+fn sent_report(e: Option<&FileError>) -> Option<ErrorMessage> {
+    e.filter(|e| !matches!(e, FileError::Peer { .. } | FileError::Failed))
+        .map(ErrorMessage::from)
+}
+
+/// The error for a transfer whose connection ended with `e`: the peer's reason when it closed
+/// with [`CLOSE_FAILED`] and an error in the reason ([`close_after`]), else the connection error.
+fn connection_ended(e: ConnectionError) -> FileTransferError {
+    if let ConnectionError::ApplicationClosed { code, reason } = &e {
+        if *code == CLOSE_FAILED {
+            if let Some(m) = ErrorMessage::from_close_reason(reason) {
+                return FileError::Peer {
+                    code: m.code,
+                    reason: m.reason,
+                }
+                .into();
+            }
+        }
+    }
+    e.into()
 }
 
 async fn receive_inner(
@@ -951,6 +1024,7 @@ async fn receive_inner(
     options: &ReceiveOptions,
     cancel: &Cancel,
     progress: Option<watch::Sender<TransferProgress>>,
+    report: &mut Option<ErrorMessage>,
 ) -> Result<ReceiveSummary, FileTransferError> {
     let start = Instant::now();
     let config = ReceiverConfig {
@@ -962,7 +1036,7 @@ async fn receive_inner(
         offload_checks: true,
         ..ReceiverConfig::default()
     };
-    let r = Receiver::new(id, config)?;
+    let mut r = Receiver::new(id, config)?;
     let out = Out {
         dir: out_dir.to_owned(),
         id_tag: id.to_string().chars().take(8).collect(),
@@ -992,9 +1066,10 @@ async fn receive_inner(
     }
     let drain = Drain(writer.clone());
     let result = receive_loop(
-        conn, r, &out, options, cancel, progress, start, ev_tx, ev_rx, wr_rx, writer, written,
+        conn, &mut r, &out, options, cancel, progress, start, ev_tx, ev_rx, wr_rx, writer, written,
     )
     .await;
+    *report = sent_report(r.error());
     drain.wait().await;
     result
 }
@@ -1002,7 +1077,7 @@ async fn receive_inner(
 #[allow(clippy::too_many_arguments)]
 async fn receive_loop(
     conn: &Connection,
-    mut r: Receiver,
+    r: &mut Receiver,
     out: &Out,
     options: &ReceiveOptions,
     cancel: &Cancel,
@@ -1018,6 +1093,8 @@ async fn receive_loop(
     // killed right after a progress report has at least that much on disk).
     let mut queued: u64 = 0;
     let mut sends: HashMap<Channel, SendStream> = HashMap::new();
+    // Stream readers (`read_batches`) that have not reported their end yet.
+    let mut readers = 0usize;
     // Fails the transfer for a disk error: tells the sender (WRITE_FAILED, with the path and
     // the OS's words) and returns the local error, naming the temporary file kept for resume.
     macro_rules! disk_failed {
@@ -1029,7 +1106,7 @@ async fn receive_loop(
                 .map(|e| e.path().to_owned())
                 .unwrap_or_default();
             r.write_failed($file, &format!("{rel}: {}", describe_io(err)));
-            flush_sends(&mut r, &mut sends).await;
+            flush_sends(r, &mut sends).await;
             let partial = (!rel.is_empty())
                 .then(|| out.temp_path(&rel))
                 .filter(|t| options.resume && t.exists());
@@ -1081,6 +1158,7 @@ async fn receive_loop(
                     if let std::collections::hash_map::Entry::Vacant(slot) = sends.entry(channel) {
                         let (send, recv) = conn.open_bi().await?;
                         tokio::spawn(read_batches(recv, channel, ev_tx.clone()));
+                        readers += 1;
                         slot.insert(send);
                     }
                     if let Some(s) = sends.get_mut(&channel) {
@@ -1214,13 +1292,13 @@ async fn receive_loop(
                 }
                 Action::Finished => {
                     // `Done` was queued before this: make sure it left, then wait for the ack.
-                    flush_sends(&mut r, &mut sends).await;
+                    flush_sends(r, &mut sends).await;
                     if let Some(s) = sends.get_mut(&Channel::Control) {
                         let _ = s.finish();
                         let _ = tokio::time::timeout(Duration::from_secs(5), s.finished()).await;
                     }
                     report(
-                        &r,
+                        r,
                         queued.saturating_sub(written.load(Ordering::Relaxed)),
                         true,
                     );
@@ -1240,13 +1318,13 @@ async fn receive_loop(
         }
         if let Some(e) = r.error() {
             let e = e.clone();
-            flush_sends(&mut r, &mut sends).await;
+            flush_sends(r, &mut sends).await;
             return Err(e.into());
         }
         if last_report.elapsed() >= Duration::from_millis(100) {
             last_report = Instant::now();
             report(
-                &r,
+                r,
                 queued.saturating_sub(written.load(Ordering::Relaxed)),
                 false,
             );
@@ -1256,12 +1334,12 @@ async fn receive_loop(
             r.progress().bytes_done.saturating_sub(unwritten) >= limit
         }) {
             report(
-                &r,
+                r,
                 queued.saturating_sub(written.load(Ordering::Relaxed)),
                 false,
             );
             r.cancel();
-            flush_sends(&mut r, &mut sends).await;
+            flush_sends(r, &mut sends).await;
             return Err(FileTransferError::Cancelled);
         }
         let ev = tokio::select! {
@@ -1271,7 +1349,7 @@ async fn receive_loop(
                 match w {
                     WriterEvent::Checked(done) => {
                         if let Err(e) = r.chunk_checked(done) {
-                            flush_sends(&mut r, &mut sends).await;
+                            flush_sends(r, &mut sends).await;
                             return Err(e.into());
                         }
                     }
@@ -1282,10 +1360,10 @@ async fn receive_loop(
             ev = ev_rx.recv() => ev,
             () = cancel.cancelled() => {
                 r.cancel();
-                flush_sends(&mut r, &mut sends).await;
+                flush_sends(r, &mut sends).await;
                 return Err(FileTransferError::Cancelled);
             }
-            e = conn.closed() => return Err(e.into()),
+            e = conn.closed() => return Err(after_close(r, &mut ev_rx, readers, e).await),
         };
         match ev {
             Some(RecvEvent::Data(channel, pieces)) => {
@@ -1295,12 +1373,13 @@ async fn receive_loop(
                 // over packets pin far more memory than the chunks themselves.
                 for bytes in &pieces {
                     if let Err(e) = r.handle_data(channel, bytes) {
-                        flush_sends(&mut r, &mut sends).await;
+                        flush_sends(r, &mut sends).await;
                         return Err(e.into());
                     }
                 }
             }
             Some(RecvEvent::End) | None => {
+                readers = readers.saturating_sub(1);
                 // A stream ended early. The sender's reason (an `Error` message on the control
                 // stream, or its connection close) may still be on its way on another stream, so
                 // wait for it a little before falling back to the bare fact.
@@ -1318,7 +1397,9 @@ async fn receive_loop(
                             continue;
                         }
                         ev = ev_rx.recv() => ev,
-                        e = conn.closed() => return Err(e.into()),
+                        e = conn.closed() => {
+                            return Err(after_close(r, &mut ev_rx, readers, e).await);
+                        }
                         () = &mut deadline => break,
                     };
                     match ev {
@@ -1329,16 +1410,53 @@ async fn receive_loop(
                                 }
                             }
                         }
-                        Some(RecvEvent::End) => {}
+                        Some(RecvEvent::End) => readers = readers.saturating_sub(1),
                         None => break,
                     }
                 }
                 if let Some(reason) = conn.close_reason() {
-                    return Err(reason.into());
+                    return Err(connection_ended(reason));
                 }
                 return Err(FileTransferError::StreamEnded);
             }
         }
+    }
+}
+
+/// The error for a receive whose connection ended with `e`: the reason the sender gave, if its
+/// `Error` message arrived before the close. The close wakes every task at once, so that
+/// message may still sit in a stream whose reader has not forwarded it: this takes events until
+/// each of the `readers` still running delivered what it holds and reported its end (on a
+/// closed connection a read returns the buffered data, then fails), bounded by
+/// [`CLOSE_DRAIN_MAX`] as a guard.
+async fn after_close(
+    r: &mut Receiver,
+    ev_rx: &mut mpsc::Receiver<RecvEvent>,
+    mut readers: usize,
+    e: ConnectionError,
+) -> FileTransferError {
+    let deadline = tokio::time::sleep(CLOSE_DRAIN_MAX);
+    tokio::pin!(deadline);
+    while readers > 0 && r.error().is_none() {
+        let ev = tokio::select! {
+            ev = ev_rx.recv() => ev,
+            () = &mut deadline => break,
+        };
+        match ev {
+            Some(RecvEvent::Data(channel, pieces)) => {
+                for bytes in &pieces {
+                    if let Err(err) = r.handle_data(channel, bytes) {
+                        return err.into();
+                    }
+                }
+            }
+            Some(RecvEvent::End) => readers -= 1,
+            None => break,
+        }
+    }
+    match r.error() {
+        Some(err) => err.clone().into(),
+        None => connection_ended(e),
     }
 }
 
@@ -1356,10 +1474,9 @@ async fn flush_sends(r: &mut Receiver, sends: &mut HashMap<Channel, SendStream>)
     }
     if let Some(s) = sends.get_mut(&Channel::Control) {
         let _ = s.finish();
-        // Bounded (a peer that is gone must not hold the failure up), but not tightly: the
-        // connection closes after this, and a close that overtakes the unacknowledged report
-        // leaves the sender with "connection closed" instead of the reason (seen with 500 ms
-        // on a loaded 2-core machine).
+        // Bounded: a peer that is gone must not hold the failure up. A close that overtakes an
+        // unacknowledged report abandons it, but the close carries the same report in its
+        // reason (`close_after`), so the peer learns why either way.
         let _ = tokio::time::timeout(Duration::from_secs(3), s.finished()).await;
     }
 }

@@ -1,6 +1,7 @@
 //! File transfer over real loopback sockets: a directory of 1,000 small files, a large file,
 //! resume after a transfer stopped at half, a corrupted chunk on disk, a decompression bomb from
-//! a hostile sender, a wrong transfer id and a source file that changed.
+//! a hostile sender, a wrong transfer id, a source file that changed, a close that races the
+//! last message, a failure told only by the close, a full disk and permission errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::Path;
@@ -9,12 +10,16 @@ use std::time::Instant;
 
 use jsp_tokio::file::{
     receive_files, send_files, Cancel, FileSource, FileTransferError, ReceiveOptions,
-    ReceiveSummary, SendOptions, SendSummary, TransferProgress,
+    ReceiveSummary, SendOptions, SendSummary, TransferProgress, CLOSE_FAILED,
 };
+use jsp_tokio::jsp_core::config::RateLimit;
 use jsp_tokio::jsp_core::file::{
-    ChunkHeader, Codec, FileError, FileId, Manifest, Message, TransferId, DEFAULT_CHUNK_SIZE,
+    ChunkHeader, Codec, ErrorCode, ErrorMessage, Fetch, FileError, FileId, Manifest, Message,
+    TransferId, DEFAULT_CHUNK_SIZE,
 };
-use jsp_tokio::{generate_identity, server_config, Connection, Endpoint, PublicIdentity};
+use jsp_tokio::{
+    generate_identity, server_config, Connection, Endpoint, EndpointConfig, PublicIdentity,
+};
 use tokio::sync::watch;
 
 /// Deterministic pseudo-random bytes (splitmix64).
@@ -43,6 +48,32 @@ fn pair() -> Pair {
     let server = Endpoint::server(
         server_config(identity.clone()).unwrap(),
         "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    Pair {
+        server,
+        key: identity.public(),
+        client,
+    }
+}
+
+/// A pair whose server takes many handshakes from one address in a row (the default
+/// per-source limit is 20/s with a burst of 5).
+fn pair_for_many() -> Pair {
+    let identity = Arc::new(generate_identity().unwrap());
+    let config = EndpointConfig {
+        per_source_handshake_rate: RateLimit {
+            rate: 1000.0,
+            burst: 1000.0,
+        },
+        ..EndpointConfig::default()
+    };
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = Endpoint::new(
+        config,
+        Some(server_config(identity.clone()).unwrap()),
+        socket,
     )
     .unwrap();
     let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -484,6 +515,192 @@ async fn a_decompression_bomb_is_refused_and_ends_the_transfer() {
     };
     assert_eq!(e.code.0, 10, "COMPRESSION");
     assert!(!tmp.path().join("out/bomb.bin").exists());
+}
+
+/// A hand-written receiver's first steps on `c`: `Fetch` for `id` on a new control stream, then
+/// the `Offer` read whole. Returns the control stream's send half.
+async fn fetch_offer(c: &Connection, id: TransferId) -> jsp_tokio::SendStream {
+    let (mut send, mut recv) = c.open_bi().await.unwrap();
+    let fetch = Message::Fetch(Fetch {
+        id,
+        codecs: 0,
+        dicts: Vec::new(),
+    });
+    send.write_all(&fetch.encode()).await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        if let Some((Message::Offer(_), _)) = Message::decode(&got, 1 << 24).unwrap() {
+            return send;
+        }
+        let piece = recv
+            .read_chunk(usize::MAX)
+            .await
+            .unwrap()
+            .expect("no Offer");
+        got.extend_from_slice(&piece);
+    }
+}
+
+/// What a peer sent just before closing the connection is read before the close is reported:
+/// a `Done` (as `receive_files` closes once its `Done` is acknowledged), or an `Error` from
+/// either side while the close itself carries no reason (as an older peer's does). Each is
+/// written, acknowledged, and the connection closed at once, so the close reaches the other
+/// side's tasks together with the message it has not yet read. Deciding on the close alone
+/// (without draining the stream readers first) failed 4 of 20 runs of this test under CPU
+/// load, and the full-disk test below 3 of 100 runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_arrived_before_the_close_is_read_before_the_close_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("one.bin");
+    std::fs::write(&path, data(3, 1000)).unwrap();
+    let source = FileSource::scan(vec![path], 0).await.unwrap();
+    let p = pair_for_many();
+    let rounds = 40;
+    let error = |code, reason: &str| {
+        Message::Error(ErrorMessage {
+            code,
+            reason: reason.into(),
+        })
+        .encode()
+    };
+    for round in 0..rounds {
+        let (c, s) = p.connect().await;
+        let src = source.clone();
+        let sender = tokio::spawn(async move {
+            send_files(&s, &src, SendOptions::default(), Cancel::new(), None).await
+        });
+        let mut ctl = fetch_offer(&c, source.transfer_id()).await;
+        let last = if round % 2 == 0 {
+            Message::Done.encode()
+        } else {
+            error(ErrorCode::WRITE_FAILED, "one.bin: no space left on device")
+        };
+        ctl.write_all(&last).await.unwrap();
+        ctl.finish().unwrap();
+        ctl.finished().await.unwrap();
+        c.close(CLOSE_FAILED, b"file transfer over");
+        let sent = sender.await.unwrap();
+        if round % 2 == 0 {
+            assert!(sent.is_ok(), "the sender missed the Done: {sent:?}");
+        } else {
+            assert_eq!(
+                sent.as_ref()
+                    .map_err(FileTransferError::kind_name)
+                    .unwrap_err(),
+                "peer_write_failed",
+                "the sender missed the Error: {sent:?}"
+            );
+        }
+    }
+    for _ in 0..rounds {
+        let (c, s) = p.connect().await;
+        let told = error(ErrorCode::READ_FAILED, "one.bin: permission denied");
+        let hostile = tokio::spawn(async move {
+            let (mut send, mut recv) = s.accept_bi().await.unwrap();
+            let _ = recv.read_chunk(usize::MAX).await.unwrap();
+            send.write_all(&told).await.unwrap();
+            send.finish().unwrap();
+            send.finished().await.unwrap();
+            s.close(CLOSE_FAILED, b"file transfer failed");
+            s.closed().await;
+        });
+        let got = receive_files(
+            &c,
+            source.transfer_id(),
+            &tmp.path().join("out"),
+            ReceiveOptions::default(),
+            Cancel::new(),
+            None,
+        )
+        .await;
+        hostile.await.unwrap();
+        assert_eq!(
+            got.as_ref()
+                .map_err(FileTransferError::kind_name)
+                .unwrap_err(),
+            "peer_read_failed",
+            "the receiver missed the Error: {got:?}"
+        );
+    }
+    println!(
+        "{rounds} Done/Error messages to a sender and {rounds} Error messages to a receiver, each \
+         followed at once by a close: every one was read before the close"
+    );
+}
+
+/// A failure report that only travels in the close (the close overtook the `Error` message, or
+/// no stream was open): both sides still learn the code and the reason. A close from an older
+/// peer, whose reason carries no error, stays a connection error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_told_only_by_the_close_still_reaches_the_peer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("one.bin");
+    std::fs::write(&path, data(4, 1000)).unwrap();
+    let source = FileSource::scan(vec![path], 0).await.unwrap();
+    let p = pair();
+    let report = ErrorMessage {
+        code: ErrorCode::WRITE_FAILED,
+        reason: "cannot write file 0: one.bin: no space left on device".into(),
+    };
+
+    // A receiver that fails without an `Error` message: the sender reads the close.
+    let (c, s) = p.connect().await;
+    let src = source.clone();
+    let sender = tokio::spawn(async move {
+        send_files(&s, &src, SendOptions::default(), Cancel::new(), None).await
+    });
+    let _ctl = fetch_offer(&c, source.transfer_id()).await;
+    c.close(CLOSE_FAILED, &report.to_close_reason());
+    let sent = sender.await.unwrap().unwrap_err();
+    println!("sender told by the close only: {sent}");
+    match &sent {
+        FileTransferError::Protocol(FileError::Peer { code, reason }) => {
+            assert_eq!(*code, ErrorCode::WRITE_FAILED);
+            assert_eq!(reason, &report.reason);
+        }
+        other => panic!("the sender was not told: {other:?}"),
+    }
+    assert_eq!(sent.kind_name(), "peer_write_failed");
+
+    // A sender that fails before any stream answer: the receiver reads the close.
+    let (c, s) = p.connect().await;
+    let gone = ErrorMessage {
+        code: ErrorCode::READ_FAILED,
+        reason: "cannot read file 0: one.bin: permission denied".into(),
+    };
+    let reason = gone.to_close_reason();
+    let hostile = tokio::spawn(async move {
+        let (_send, mut recv) = s.accept_bi().await.unwrap();
+        let _ = recv.read_chunk(usize::MAX).await.unwrap();
+        s.close(CLOSE_FAILED, &reason);
+        s.closed().await;
+    });
+    let got = receive_files(
+        &c,
+        source.transfer_id(),
+        &tmp.path().join("out"),
+        ReceiveOptions::default(),
+        Cancel::new(),
+        None,
+    )
+    .await
+    .unwrap_err();
+    hostile.await.unwrap();
+    println!("receiver told by the close only: {got}");
+    assert_eq!(got.kind_name(), "peer_read_failed");
+    assert!(got.to_string().contains(&gone.reason), "{got}");
+
+    // An older peer's close: no error in the reason, the connection error is kept.
+    let (c, s) = p.connect().await;
+    let src = source.clone();
+    let sender = tokio::spawn(async move {
+        send_files(&s, &src, SendOptions::default(), Cancel::new(), None).await
+    });
+    let _ctl = fetch_offer(&c, source.transfer_id()).await;
+    c.close(CLOSE_FAILED, b"file transfer over");
+    let sent = sender.await.unwrap().unwrap_err();
+    println!("sender after an older peer's close: {sent}");
+    assert_eq!(sent.kind_name(), "connection");
 }
 
 /// The environment variable that tells a re-run of this test binary that it is the child.

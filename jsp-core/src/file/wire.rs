@@ -198,6 +198,39 @@ impl From<&FileError> for ErrorMessage {
     }
 }
 
+/// The prefix of a connection close reason that carries an [`ErrorMessage`].
+const CLOSE_REASON_PREFIX: &str = "file error ";
+
+impl ErrorMessage {
+    /// The application close reason that carries this error to the peer, in case the close
+    /// overtakes the `Error` message sent on the control stream (or no stream was open yet):
+    /// `file error CODE: REASON`, the code in decimal and the reason cut to at most
+    /// [`MAX_REASON_LEN`] bytes. [`ErrorMessage::from_close_reason`] reads it back.
+    pub fn to_close_reason(&self) -> Vec<u8> {
+        format!(
+            "{CLOSE_REASON_PREFIX}{}: {}",
+            self.code.0,
+            truncate_reason(&self.reason)
+        )
+        .into_bytes()
+    }
+
+    /// Reads a close reason written by [`ErrorMessage::to_close_reason`]; `None` for any other
+    /// text (an older peer's reason, a reason cut short before the code, a code that is not a
+    /// decimal `u32`). A reason longer than [`MAX_REASON_LEN`] bytes is cut to it.
+    pub fn from_close_reason(close_reason: &str) -> Option<Self> {
+        let rest = close_reason.strip_prefix(CLOSE_REASON_PREFIX)?;
+        let (code, reason) = rest.split_once(": ")?;
+        if code.is_empty() || code.len() > 10 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(ErrorMessage {
+            code: ErrorCode(code.parse().ok()?),
+            reason: truncate_reason(reason),
+        })
+    }
+}
+
 /// `reason` cut to at most [`MAX_REASON_LEN`] bytes at a character boundary.
 pub(crate) fn truncate_reason(reason: &str) -> String {
     let mut end = reason.len().min(MAX_REASON_LEN);
@@ -744,6 +777,49 @@ mod tests {
             panic!("{got:?}")
         };
         assert_eq!(e.reason.len(), MAX_REASON_LEN);
+    }
+
+    #[test]
+    fn an_error_round_trips_through_a_close_reason_and_other_text_is_not_one() {
+        let e = ErrorMessage {
+            code: ErrorCode::WRITE_FAILED,
+            reason: "cannot write file 0: big.bin: no space left on device".into(),
+        };
+        let text = String::from_utf8(e.to_close_reason()).unwrap();
+        assert_eq!(
+            text,
+            "file error 9: cannot write file 0: big.bin: no space left on device"
+        );
+        assert_eq!(ErrorMessage::from_close_reason(&text), Some(e));
+        // Unknown codes are kept; over-long reasons are cut to the limit, at a char boundary.
+        let long =
+            ErrorMessage::from_close_reason(&format!("file error 4000000000: {}", "é".repeat(300)))
+                .unwrap();
+        assert_eq!(long.code, ErrorCode(4_000_000_000));
+        assert!(long.reason.len() <= MAX_REASON_LEN && long.reason.len() >= MAX_REASON_LEN - 1);
+        assert_eq!(
+            ErrorMessage::from_close_reason("file error 8: "),
+            Some(ErrorMessage {
+                code: ErrorCode::CANCELLED,
+                reason: String::new()
+            })
+        );
+        for other in [
+            "",
+            "file transfer over",
+            "file transfer failed",
+            "file error ",
+            "file error 9",
+            "file error : x",
+            "file error -9: x",
+            "file error +9: x",
+            "file error 9x: x",
+            "file error 4294967296: x",
+            "file error 99999999999: x",
+            "FILE ERROR 9: x",
+        ] {
+            assert_eq!(ErrorMessage::from_close_reason(other), None, "{other:?}");
+        }
     }
 
     #[test]
