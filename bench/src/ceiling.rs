@@ -47,12 +47,21 @@ pub(crate) fn seal_rate(duration: Duration) -> (CipherSuite, f64) {
 /// sealed, with a short header.
 pub(crate) const DATAGRAM: usize = 1452;
 
+/// The kernel's loopback UDP path, measured with no protocol and no encryption.
+pub(crate) struct UdpCeiling {
+    /// UDP payload bytes per second the receiving thread got.
+    pub(crate) delivered: f64,
+    /// UDP payload bytes the sending thread pushed through the socket per second of its own
+    /// CPU time (user + system): the send path's cost per byte on one core.
+    pub(crate) sent_per_cpu_second: Option<f64>,
+}
+
 /// How many UDP payload bytes per second the kernel's loopback path delivers from one sending
-/// thread to one receiving thread, for at least `duration`: the sender writes GSO batches of
-/// `DATAGRAM`-byte segments as fast as the socket takes them, the receiver reads with GRO; what
-/// the receiver gets is counted (what overflows its buffer is lost and not counted). No
-/// encryption, no protocol: no transport over this loopback can deliver more.
-pub(crate) fn udp_rate(duration: Duration) -> std::io::Result<f64> {
+/// thread to one receiving thread, for at least `duration`, and what sending costs the sender's
+/// core: the sender writes GSO batches of `DATAGRAM`-byte segments as fast as the socket takes
+/// them, the receiver reads with GRO; what the receiver gets is counted (what overflows its
+/// buffer is lost and not counted). No transport over this loopback can deliver more.
+pub(crate) fn udp_rate(duration: Duration) -> std::io::Result<UdpCeiling> {
     let receiver = UdpSocket::bind("127.0.0.1:0")?;
     let sender = UdpSocket::bind("127.0.0.1:0")?;
     let to = receiver.local_addr()?;
@@ -70,6 +79,8 @@ pub(crate) fn udp_rate(duration: Duration) -> std::io::Result<f64> {
         std::thread::spawn(move || {
             let segments = tx_state.max_gso_segments().clamp(1, 64_000 / DATAGRAM);
             let batch = vec![0x5au8; DATAGRAM * segments];
+            let cpu0 = crate::sys::thread_cpu_time();
+            let mut sent = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let transmit = Transmit {
                     destination: to,
@@ -79,8 +90,14 @@ pub(crate) fn udp_rate(duration: Duration) -> std::io::Result<f64> {
                     src_ip: None,
                 };
                 // A full buffer or a transient error only means this batch is not counted.
-                let _ = tx_state.try_send((&sender).into(), &transmit);
+                if tx_state.try_send((&sender).into(), &transmit).is_ok() {
+                    sent += batch.len() as u64;
+                }
             }
+            let cpu = crate::sys::thread_cpu_time()
+                .zip(cpu0)
+                .map(|(b, a)| b.saturating_sub(a).as_secs_f64());
+            cpu.filter(|&c| c > 0.0).map(|c| sent as f64 / c)
         })
     };
     let chunk = 64 * 1024;
@@ -96,6 +113,9 @@ pub(crate) fn udp_rate(duration: Duration) -> std::io::Result<f64> {
     }
     let elapsed = start.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let _ = sending.join();
-    Ok(received as f64 / elapsed.as_secs_f64())
+    let sent_per_cpu_second = sending.join().ok().flatten();
+    Ok(UdpCeiling {
+        delivered: received as f64 / elapsed.as_secs_f64(),
+        sent_per_cpu_second,
+    })
 }

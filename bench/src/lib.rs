@@ -19,7 +19,9 @@
 //!   full-size packets with JSP's preferred cipher suite on this CPU, through the same packet-key
 //!   code the connections use (`aead_seal`); and how many bytes the kernel's loopback UDP path
 //!   moves from one thread to another in GSO/GRO batches of full-size datagrams with no protocol
-//!   at all (`loopback_udp`): no transport over this loopback can exceed it.
+//!   at all (`loopback_udp`): no transport over this loopback can exceed it; and the bytes the
+//!   sending thread pushes per second of its own CPU time (`udp_send_per_cpu_second`), from
+//!   which the table derives what one core that only sealed and sent could move.
 //! - **handshake**: full handshakes per second, `--handshakes` of them one after the other, and
 //!   `--concurrent-handshakes` of them with `--concurrency` in flight. JSP uses its default
 //!   hybrid X25519 + ML-KEM-768 key exchange and an Ed25519 identity; quinn its default rustls

@@ -329,27 +329,50 @@ pub async fn run(opts: &Options, live: LiveBytes) -> BenchResult<(Vec<Record>, T
             quinn.suite,
         ));
         if let Some(udp) = udp_ceiling {
-            let udp = udp / 1e6;
+            let delivered = udp.delivered / 1e6;
             records.push(Record {
                 bench: "bulk",
                 implementation: "ceiling",
                 metric: "loopback_udp",
-                value: udp,
+                value: delivered,
                 unit: "MB/s",
             });
-            // The plaintext a transport could carry at that datagram rate.
-            let plaintext = udp * ceiling::PAYLOAD as f64 / ceiling::DATAGRAM as f64;
+            // Plaintext per UDP payload byte.
+            let payload = ceiling::PAYLOAD as f64 / ceiling::DATAGRAM as f64;
+            let goodput = median(jsp.goodput.clone());
             table.note(format!(
                 "Loopback UDP ceiling (one thread to another, GSO/GRO batches of {} B \
-                 datagrams, no protocol): {udp:.0} MB/s, i.e. {plaintext:.0} MB/s of {} B \
-                 payloads = {:.2} of the AEAD ceiling: the most any transport over this loopback \
-                 reaches. JSP's goodput is {} of it.",
+                 datagrams, no protocol): {delivered:.0} MB/s delivered ({:.0} MB/s of {} B \
+                 payloads); JSP's goodput is {} of it.",
                 ceiling::DATAGRAM,
+                delivered * payload,
                 ceiling::PAYLOAD,
-                plaintext / rate,
-                median(jsp.goodput.clone())
-                    .map_or("–".to_string(), |g| format!("{:.2}", g / plaintext)),
+                goodput.map_or("–".to_string(), |g| format!(
+                    "{:.2}",
+                    g / (delivered * payload)
+                )),
             ));
+            if let Some(per_cpu) = udp.sent_per_cpu_second {
+                let per_cpu = per_cpu / 1e6 * payload;
+                records.push(Record {
+                    bench: "bulk",
+                    implementation: "ceiling",
+                    metric: "udp_send_per_cpu_second",
+                    value: per_cpu,
+                    unit: "MB/s",
+                });
+                // One core that only seals and sends, nothing else (no packetization, ACKs,
+                // recovery, copies): its time per byte is the sum of the two.
+                let seal_and_send = 1.0 / (1.0 / rate + 1.0 / per_cpu);
+                table.note(format!(
+                    "Sending alone costs the sender's core {:.2} s per GB of payload (GSO, \
+                     loopback); a core that only sealed and sent would move at most \
+                     {seal_and_send:.0} MB/s = {:.2} of the AEAD ceiling, before any protocol \
+                     work.",
+                    1e3 / per_cpu,
+                    seal_and_send / rate,
+                ));
+            }
         }
     }
     table.note(format!(

@@ -11,7 +11,16 @@ const PAGE: u64 = 4096;
 
 /// User + system CPU time of the whole process (every thread) so far, or `None` off Linux.
 pub(crate) fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat_cpu_time("/proc/self/stat")
+}
+
+/// User + system CPU time of the calling thread so far, or `None` off Linux.
+pub(crate) fn thread_cpu_time() -> Option<Duration> {
+    stat_cpu_time("/proc/thread-self/stat")
+}
+
+fn stat_cpu_time(path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
