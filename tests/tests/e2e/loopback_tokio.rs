@@ -154,6 +154,35 @@ async fn a_wrong_server_key_fails_the_handshake_with_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_over_its_handshake_rate_refuses_and_the_client_fails_fast() {
+    let identity = Arc::new(generate_identity().unwrap());
+    let config = server_config(identity.clone()).unwrap();
+    let limit = jsp_tokio::jsp_core::config::RateLimit {
+        rate: 0.001,
+        burst: 1.0,
+    };
+    let server = Endpoint::new(
+        jsp_tokio::EndpointConfig {
+            per_source_handshake_rate: limit,
+            ..jsp_tokio::EndpointConfig::default()
+        },
+        Some(config),
+        std::net::UdpSocket::bind(loopback()).unwrap(),
+    )
+    .unwrap();
+    spawn_echo(server.clone());
+    let client = Endpoint::client(loopback()).unwrap();
+    let addr = server.local_addr();
+    let first = bounded(client.connect(addr, identity.public()).unwrap()).await;
+    assert!(first.is_ok(), "{first:?}");
+    let started = std::time::Instant::now();
+    let second = bounded(client.connect(addr, identity.public()).unwrap()).await;
+    println!("refused after {:?}: {second:?}", started.elapsed());
+    assert!(second.is_err(), "the second handshake was refused");
+    assert!(server.stats().refused >= 1, "{:?}", server.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_where_nothing_listens_times_out_with_a_clear_error() {
     let client = Endpoint::client(loopback()).unwrap();
     // A bound socket that never answers.
