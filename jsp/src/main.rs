@@ -34,9 +34,6 @@ struct Cli {
     command: Command,
 }
 
-// One value, parsed once at start-up: the size of its largest variant (a pinned key keeps its
-// decompressed point) costs nothing worth a box.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a server and a client in this process on loopback: a hybrid post-quantum handshake,

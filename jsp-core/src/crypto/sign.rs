@@ -184,11 +184,9 @@ impl IdentityKey {
 
     /// The public half.
     pub fn public(&self) -> PublicIdentity {
-        let ed25519_key = self.ed25519.verifying_key();
         PublicIdentity {
             scheme: self.scheme,
-            ed25519: ed25519_key.to_bytes(),
-            ed25519_key,
+            ed25519: self.ed25519.verifying_key().to_bytes(),
             mldsa: self.mldsa.as_ref().map(|sk| {
                 let vk: &ml_dsa::VerifyingKey<MlDsa65> = sk.as_ref().as_ref();
                 vk.encode().to_vec().into_boxed_slice()
@@ -269,29 +267,11 @@ fn hybrid_message(message: &[u8]) -> Vec<u8> {
 }
 
 /// A public identity key: what a client pins, and what verifies the server's signature.
-/// Equality and hashing are over the encoding ([`PublicIdentity::to_bytes`]).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PublicIdentity {
     scheme: SignatureScheme,
     ed25519: [u8; ED25519_PUBLIC_LEN],
-    /// `ed25519` decompressed once, when the key was parsed or made: verifying a signature
-    /// does not decompress it again.
-    ed25519_key: ed25519_dalek::VerifyingKey,
     mldsa: Option<Box<[u8]>>,
-}
-
-impl PartialEq for PublicIdentity {
-    fn eq(&self, other: &Self) -> bool {
-        (self.scheme, &self.ed25519, &self.mldsa) == (other.scheme, &other.ed25519, &other.mldsa)
-    }
-}
-
-impl Eq for PublicIdentity {}
-
-impl core::hash::Hash for PublicIdentity {
-    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
-        (self.scheme, &self.ed25519, &self.mldsa).hash(state);
-    }
 }
 
 impl core::fmt::Debug for PublicIdentity {
@@ -355,7 +335,6 @@ impl PublicIdentity {
         Ok(Self {
             scheme,
             ed25519: *ed,
-            ed25519_key: vk,
             mldsa,
         })
     }
@@ -375,7 +354,8 @@ impl PublicIdentity {
             .split_first_chunk::<ED25519_SIGNATURE_LEN>()
             .ok_or(SignatureError::Malformed("signature length"))?;
         let ed_sig = ed25519_dalek::Signature::from_bytes(ed_sig);
-        let vk = &self.ed25519_key;
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.ed25519)
+            .map_err(|_| SignatureError::Malformed("Ed25519 public key"))?;
         match (&self.mldsa, self.scheme) {
             (None, SignatureScheme::Ed25519) => vk
                 .verify_strict(message, &ed_sig)
@@ -483,7 +463,7 @@ mod tests {
             *flipped.last_mut().unwrap() ^= 1;
             assert!(!key.is_encoded_by(&flipped));
             assert!(!key.is_encoded_by(&[]));
-            // The parsed key equals the original, including its cached point.
+            // The parsed key equals the original and verifies its signatures.
             let parsed = PublicIdentity::from_bytes(&bytes).unwrap();
             assert_eq!(parsed, key);
             let sig = IdentityKey::generate(scheme, &mut rng(70)).sign(b"m");
