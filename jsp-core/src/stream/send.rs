@@ -139,11 +139,21 @@ impl SendBuf {
         self.acked_base - old
     }
 
-    /// Queues the parts of a lost range that are neither acknowledged nor freed; returns how
-    /// many bytes that is.
     /// Queues again the bytes of `[offset, offset + len)` that are sent, unacknowledged and
     /// not already queued; returns how many.
     fn requeue(&mut self, offset: u64, len: u64) -> u64 {
+        self.queue_retransmit(offset, len, true)
+    }
+
+    /// Queues the parts of a lost range that are neither acknowledged nor freed; returns how
+    /// many bytes that is (parts already queued count again).
+    fn on_lost(&mut self, offset: u64, len: u64) -> u64 {
+        self.queue_retransmit(offset, len, false)
+    }
+
+    /// Queues for retransmission the bytes of `[offset, offset + len)` that are sent and not
+    /// acknowledged; returns how many it counted: with `only_new`, those not already queued.
+    fn queue_retransmit(&mut self, offset: u64, len: u64, only_new: bool) -> u64 {
         let range = offset.max(self.acked_base)..(offset + len).min(self.unsent);
         if range.is_empty() {
             return 0;
@@ -151,25 +161,11 @@ impl SendBuf {
         let mut todo = RangeSet::new();
         todo.insert(range);
         todo.subtract(&self.acked);
-        todo.subtract(&self.retransmit);
+        if only_new {
+            todo.subtract(&self.retransmit);
+        }
         let mut queued = 0;
         for r in todo.iter() {
-            queued += r.end - r.start;
-            self.retransmit.insert(r);
-        }
-        queued
-    }
-
-    fn on_lost(&mut self, offset: u64, len: u64) -> u64 {
-        let range = offset.max(self.acked_base)..(offset + len).min(self.unsent);
-        if range.is_empty() {
-            return 0;
-        }
-        let mut lost = RangeSet::new();
-        lost.insert(range);
-        lost.subtract(&self.acked);
-        let mut queued = 0;
-        for r in lost.iter() {
             queued += r.end - r.start;
             self.retransmit.insert(r);
         }
