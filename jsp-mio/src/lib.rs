@@ -41,7 +41,8 @@ use jsp_core::config::{ClientConfig, EndpointConfig, ServerConfig};
 use jsp_core::connection::{Connection, Event};
 use jsp_core::crypto::sign::PublicIdentity;
 use jsp_core::endpoint::{
-    ConnectionHandle, ConnectionTimers, DatagramEvent, Endpoint as CoreEndpoint,
+    ConnectionHandle, ConnectionQueues, ConnectionTimers, DatagramEvent, Endpoint as CoreEndpoint,
+    QueueMarks,
 };
 use jsp_core::handshake::ClientTicket;
 use jsp_core::rand::Rng;
@@ -114,10 +115,8 @@ pub fn os_rng() -> Result<Rng, BindError> {
 /// connections.
 struct Slot {
     conn: Connection,
-    /// Queued in `Endpoint::dirty`.
-    dirty: bool,
-    /// Queued in `Endpoint::sending`.
-    sending: bool,
+    /// Whether it is in `Endpoint::queues`.
+    marks: QueueMarks,
 }
 
 /// One UDP socket's worth of JetStreamProto, for a mio event loop.
@@ -128,10 +127,9 @@ pub struct Endpoint {
     /// Boxed: a `Connection` is several KiB, and a map's empty buckets would hold that much
     /// each.
     conns: HashMap<ConnectionHandle, Box<Slot>>,
-    /// Connections touched since [`Self::drive`] last settled them (each once).
-    dirty: Vec<ConnectionHandle>,
-    /// Connections that may have datagrams to send, round-robin (each once).
-    sending: VecDeque<ConnectionHandle>,
+    /// Connections touched since [`Self::drive`] last settled them, and those that may have
+    /// datagrams to send (each once).
+    queues: ConnectionQueues,
     /// Every connection's next deadline.
     timers: ConnectionTimers,
     events: VecDeque<(ConnectionHandle, Event)>,
@@ -181,8 +179,7 @@ impl Endpoint {
             udp,
             core,
             conns: HashMap::new(),
-            dirty: Vec::new(),
-            sending: VecDeque::new(),
+            queues: ConnectionQueues::new(),
             timers: ConnectionTimers::new(),
             events: VecDeque::new(),
             blocked: None,
@@ -236,8 +233,7 @@ impl Endpoint {
     fn insert(&mut self, handle: ConnectionHandle, conn: Connection) {
         let slot = Slot {
             conn,
-            dirty: false,
-            sending: false,
+            marks: QueueMarks::default(),
         };
         if self.conns.insert(handle, Box::new(slot)).is_some() {
             self.timers.set(handle, None);
@@ -248,14 +244,7 @@ impl Endpoint {
     /// The connection, queued for settling and sending.
     fn touch(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
         let slot = self.conns.get_mut(&handle)?;
-        if !slot.dirty {
-            slot.dirty = true;
-            self.dirty.push(handle);
-        }
-        if !slot.sending {
-            slot.sending = true;
-            self.sending.push_back(handle);
-        }
+        self.queues.touch(handle, &mut slot.marks);
         Some(&mut slot.conn)
     }
 
@@ -276,9 +265,9 @@ impl Endpoint {
         let now = self.now();
         // The armed deadlines, and the live ones of connections used since the last `drive`.
         let changed = self
-            .dirty
-            .iter()
-            .filter_map(|h| self.conns.get(h)?.conn.poll_timeout());
+            .queues
+            .unsettled()
+            .filter_map(|h| self.conns.get(&h)?.conn.poll_timeout());
         self.timers
             .next()
             .into_iter()
@@ -381,21 +370,18 @@ impl Endpoint {
     /// The next datagram of the connections that may have one, round-robin: a connection that
     /// had one goes to the back of the queue, one that had none leaves it.
     fn next_datagram(&mut self, now: jsp_core::Instant) -> Option<jsp_core::connection::Transmit> {
-        while let Some(h) = self.sending.pop_front() {
+        while let Some(h) = self.queues.pop_send() {
             let Some(slot) = self.conns.get_mut(&h) else {
                 continue;
             };
             // Sending moves its timers (pacing, loss detection): settle it afterwards.
-            if !slot.dirty {
-                slot.dirty = true;
-                self.dirty.push(h);
-            }
+            self.queues.to_settle(h, &mut slot.marks);
             match slot.conn.poll_transmit(now, &mut self.send_buf) {
                 Some(t) => {
-                    self.sending.push_back(h);
+                    self.queues.requeue_send(h);
                     return Some(t);
                 }
-                None => slot.sending = false,
+                None => slot.marks.exhausted(),
             }
         }
         None
@@ -427,11 +413,11 @@ impl Endpoint {
     /// Settles the connections that changed: queues their events, re-arms their timers, and
     /// forgets the drained ones.
     fn collect(&mut self) {
-        while let Some(h) = self.dirty.pop() {
+        while let Some(h) = self.queues.pop_settle() {
             let Some(slot) = self.conns.get_mut(&h) else {
                 continue;
             };
-            slot.dirty = false;
+            slot.marks.settled();
             while let Some(ev) = slot.conn.poll_event() {
                 self.events.push_back((h, ev));
             }

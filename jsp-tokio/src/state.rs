@@ -15,7 +15,8 @@ use std::task::{Context, Waker};
 
 use jsp_core::connection::{Connection as CoreConnection, Event};
 use jsp_core::endpoint::{
-    ConnectionHandle, ConnectionTimers, Endpoint as CoreEndpoint, KeyShareDemand, KeyShares,
+    ConnectionHandle, ConnectionQueues, ConnectionTimers, Endpoint as CoreEndpoint, KeyShareDemand,
+    KeyShares, QueueMarks,
 };
 use jsp_core::frame::{Dir, StreamId};
 use jsp_core::handshake::ClientTicket;
@@ -75,11 +76,9 @@ pub(crate) struct State {
     /// Boxed: a connection's state is several KiB, and a map's empty buckets (up to half of
     /// them after it grows) would hold that much each.
     conns: HashMap<ConnectionHandle, Box<ConnState>>,
-    /// Connections touched since they were last settled (each once: [`ConnState::dirty`]).
-    dirty: Vec<ConnectionHandle>,
-    /// Connections that may have datagrams to send, in round-robin order (each once:
-    /// [`ConnState::sending`]).
-    sending: VecDeque<ConnectionHandle>,
+    /// Connections to settle, and those that may have datagrams to send (each once: its
+    /// [`ConnState::marks`]).
+    queues: ConnectionQueues,
     /// Every connection's next deadline (as of its last settling).
     timers: ConnectionTimers,
     /// Connections in the map that have not drained.
@@ -119,8 +118,7 @@ impl State {
         Self {
             endpoint,
             conns: HashMap::new(),
-            dirty: Vec::new(),
-            sending: VecDeque::new(),
+            queues: ConnectionQueues::new(),
             timers: ConnectionTimers::new(),
             live: 0,
             incoming: VecDeque::new(),
@@ -178,14 +176,7 @@ impl State {
     /// The connection `handle`, queued for settling and sending: the caller may change it.
     pub(crate) fn conn_mut(&mut self, handle: ConnectionHandle) -> Option<&mut ConnState> {
         let cs = self.conns.get_mut(&handle)?;
-        if !cs.dirty {
-            cs.dirty = true;
-            self.dirty.push(handle);
-        }
-        if !cs.sending {
-            cs.sending = true;
-            self.sending.push_back(handle);
-        }
+        self.queues.touch(handle, &mut cs.marks);
         Some(cs)
     }
 
@@ -226,22 +217,19 @@ impl State {
     /// most once. Each is queued for settling (sending changes its timers and may raise
     /// events).
     pub(crate) fn for_each_sender(&mut self, mut f: impl FnMut(&mut ConnState) -> SendTurn) {
-        for _ in 0..self.sending.len() {
-            let Some(h) = self.sending.pop_front() else {
+        for _ in 0..self.queues.senders() {
+            let Some(h) = self.queues.pop_send() else {
                 break;
             };
             let Some(cs) = self.conns.get_mut(&h) else {
                 continue;
             };
-            if !cs.dirty {
-                cs.dirty = true;
-                self.dirty.push(h);
-            }
+            self.queues.to_settle(h, &mut cs.marks);
             match f(cs) {
-                SendTurn::Exhausted => cs.sending = false,
-                SendTurn::More => self.sending.push_back(h),
+                SendTurn::Exhausted => cs.marks.exhausted(),
+                SendTurn::More => self.queues.requeue_send(h),
                 SendTurn::Full => {
-                    self.sending.push_back(h);
+                    self.queues.requeue_send(h);
                     break;
                 }
             }
@@ -256,11 +244,11 @@ impl State {
     /// The queue so holds at most the endpoint's live connections
     /// (`EndpointConfig::max_connections`).
     pub(crate) fn settle(&mut self) {
-        while let Some(h) = self.dirty.pop() {
+        while let Some(h) = self.queues.pop_settle() {
             let Some(cs) = self.conns.get_mut(&h) else {
                 continue;
             };
-            cs.dirty = false;
+            cs.marks.settled();
             cs.dispatch();
             if !cs.key_log_lines.is_empty() {
                 if let Some(file) = &mut self.key_log {
@@ -388,10 +376,8 @@ pub(crate) struct ConnState {
     pub(crate) awaiting_finish: HashMap<StreamId, Option<Waker>>,
     /// Outcomes for the streams in `awaiting_finish`: `None` finished, `Some(code)` stopped.
     pub(crate) finish_outcome: HashMap<StreamId, Option<u64>>,
-    /// Queued in [`State`]'s settle list.
-    dirty: bool,
-    /// Queued in [`State`]'s send queue.
-    sending: bool,
+    /// Whether it is in [`State`]'s settle and send queues.
+    marks: QueueMarks,
     /// Seen drained by [`State::settle`].
     drained: bool,
     /// Waiting in the accept queue (which holds a reference).
@@ -421,8 +407,7 @@ impl ConnState {
             writers: HashMap::new(),
             awaiting_finish: HashMap::new(),
             finish_outcome: HashMap::new(),
-            dirty: false,
-            sending: false,
+            marks: QueueMarks::default(),
             drained: false,
             accept_queued: false,
         }

@@ -43,7 +43,7 @@ use crate::packet::{self, header, Header, HeaderSpec, PacketKind};
 use crate::rand::Rng;
 use crate::time::Instant;
 
-pub use self::timers::ConnectionTimers;
+pub use self::timers::{ConnectionQueues, ConnectionTimers, QueueMarks};
 use self::token::{AddressTokens, KIND_NEW_TOKEN, KIND_RETRY};
 pub use self::token::{TokenError, MAX_TOKEN_LEN};
 

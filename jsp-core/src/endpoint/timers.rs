@@ -1,6 +1,7 @@
-//! The deadlines of an endpoint's connections, ordered, for drivers.
+//! What a driver keeps to visit only the connections that need it: their deadlines, ordered,
+//! and the queues of connections to settle and to ask for datagrams.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::ConnectionHandle;
 use crate::time::Instant;
@@ -66,9 +67,119 @@ impl ConnectionTimers {
     }
 }
 
+/// Whether a connection is in a driver's [`ConnectionQueues`]; the driver keeps one with each
+/// connection, so that queueing it again costs nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueMarks {
+    settle: bool,
+    send: bool,
+}
+
+impl QueueMarks {
+    /// The connection left the settle queue ([`ConnectionQueues::pop_settle`]).
+    pub fn settled(&mut self) {
+        self.settle = false;
+    }
+
+    /// The connection had nothing more to send and leaves the send queue.
+    pub fn exhausted(&mut self) {
+        self.send = false;
+    }
+}
+
+/// The connections a driver has to look at: those changed since it last settled them (handed
+/// out their events, re-armed their deadline), and those that may have datagrams to send, in
+/// round-robin order. Each is queued at most once, as its [`QueueMarks`] say. Handles of
+/// connections the driver has since forgotten may come out; it skips them.
+#[derive(Debug, Default)]
+pub struct ConnectionQueues {
+    settle: Vec<ConnectionHandle>,
+    send: VecDeque<ConnectionHandle>,
+}
+
+impl ConnectionQueues {
+    /// Empty queues.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues `handle` for settling and sending: call it whenever the connection may have
+    /// changed (a datagram, a timeout, an application call).
+    pub fn touch(&mut self, handle: ConnectionHandle, marks: &mut QueueMarks) {
+        self.to_settle(handle, marks);
+        if !marks.send {
+            marks.send = true;
+            self.send.push_back(handle);
+        }
+    }
+
+    /// Queues `handle` for settling only (sending moved its timers or raised events).
+    pub fn to_settle(&mut self, handle: ConnectionHandle, marks: &mut QueueMarks) {
+        if !marks.settle {
+            marks.settle = true;
+            self.settle.push(handle);
+        }
+    }
+
+    /// The next connection to settle; clear its mark with [`QueueMarks::settled`].
+    pub fn pop_settle(&mut self) -> Option<ConnectionHandle> {
+        self.settle.pop()
+    }
+
+    /// The connections waiting to be settled.
+    pub fn unsettled(&self) -> impl Iterator<Item = ConnectionHandle> + '_ {
+        self.settle.iter().copied()
+    }
+
+    /// Connections in the send queue.
+    pub fn senders(&self) -> usize {
+        self.send.len()
+    }
+
+    /// The next connection that may have datagrams. Put it back with [`Self::requeue_send`]
+    /// if it may have more, or clear its mark with [`QueueMarks::exhausted`].
+    pub fn pop_send(&mut self) -> Option<ConnectionHandle> {
+        self.send.pop_front()
+    }
+
+    /// Puts a connection taken with [`Self::pop_send`] at the back of the send queue.
+    pub fn requeue_send(&mut self, handle: ConnectionHandle) {
+        self.send.push_back(handle);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_is_queued_once_until_it_leaves_each_queue() {
+        let mut q = ConnectionQueues::new();
+        let (a, b) = (ConnectionHandle(1), ConnectionHandle(2));
+        let (mut ma, mut mb) = (QueueMarks::default(), QueueMarks::default());
+        q.touch(a, &mut ma);
+        q.touch(a, &mut ma);
+        q.to_settle(b, &mut mb);
+        assert_eq!(q.unsettled().count(), 2);
+        assert_eq!(q.senders(), 1, "b was only settled");
+        assert_eq!(q.pop_send(), Some(a));
+        q.requeue_send(a);
+        q.touch(a, &mut ma);
+        assert_eq!(q.senders(), 1, "still queued once");
+        assert_eq!(q.pop_send(), Some(a));
+        ma.exhausted();
+        q.touch(a, &mut ma);
+        assert_eq!(q.senders(), 1, "queued again after leaving");
+        while let Some(h) = q.pop_settle() {
+            if h == a {
+                ma.settled();
+            } else {
+                mb.settled();
+            }
+        }
+        q.to_settle(b, &mut mb);
+        assert_eq!(q.unsettled().collect::<Vec<_>>(), [b]);
+    }
 
     #[test]
     fn deadlines_come_out_in_order_and_a_reset_replaces_the_old_one() {
