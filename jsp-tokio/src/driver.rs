@@ -75,11 +75,8 @@ impl Driver {
         }
     }
 
-    /// Receives and routes datagrams; returns whether budget ran out with more to read. The
-    /// state is locked per datagram, not across the batch: processing a handshake flight takes
-    /// hundreds of microseconds, and tasks of this endpoint (a `connect`, a read) would block
-    /// their runtime thread on the lock meanwhile.
-    fn receive(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Receives and routes datagrams; returns whether budget ran out with more to read.
+    fn receive(&mut self, cx: &mut Context<'_>, st: &mut State) -> bool {
         for _ in 0..RECV_BUDGET {
             let mut slices: Vec<IoSliceMut<'_>> = self
                 .recv_buf
@@ -111,16 +108,15 @@ impl Driver {
                 let stride = meta.stride.max(1);
                 while !buf.is_empty() {
                     let datagram = buf.split_to(stride.min(buf.len()));
-                    route(&mut self.shared.lock(), now, meta.addr, datagram);
+                    route(st, now, meta.addr, datagram);
                 }
             }
         }
         true
     }
 
-    /// Sends what the core has; returns whether budget ran out with more to send. The state is
-    /// locked only to build datagrams, not across the send system calls.
-    fn transmit(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Sends what the core has; returns whether budget ran out with more to send.
+    fn transmit(&mut self, cx: &mut Context<'_>, st: &mut State) -> bool {
         let now = clock::now();
         let mut budget = SEND_BUDGET;
         loop {
@@ -152,8 +148,7 @@ impl Driver {
             if budget == 0 {
                 return true;
             }
-            let shared = self.shared.clone();
-            if !self.fill(&mut shared.lock(), now) {
+            if !self.fill(st, now) {
                 return false;
             }
         }
@@ -263,16 +258,12 @@ impl Future for Driver {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let shared = this.shared.clone();
-        // A task that changes a connection from now on wakes this poll's waker.
-        shared.lock().driver = Some(cx.waker().clone());
-        let mut again = this.receive(cx);
-        {
-            let mut st = shared.lock();
-            st.fire_timers(clock::now());
-            st.settle();
-        }
-        again |= this.transmit(cx);
         let mut st = shared.lock();
+        st.driver = Some(cx.waker().clone());
+        let mut again = this.receive(cx, &mut st);
+        st.fire_timers(clock::now());
+        st.settle();
+        again |= this.transmit(cx, &mut st);
         st.settle();
         if st.endpoint_refs == 0 && st.len() == 0 {
             tracing::debug!(local = %st.local_addr, "endpoint driver done");
