@@ -94,6 +94,21 @@ fn a_second_connection_takes_one_spare_key_on_each_side_and_completes() {
     assert!(pair.client().is_handshake_complete());
 }
 
+/// The ClientHello bytes of a session started with `share` (the CRYPTO data of its Initial).
+fn client_hello_with(config: &Arc<ClientConfig>, share: ClientKeyShare, rng: &mut Rng) -> Vec<u8> {
+    let mut out = SessionOutput::default();
+    let _session = ClientSession::with_share(
+        config.clone(),
+        crate::handshake::TransportParameters::default(),
+        None,
+        Some(share),
+        rng,
+        crate::time::Instant::ZERO,
+        &mut out,
+    );
+    out.crypto[crate::packet::SpaceId::Initial.index()].clone()
+}
+
 #[test]
 fn a_supplied_client_share_is_the_one_in_the_client_hello() {
     let mut rng = Rng::from_seed([45; 32]);
@@ -102,33 +117,12 @@ fn a_supplied_client_share_is_the_one_in_the_client_hello() {
     ));
     let share = ClientKeyShare::generate(KeyExchange::X25519MlKem768, &mut rng);
     let public = share.public().to_vec();
-    let mut out = SessionOutput::default();
-    let params = crate::handshake::TransportParameters::default();
-    let _session = ClientSession::with_share(
-        config.clone(),
-        params.clone(),
-        None,
-        Some(share),
-        &mut rng,
-        crate::time::Instant::ZERO,
-        &mut out,
-    );
-    let hello = &out.crypto[crate::packet::SpaceId::Initial.index()];
+    let hello = client_hello_with(&config, share, &mut rng);
     assert!(hello.windows(public.len()).any(|w| w == public));
     // A share of a group the configuration does not offer first is not used.
     let other = ClientKeyShare::generate(KeyExchange::X25519, &mut rng);
     let other_public = other.public().to_vec();
-    let mut out = SessionOutput::default();
-    let _session = ClientSession::with_share(
-        config,
-        params,
-        None,
-        Some(other),
-        &mut rng,
-        crate::time::Instant::ZERO,
-        &mut out,
-    );
-    let hello = &out.crypto[crate::packet::SpaceId::Initial.index()];
+    let hello = client_hello_with(&config, other, &mut rng);
     assert!(!hello.windows(other_public.len()).any(|w| w == other_public));
 }
 
