@@ -12,8 +12,9 @@ use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
 
 use jsp_core::crypto::{Backend, CipherSuite, IV_LEN, KEY_LEN, TAG_LEN};
 
-/// Plaintext bytes per sealed packet: a full 1452-byte UDP payload less a short header and the tag.
-pub(crate) const PAYLOAD: usize = 1400;
+/// Plaintext bytes per sealed packet: a full 1472-byte UDP payload (IPv4 loopback) less a short
+/// header and the tag.
+pub(crate) const PAYLOAD: usize = 1420;
 
 /// The suite JSP prefers on this CPU and how many plaintext bytes per second one core seals with
 /// it, sealing `PAYLOAD`-byte packets for at least `duration`.
@@ -45,7 +46,7 @@ pub(crate) fn seal_rate(duration: Duration) -> (CipherSuite, f64) {
 
 /// UDP payload bytes per datagram in the raw UDP ceiling: a packet of `PAYLOAD` plaintext bytes
 /// sealed, with a short header.
-pub(crate) const DATAGRAM: usize = 1452;
+pub(crate) const DATAGRAM: usize = 1472;
 
 /// The kernel's loopback UDP path, measured with no protocol and no encryption.
 pub(crate) struct UdpCeiling {

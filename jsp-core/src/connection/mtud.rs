@@ -4,7 +4,8 @@
 //! Every path starts at [`MIN_UDP_PAYLOAD`] (1200 bytes), which every path must carry. Once the
 //! handshake is confirmed and the path validated, the connection sends probe packets (PING and
 //! PADDING to the probe size) on their own in a datagram: first at the upper bound (the smallest
-//! of the configured bound, our `max_udp_payload_size` and the peer's), then, if that size fails
+//! of the configured link MTU less the path's IP and UDP headers, our `max_udp_payload_size` and
+//! the peer's), then, if that size fails
 //! [`MAX_PROBES`] times in a row, by binary search between the largest size acknowledged and the
 //! smallest failed one, until the interval is below [`MIN_STEP`] bytes. An acknowledged probe
 //! raises the path's maximum datagram size at once. Probes carry nothing to retransmit, and their
@@ -23,6 +24,7 @@
 
 use crate::config::{MtuDiscoveryConfig, MIN_UDP_PAYLOAD};
 use crate::time::{Duration, Instant};
+use std::net::SocketAddr;
 
 /// Attempts at one probe size before it is taken as too large (RFC 8899 MAX_PROBES).
 pub(crate) const MAX_PROBES: u8 = 3;
@@ -92,15 +94,15 @@ impl Mtud {
     }
 
     /// Starts the search if it has not started (handshake confirmed, path validated), with the
-    /// local and the peer's `max_udp_payload_size`.
-    pub(crate) fn start(&mut self, local_max: u16, peer_max: u64) {
+    /// local and the peer's `max_udp_payload_size`, on the path to `remote`.
+    pub(crate) fn start(&mut self, local_max: u16, peer_max: u64, remote: SocketAddr) {
         let Some(config) = &self.config else { return };
         if self.phase != Phase::Idle {
             return;
         }
         let peer = u16::try_from(peer_max).unwrap_or(u16::MAX);
         self.upper = config
-            .upper_bound
+            .upper_bound(remote)
             .min(local_max)
             .min(peer)
             .max(MIN_UDP_PAYLOAD);
@@ -228,10 +230,10 @@ mod tests {
     /// the probes sent.
     fn search(limit: u16, upper: u16) -> (u16, u64) {
         let mut m = Mtud::new(Some(MtuDiscoveryConfig {
-            upper_bound: upper,
+            link_mtu: upper + 28,
             ..MtuDiscoveryConfig::default()
         }));
-        m.start(1452, 1472);
+        m.start(1452, 1472, "192.0.2.1:443".parse().unwrap());
         let now = Instant::ZERO;
         let mut pn = 0;
         while let Some(size) = m.probe_due(now) {
@@ -259,23 +261,42 @@ mod tests {
         assert_eq!(search(1500, 1452), (1452, 1));
     }
 
+    const V4: &str = "192.0.2.1:443";
+    const V6: &str = "[2001:db8::1]:443";
+    const V4_MAPPED: &str = "[::ffff:192.0.2.1]:443";
+
+    fn first_probe(local_max: u16, peer_max: u64, remote: &str) -> Option<u16> {
+        let mut m = Mtud::new(Some(MtuDiscoveryConfig::default()));
+        m.start(local_max, peer_max, remote.parse().unwrap());
+        m.probe_due(Instant::ZERO)
+    }
+
     #[test]
     fn the_bound_is_the_smallest_of_config_local_and_peer() {
-        let mut m = Mtud::new(Some(MtuDiscoveryConfig::default()));
-        m.start(1452, 1300);
-        assert_eq!(m.probe_due(Instant::ZERO), Some(1300));
-        let mut m = Mtud::new(Some(MtuDiscoveryConfig::default()));
-        m.start(1200, 9000);
-        assert_eq!(m.probe_due(Instant::ZERO), None);
+        assert_eq!(first_probe(1452, 1300, V4), Some(1300));
+        assert_eq!(first_probe(1200, 9000, V4), None);
         let mut m = Mtud::new(None);
-        m.start(1452, 1452);
+        m.start(1452, 1452, V4.parse().unwrap());
         assert_eq!(m.probe_due(Instant::ZERO), None);
+    }
+
+    #[test]
+    fn the_configured_link_mtu_less_the_address_familys_headers_bounds_the_search() {
+        assert_eq!(first_probe(16_383, 65_527, V4), Some(1472));
+        assert_eq!(first_probe(16_383, 65_527, V4_MAPPED), Some(1472));
+        assert_eq!(first_probe(16_383, 65_527, V6), Some(1452));
+        let jumbo = MtuDiscoveryConfig {
+            link_mtu: 9000,
+            ..MtuDiscoveryConfig::default()
+        };
+        assert_eq!(jumbo.upper_bound(V4.parse().unwrap()), 8972);
+        assert_eq!(jumbo.upper_bound(V6.parse().unwrap()), 8952);
     }
 
     #[test]
     fn black_hole_needs_consecutive_suspicious_events_and_searches_again_later() {
         let mut m = Mtud::new(Some(MtuDiscoveryConfig::default()));
-        m.start(1452, 1452);
+        m.start(1452, 1452, V4.parse().unwrap());
         let now = Instant::ZERO;
         m.probe_due(now);
         m.on_probe_sent(1);

@@ -145,7 +145,7 @@ impl Connection {
         }
         let peer_max = self.peer_params.as_ref()?.max_udp_payload_size;
         self.mtud
-            .start(self.transport.max_udp_payload_size, peer_max);
+            .start(self.transport.max_udp_payload_size, peer_max, self.remote);
         let size = self.mtud.probe_due(now)?;
         let size_usize = usize::from(size);
         if size_usize > buf.len()
