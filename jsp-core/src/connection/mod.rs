@@ -829,6 +829,11 @@ impl Connection {
     }
 
     /// Fires expired timers. Call at (or after) the deadline from [`Self::poll_timeout`].
+    ///
+    /// A deadline that is already due when a datagram has just been handled is work the
+    /// connection wants done after what it queued is on the wire (a server's key agreement and
+    /// signature after its ServerHello): drivers get the most from it by sending everything
+    /// [`Self::poll_transmit`] returns first, then calling this. Either order is correct.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.streams.set_now(now);
         if self.state == State::Established {
@@ -864,6 +869,12 @@ impl Connection {
                 Timer::LossDetection => self.on_loss_timeout(now),
                 // Nothing to do: the driver's next `poll_transmit` sends what the pacer released.
                 Timer::Pacing => {}
+                Timer::HandshakeWork => {
+                    if let Err(e) = self.finish_handshake_work(now) {
+                        self.fail(now, e);
+                        return;
+                    }
+                }
                 Timer::IdleProbe => {
                     let sent = self.idle_probes_sent();
                     self.idle_probed_for = (self.timers.get(Timer::Idle), sent + 1);
@@ -1077,6 +1088,24 @@ impl Connection {
             self.new_token_pending = true;
         }
         self.peer_cids.retire_pending.extend(frames.retired_cids);
+    }
+
+    /// The session's deferred work (a server's flight after its ServerHello), then any handshake
+    /// messages that arrived meanwhile.
+    fn finish_handshake_work(&mut self, now: Instant) -> Result<(), TransportError> {
+        if self.is_closed() || !self.session.work_pending() {
+            return Ok(());
+        }
+        let mut out = core::mem::take(&mut self.session_out);
+        let result = self.session.finish_pending(&mut out);
+        self.apply_session_output(out, now);
+        result?;
+        for space in [SpaceId::Initial, SpaceId::Handshake] {
+            if !self.spaces[space.index()].discarded {
+                self.drain_crypto(now, space)?;
+            }
+        }
+        Ok(())
     }
 
     /// Applies what the handshake produced: bytes to send, keys, completion, tickets.

@@ -636,8 +636,18 @@ impl Connection {
     }
 
     /// Feeds every complete handshake message of `space` to the session.
-    fn drain_crypto(&mut self, now: Instant, space: SpaceId) -> Result<(), TransportError> {
+    pub(super) fn drain_crypto(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+    ) -> Result<(), TransportError> {
         loop {
+            if self.session.work_pending() {
+                // The rest waits until what the session produced is sent: see
+                // `Connection::finish_handshake_work`.
+                self.timers.set(Timer::HandshakeWork, now);
+                return Ok(());
+            }
             let contiguous = self.spaces[space.index()].crypto_in.contiguous();
             let Some((msg, n)) = HandshakeMessage::decode(contiguous)? else {
                 return Ok(());

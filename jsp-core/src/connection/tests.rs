@@ -455,6 +455,82 @@ fn hybrid_handshake_completes_and_data_flows_both_ways_for_each_suite() {
 }
 
 #[test]
+fn the_server_hello_leaves_before_the_key_agreement_and_the_rest_of_the_flight() {
+    let setup = Setup::new(5);
+    let mut pair = Pair::new(&setup);
+    let now = pair.now;
+    let mut buf = vec![0u8; 1500];
+    let hello: Vec<Vec<u8>> = std::iter::from_fn(|| {
+        let t = pair.client().poll_transmit(now, &mut buf)?;
+        Some(buf[..t.size].to_vec())
+    })
+    .collect();
+    let mut server: Option<(ConnectionHandle, Connection)> = None;
+    for d in hello {
+        match pair
+            .server_ep
+            .handle_datagram(now, client_addr(), BytesMut::from(&d[..]))
+        {
+            Some(DatagramEvent::NewConnection(h, mut conn, data)) => {
+                conn.handle_datagram(now, client_addr(), data);
+                server = Some((h, *conn));
+            }
+            Some(DatagramEvent::Route(_, data)) => {
+                let (_, conn) = server.as_mut().expect("routed to the new connection");
+                conn.handle_datagram(now, client_addr(), data);
+            }
+            None => panic!("the ClientHello was dropped"),
+        }
+    }
+    let (handle, mut s) = server.expect("a server connection");
+    assert!(
+        s.session.work_pending(),
+        "the ClientHello is answered in two steps"
+    );
+    assert_eq!(
+        s.poll_timeout(),
+        Some(now),
+        "the second step is due at once"
+    );
+    let take = |s: &mut Connection, buf: &mut Vec<u8>| -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| {
+            let t = s.poll_transmit(now, buf)?;
+            Some(buf[..t.size].to_vec())
+        })
+        .collect()
+    };
+    let long_type = |d: &[u8]| (d[0] & 0x80 != 0).then_some((d[0] >> 4) & 3);
+    let first = take(&mut s, &mut buf);
+    assert!(!first.is_empty());
+    for d in &first {
+        assert_eq!(
+            long_type(d),
+            Some(0),
+            "only Initial packets (the ServerHello) go first"
+        );
+    }
+    assert!(
+        s.spaces[SpaceId::Handshake.index()].tx.is_none(),
+        "no handshake keys before the agreement"
+    );
+    s.handle_timeout(now);
+    assert!(!s.session.work_pending());
+    let rest = take(&mut s, &mut buf);
+    assert_eq!(
+        rest.first().map(|d| long_type(d)),
+        Some(Some(2)),
+        "then the Handshake flight"
+    );
+    // The handshake completes from there.
+    for d in first.into_iter().chain(rest) {
+        pair.send(server_addr(), client_addr(), d);
+    }
+    pair.server = Some((handle, s));
+    pair.handshake();
+    assert!(pair.client().is_handshake_complete());
+}
+
+#[test]
 fn a_wrong_pinned_key_fails_the_handshake_with_a_clear_error() {
     let mut setup = Setup::new(4);
     let other = IdentityKey::generate(SignatureScheme::Ed25519, &mut Rng::from_seed([99; 32]));

@@ -26,9 +26,12 @@ pub(crate) enum Timer {
     IdleProbe = 7,
     /// The pacer releases the next data packet.
     Pacing = 8,
+    /// The handshake has work left that waited for the datagrams before it to be sent
+    /// ([`crate::session::Session::work_pending`]); due at once.
+    HandshakeWork = 9,
 }
 
-const COUNT: usize = 9;
+const COUNT: usize = 10;
 
 impl Timer {
     const ALL: [Self; COUNT] = [
@@ -41,6 +44,7 @@ impl Timer {
         Self::PathValidation,
         Self::IdleProbe,
         Self::Pacing,
+        Self::HandshakeWork,
     ];
 }
 

@@ -336,40 +336,102 @@ pub fn server_respond_with(
     pair: Option<X25519KeyPair>,
     rng: &mut Rng,
 ) -> Result<(Vec<u8>, SharedSecret), KexError> {
+    let (share, pending) = server_share(kex, client_share, pair, rng)?;
+    Ok((share, pending.agree()?))
+}
+
+/// The server's side in two steps, so that its share can leave before the slower half of the
+/// work: checks the client's share, encapsulates to its ML-KEM key (hybrid) and returns the
+/// server's share with a [`PendingServerSecret`] whose [`PendingServerSecret::agree`] does the
+/// X25519 agreement. The X25519 input is only length-checked here: a low-order point fails in
+/// `agree`. `pair` as in [`server_respond_with`].
+pub fn server_share(
+    kex: KeyExchange,
+    client_share: &[u8],
+    pair: Option<X25519KeyPair>,
+    rng: &mut Rng,
+) -> Result<(Vec<u8>, PendingServerSecret), KexError> {
     check_len(client_share, kex.client_share_len())?;
     let pair = pair.unwrap_or_else(|| X25519KeyPair::generate(rng));
-    let (x25519, x_public) = (&pair.secret, pair.public);
     match kex {
         KeyExchange::X25519 => {
-            let x = x25519_agree(x25519, client_share)?;
-            Ok((x_public.as_bytes().to_vec(), SharedSecret::new(&[&x[..]])))
+            let peer = x25519_share(client_share)?;
+            let share = pair.public.as_bytes().to_vec();
+            Ok((
+                share,
+                PendingServerSecret {
+                    pair,
+                    peer,
+                    kem: None,
+                },
+            ))
         }
         KeyExchange::X25519MlKem768 => {
-            let Some((ek, x_share)) = client_share.split_at_checked(MLKEM768_ENCAPSULATION_KEY_LEN)
-            else {
-                return Err(KexError::WrongShareLength {
-                    expected: HYBRID_CLIENT_SHARE_LEN,
-                    got: client_share.len(),
-                });
-            };
-            // The cheap X25519 check first, then the FIPS 203 encapsulation-key check.
-            let x = x25519_agree(x25519, x_share)?;
-            let ek = MlKem768PublicKey::try_from(ek).map_err(|_| KexError::WrongShareLength {
+            let wrong = || KexError::WrongShareLength {
                 expected: HYBRID_CLIENT_SHARE_LEN,
                 got: client_share.len(),
-            })?;
+            };
+            let (ek, x_share) = client_share
+                .split_at_checked(MLKEM768_ENCAPSULATION_KEY_LEN)
+                .ok_or_else(wrong)?;
+            let peer = x25519_share(x_share)?;
+            let ek = MlKem768PublicKey::try_from(ek).map_err(|_| wrong())?;
             if !mlkem768::validate_public_key(&ek) {
                 return Err(KexError::InvalidEncapsulationKey);
             }
             let randomness = Zeroizing::new(rng.array::<32>());
             let (ct, k) = mlkem768::encapsulate(&ek, *randomness);
-            let k = Zeroizing::new(k);
             let mut share = Vec::with_capacity(HYBRID_SERVER_SHARE_LEN);
             share.extend_from_slice(ct.as_slice());
-            share.extend_from_slice(x_public.as_bytes());
-            Ok((share, SharedSecret::new(&[&k[..], &x[..]])))
+            share.extend_from_slice(pair.public.as_bytes());
+            Ok((
+                share,
+                PendingServerSecret {
+                    pair,
+                    peer,
+                    kem: Some(Zeroizing::new(k)),
+                },
+            ))
         }
     }
+}
+
+/// The server's half-finished key exchange from [`server_share`]: the ML-KEM secret (hybrid),
+/// the server's X25519 key pair and the client's X25519 share. Secrets are zeroized on drop;
+/// [`Self::agree`] consumes it.
+pub struct PendingServerSecret {
+    pair: X25519KeyPair,
+    peer: [u8; X25519_SHARE_LEN],
+    kem: Option<Zeroizing<[u8; 32]>>,
+}
+
+impl ZeroizeOnDrop for PendingServerSecret {}
+
+impl core::fmt::Debug for PendingServerSecret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PendingServerSecret")
+            .field("hybrid", &self.kem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingServerSecret {
+    /// The X25519 agreement (an all-zero result, from a low-order client point, is an error)
+    /// and the shared secret: ML-KEM secret ‖ X25519 secret (hybrid) or the X25519 secret.
+    pub fn agree(self) -> Result<SharedSecret, KexError> {
+        let x = x25519_agree(&self.pair.secret, &self.peer)?;
+        Ok(match &self.kem {
+            Some(k) => SharedSecret::new(&[&k[..], &x[..]]),
+            None => SharedSecret::new(&[&x[..]]),
+        })
+    }
+}
+
+fn x25519_share(share: &[u8]) -> Result<[u8; X25519_SHARE_LEN], KexError> {
+    share.try_into().map_err(|_| KexError::WrongShareLength {
+        expected: X25519_SHARE_LEN,
+        got: share.len(),
+    })
 }
 
 fn check_len(share: &[u8], expected: usize) -> Result<(), KexError> {

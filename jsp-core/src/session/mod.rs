@@ -8,7 +8,7 @@
 //! Client                                               Server
 //! ClientHello (Initial) ------------------------------>
 //!   [0-RTT data under early keys, when resuming]
-//!                  <-------------------- ServerHello (Initial)
+//!                  <-------------------- ServerHello (Initial)  (sent first, on its own)
 //!                  <-------------------- EncryptedExtensions, Identity,
 //!                                        IdentityVerify, Finished (Handshake)
 //!                                        [0.5-RTT data under 1-RTT keys]
@@ -22,6 +22,11 @@
 //! the master secret; traffic secrets bound to the transcript hash at each step. Every message's
 //! exact bytes enter the transcript, and the server signs it with its identity key, so a stripped
 //! post-quantum share, a changed suite list or any altered byte fails the handshake.
+//!
+//! The server answers a ClientHello in two steps ([`Session::work_pending`]): the ServerHello
+//! (after the ML-KEM encapsulation, with an X25519 share made ahead) leaves first, and the key
+//! agreement, the signature and the rest of the flight follow once it is on the wire, so the
+//! client's agreement and decapsulation overlap the server's agreement and signature.
 
 mod client;
 mod resumption;
@@ -155,6 +160,25 @@ impl Session {
         match self {
             Self::Client(c) => c.handle(space, msg, raw, now, out),
             Self::Server(s) => s.handle(space, msg, raw, now, rng, out),
+        }
+    }
+
+    /// Whether the session has work left from the last message that it wants done after what
+    /// it produced so far has been sent: a server that sent its ServerHello and has the rest of
+    /// its flight (key agreement, signature) to make. The connection calls
+    /// [`Self::finish_pending`] at once, after the datagrams are out.
+    pub fn work_pending(&self) -> bool {
+        match self {
+            Self::Client(_) => false,
+            Self::Server(s) => s.work_pending(),
+        }
+    }
+
+    /// Does the work [`Self::work_pending`] announced; nothing when there is none.
+    pub fn finish_pending(&mut self, out: &mut SessionOutput) -> Result<(), TransportError> {
+        match self {
+            Self::Client(_) => Ok(()),
+            Self::Server(s) => s.finish_answer(out),
         }
     }
 

@@ -8,7 +8,8 @@ use super::{
 };
 use crate::config::{ClientAuth, ServerConfig};
 use crate::crypto::kex::{
-    server_respond_with, KeyExchange, X25519KeyPair, HYBRID_CLIENT_SHARE_LEN, X25519_SHARE_LEN,
+    server_share, KeyExchange, PendingServerSecret, X25519KeyPair, HYBRID_CLIENT_SHARE_LEN,
+    X25519_SHARE_LEN,
 };
 use crate::crypto::schedule::stage::Master;
 use crate::crypto::schedule::{
@@ -28,6 +29,8 @@ use crate::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     WaitClientHello,
+    /// The ServerHello is out; the rest of the answer waits for [`ServerSession::finish_answer`].
+    Answering,
     WaitClientFlight,
     Complete,
 }
@@ -48,6 +51,19 @@ pub struct ServerSession {
     max_early_data: u32,
     /// An X25519 key pair generated ahead for this handshake ([`Self::offer_key_pair`]).
     spare_key_pair: Option<X25519KeyPair>,
+    /// What the second half of the answer to the ClientHello needs (state `Answering`).
+    pending: Option<Box<PendingAnswer>>,
+}
+
+/// The ClientHello's answer between the ServerHello and the rest of the server's flight.
+struct PendingAnswer {
+    secret: PendingServerSecret,
+    psk: Option<Secret>,
+    suite: CipherSuite,
+    kex: KeyExchange,
+    early_offered: bool,
+    early_accepted: bool,
+    version: u32,
 }
 
 /// What the server decided about a ClientHello's ticket.
@@ -73,6 +89,7 @@ impl ServerSession {
             client_verified: false,
             peer_params: None,
             spare_key_pair: None,
+            pending: None,
             info: None,
             max_early_data: 0,
         }
@@ -93,6 +110,11 @@ impl ServerSession {
 
     pub(super) fn peer_params(&self) -> Option<&TransportParameters> {
         self.peer_params.as_ref()
+    }
+
+    /// Whether the answer to the ClientHello waits for [`Self::finish_answer`].
+    pub(super) fn work_pending(&self) -> bool {
+        self.state == State::Answering
     }
 
     pub(super) fn handle(
@@ -277,23 +299,68 @@ impl ServerSession {
             // The allowance promised in the ticket, which is what the client sizes its 0-RTT by.
             self.max_early_data = psk.max_early_data;
         }
-        let (server_share, shared) =
-            server_respond_with(kex, share, self.spare_key_pair.take(), rng).map_err(|e| {
-                TransportError::handshake(format!("client key share rejected: {e}"))
-            })?;
+        let (share, secret) = server_share(kex, share, self.spare_key_pair.take(), rng)
+            .map_err(|e| TransportError::handshake(format!("client key share rejected: {e}")))?;
         let sh = HandshakeMessage::ServerHello(ServerHello {
             version: ch.version,
             random: rng.array(),
             suite: suite.to_u16(),
             kex_group: kex.to_u16(),
-            share: server_share,
+            share,
             psk_accepted: psk.psk.is_some(),
             early_data_accepted: psk.early,
         })
         .encode();
         self.transcript.update(&sh);
         out.crypto[SpaceId::Initial.index()].extend_from_slice(&sh);
-        let schedule = KeySchedule::new(psk.psk.as_ref()).into_handshake(shared.as_bytes());
+        if ch.early_data {
+            out.early_data = Some(if psk.early {
+                EarlyData::Accepted
+            } else {
+                EarlyData::Rejected
+            });
+        }
+        self.peer_params = Some(ch.params);
+        self.pending = Some(Box::new(PendingAnswer {
+            secret,
+            psk: psk.psk,
+            suite,
+            kex,
+            early_offered: ch.early_data,
+            early_accepted: psk.early,
+            version: ch.version,
+        }));
+        self.state = State::Answering;
+        tracing::debug!(%suite, %kex, "sent ServerHello");
+        Ok(())
+    }
+
+    /// The rest of the answer to the ClientHello, after the ServerHello has left: the key
+    /// agreement, the handshake keys, EncryptedExtensions, Identity, IdentityVerify (the
+    /// signature), Finished and the 1-RTT keys. Splitting the answer lets the client work on the
+    /// ServerHello (its own agreement and decapsulation) while the server does this part.
+    pub(super) fn finish_answer(&mut self, out: &mut SessionOutput) -> Result<(), TransportError> {
+        let Some(p) = self
+            .pending
+            .take()
+            .filter(|_| self.state == State::Answering)
+        else {
+            return Ok(());
+        };
+        let PendingAnswer {
+            secret,
+            psk,
+            suite,
+            kex,
+            early_offered,
+            early_accepted,
+            version,
+        } = *p;
+        let shared = secret
+            .agree()
+            .map_err(|e| TransportError::handshake(format!("client key share rejected: {e}")))?;
+        let identity = self.config.identity.public();
+        let schedule = KeySchedule::new(psk.as_ref()).into_handshake(shared.as_bytes());
         let (client_hs, server_hs) = schedule.handshake_traffic(&self.transcript.hash());
         out.keys.push(KeyInstall::Handshake {
             suite,
@@ -339,32 +406,24 @@ impl ServerSession {
             rx: client_ap,
             tx: server_ap,
         });
-        if ch.early_data {
-            out.early_data = Some(if psk.early {
-                EarlyData::Accepted
-            } else {
-                EarlyData::Rejected
-            });
-        }
         self.info = Some(HandshakeInfo {
-            version: ch.version,
+            version,
             suite,
             key_exchange: kex,
             signature_scheme: identity.scheme(),
-            resumed: psk.psk.is_some(),
-            early_data: match (ch.early_data, psk.early) {
+            resumed: psk.is_some(),
+            early_data: match (early_offered, early_accepted) {
                 (false, _) => EarlyData::NotOffered,
                 (true, true) => EarlyData::Accepted,
                 (true, false) => EarlyData::Rejected,
             },
             peer_identity: None,
         });
-        self.peer_params = Some(ch.params);
         self.schedule = Some(schedule);
         self.client_handshake_secret = Some(client_hs);
         self.suite = Some(suite);
         self.state = State::WaitClientFlight;
-        tracing::debug!(%suite, %kex, resumed = psk.psk.is_some(), early = psk.early, "answered ClientHello");
+        tracing::debug!(%suite, %kex, resumed = psk.is_some(), early = early_accepted, "answered ClientHello");
         Ok(())
     }
 

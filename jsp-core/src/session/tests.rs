@@ -97,6 +97,8 @@ fn run(
                         &mut sides.rng,
                         &mut out,
                     )?;
+                    // The server's flight after its ServerHello (sent on its own first).
+                    to.finish_pending(&mut out)?;
                 }
             }
             let target = if to_server {
