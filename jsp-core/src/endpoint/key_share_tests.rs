@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{KeyShareDemand, KeyShares, MAX_SPARE_KEY_PAIRS};
+use super::{KeyShareDemand, KeyShares, MAX_SPARE_CLIENT_SHARES, MAX_SPARE_KEY_PAIRS};
 use crate::config::ClientConfig;
 use crate::connection::tests::{server_addr, Pair, Setup};
 use crate::crypto::kex::{
@@ -25,6 +25,7 @@ fn endpoints_ask_for_keys_only_after_a_handshake_and_keep_a_bounded_number() {
     pair.handshake();
     let client = pair.client_ep.key_share_demand();
     assert_eq!(client.client, Some(KeyExchange::X25519MlKem768));
+    assert_eq!(client.client_shares, MAX_SPARE_CLIENT_SHARES);
     assert_eq!(client.server_key_pairs, 0, "not a server");
     let server = pair.server_ep.key_share_demand();
     assert_eq!(server.client, None, "made no connection");
@@ -36,7 +37,8 @@ fn endpoints_ask_for_keys_only_after_a_handshake_and_keep_a_bounded_number() {
     assert!(pair.client_ep.key_share_demand().is_empty());
     // More than asked for: the surplus is dropped.
     let lavish = KeyShareDemand {
-        client: None,
+        client: Some(KeyExchange::X25519MlKem768),
+        client_shares: 3 * MAX_SPARE_CLIENT_SHARES,
         server_key_pairs: 3 * MAX_SPARE_KEY_PAIRS,
     };
     pair.server_ep
@@ -45,13 +47,52 @@ fn endpoints_ask_for_keys_only_after_a_handshake_and_keep_a_bounded_number() {
         .supply_key_shares(KeyShares::generate(&lavish, &mut rng));
     assert!(pair.server_ep.key_share_demand().is_empty());
     assert_eq!(pair.server_ep.spare_key_pairs.len(), MAX_SPARE_KEY_PAIRS);
+    pair.client_ep
+        .supply_key_shares(KeyShares::generate(&lavish, &mut rng));
+    assert_eq!(
+        pair.client_ep.spare_client_shares.len(),
+        MAX_SPARE_CLIENT_SHARES
+    );
     // A client share of another group than the endpoint offers is not kept.
-    let mut classical = pair.client_ep.key_share_demand();
-    classical.client = Some(KeyExchange::X25519);
-    pair.client_ep.spare_client_share = None;
+    let classical = KeyShareDemand {
+        client: Some(KeyExchange::X25519),
+        client_shares: 2,
+        server_key_pairs: 0,
+    };
+    pair.client_ep.spare_client_shares.clear();
     pair.client_ep
         .supply_key_shares(KeyShares::generate(&classical, &mut rng));
-    assert!(pair.client_ep.spare_client_share.is_none());
+    assert!(pair.client_ep.spare_client_shares.is_empty());
+}
+
+#[test]
+fn spare_keys_are_asked_for_in_batches_once_a_pool_runs_low() {
+    let setup = Setup::new(45);
+    let mut pair = Pair::new(&setup);
+    pair.handshake();
+    let mut rng = Rng::from_seed([46; 32]);
+    let full = pair.server_ep.key_share_demand();
+    pair.server_ep
+        .supply_key_shares(KeyShares::generate(&full, &mut rng));
+    // Used one by one: nothing is asked until half the pool is gone, then a full set.
+    for used in 1..=MAX_SPARE_KEY_PAIRS / 2 {
+        pair.server_ep.spare_key_pairs.pop();
+        let demand = pair.server_ep.key_share_demand().server_key_pairs;
+        if used < MAX_SPARE_KEY_PAIRS / 2 {
+            assert_eq!(demand, 0, "{used} used");
+        } else {
+            assert_eq!(demand, used, "refill after {used}");
+        }
+    }
+    let full = pair.client_ep.key_share_demand();
+    pair.client_ep
+        .supply_key_shares(KeyShares::generate(&full, &mut rng));
+    for used in 1..MAX_SPARE_CLIENT_SHARES {
+        pair.client_ep.spare_client_shares.pop();
+        let demand = pair.client_ep.key_share_demand().client_shares;
+        let left = MAX_SPARE_CLIENT_SHARES - used;
+        assert_eq!(demand, if left <= 1 { used } else { 0 }, "{left} left");
+    }
 }
 
 #[test]
@@ -77,11 +118,14 @@ fn a_second_connection_takes_one_spare_key_on_each_side_and_completes() {
             None,
         )
         .unwrap();
-    assert!(pair.client_ep.spare_client_share.is_none(), "used");
     assert_eq!(
-        pair.client_ep.key_share_demand().client,
-        Some(KeyExchange::X25519MlKem768),
-        "and asked for again"
+        pair.client_ep.spare_client_shares.len(),
+        MAX_SPARE_CLIENT_SHARES - 1,
+        "one used"
+    );
+    assert!(
+        pair.client_ep.key_share_demand().is_empty(),
+        "three left: not asked for yet"
     );
     pair.client = Some(second);
     pair.server = None;
@@ -90,7 +134,7 @@ fn a_second_connection_takes_one_spare_key_on_each_side_and_completes() {
         pair.server_ep.spare_key_pairs.len(),
         MAX_SPARE_KEY_PAIRS - 1
     );
-    assert_eq!(pair.server_ep.key_share_demand().server_key_pairs, 1);
+    assert!(pair.server_ep.key_share_demand().is_empty(), "15 left");
     assert!(pair.client().is_handshake_complete());
 }
 

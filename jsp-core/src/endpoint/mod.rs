@@ -214,8 +214,9 @@ pub struct Endpoint {
     /// Client: the latest NEW_TOKEN token per server, and their insertion order (bounded).
     stored_tokens: BTreeMap<SocketAddr, Vec<u8>>,
     stored_order: VecDeque<SocketAddr>,
-    /// Client: a key share generated ahead for the next connection ([`KeyShareDemand`]).
-    spare_client_share: Option<ClientKeyShare>,
+    /// Client: key shares generated ahead for the next connections ([`KeyShareDemand`]), at
+    /// most [`MAX_SPARE_CLIENT_SHARES`], all for `client_kex`.
+    spare_client_shares: Vec<ClientKeyShare>,
     /// Client: the group the latest connection offered a share for (what to generate ahead).
     client_kex: Option<KeyExchange>,
     /// Server: X25519 key pairs generated ahead, at most [`MAX_SPARE_KEY_PAIRS`].
@@ -224,16 +225,30 @@ pub struct Endpoint {
 
 /// Most X25519 key pairs a server endpoint keeps generated ahead of its handshakes.
 pub const MAX_SPARE_KEY_PAIRS: usize = 16;
+/// Most key shares a client endpoint keeps generated ahead of its connections.
+pub const MAX_SPARE_CLIENT_SHARES: usize = 4;
+/// A server asks for key pairs once no more than this many are left (then for a full set):
+/// refills come in batches, so a driver's hand-off to another thread is paid once per batch,
+/// not once per handshake, and half a set covers a burst while the refill is made.
+const SERVER_REFILL_AT: usize = MAX_SPARE_KEY_PAIRS / 2;
+/// A client asks for key shares once no more than this many are left (then for a full set).
+const CLIENT_REFILL_AT: usize = 1;
 
 /// Ephemeral keys an endpoint would like generated ahead of use, so that a handshake does not
 /// wait for them: [`Endpoint::key_share_demand`]. A driver with threads to spare (jsp-tokio)
 /// generates them off its event loop with [`KeyShares::generate`] and hands them over with
 /// [`Endpoint::supply_key_shares`]; a driver that does not (the simulator, jsp-mio) never asks,
 /// and every handshake generates its keys when it needs them, from the endpoint's own RNG.
+///
+/// Both sides ask in batches: a server once half of its [`MAX_SPARE_KEY_PAIRS`] key pairs are
+/// used, a client once at most one of its [`MAX_SPARE_CLIENT_SHARES`] shares is left, each for a
+/// full set, so that generating ahead costs a driver one hand-off per batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeyShareDemand {
-    /// Client: a share for this group (the group of the latest connection; one is kept).
+    /// Client: shares for this group (the group of the latest connection).
     pub client: Option<KeyExchange>,
+    /// Client: how many shares of `client` (up to [`MAX_SPARE_CLIENT_SHARES`] are kept).
+    pub client_shares: usize,
     /// Server: this many more X25519 key pairs (up to [`MAX_SPARE_KEY_PAIRS`] are kept once
     /// the endpoint has answered a handshake).
     pub server_key_pairs: usize,
@@ -242,7 +257,7 @@ pub struct KeyShareDemand {
 impl KeyShareDemand {
     /// Whether nothing is wanted.
     pub fn is_empty(&self) -> bool {
-        self.client.is_none() && self.server_key_pairs == 0
+        (self.client.is_none() || self.client_shares == 0) && self.server_key_pairs == 0
     }
 }
 
@@ -250,16 +265,25 @@ impl KeyShareDemand {
 /// drop, and each is used by one handshake at most.
 #[derive(Debug, Default)]
 pub struct KeyShares {
-    client: Option<ClientKeyShare>,
+    client: Vec<ClientKeyShare>,
     server: Vec<X25519KeyPair>,
 }
 
 impl KeyShares {
-    /// Generates what `demand` asks for (at most [`MAX_SPARE_KEY_PAIRS`] server key pairs).
-    /// CPU-bound (tens of microseconds per key): run it off the event loop.
+    /// Generates what `demand` asks for (at most [`MAX_SPARE_CLIENT_SHARES`] client shares and
+    /// [`MAX_SPARE_KEY_PAIRS`] server key pairs). CPU-bound (tens of microseconds per key): run
+    /// it off the event loop.
     pub fn generate(demand: &KeyShareDemand, rng: &mut Rng) -> Self {
+        let client_shares = demand.client_shares.min(MAX_SPARE_CLIENT_SHARES);
         Self {
-            client: demand.client.map(|kex| ClientKeyShare::generate(kex, rng)),
+            client: demand
+                .client
+                .map(|kex| {
+                    (0..client_shares)
+                        .map(|_| ClientKeyShare::generate(kex, rng))
+                        .collect()
+                })
+                .unwrap_or_default(),
             server: (0..demand.server_key_pairs.min(MAX_SPARE_KEY_PAIRS))
                 .map(|_| X25519KeyPair::generate(rng))
                 .collect(),
@@ -329,7 +353,7 @@ impl Endpoint {
             load_until: None,
             stored_tokens: BTreeMap::new(),
             stored_order: VecDeque::new(),
-            spare_client_share: None,
+            spare_client_shares: Vec::new(),
             client_kex: None,
             spare_key_pairs: Vec::new(),
             config,
@@ -377,29 +401,44 @@ impl Endpoint {
     /// [`KeyShareDemand`]). Empty until the endpoint has made (client) or answered (server) a
     /// handshake, so an endpoint that never does holds no spare keys.
     pub fn key_share_demand(&self) -> KeyShareDemand {
-        let client = self
-            .client_kex
-            .filter(|k| self.spare_client_share.as_ref().map(ClientKeyShare::kex) != Some(*k));
-        let server_key_pairs = if self.server.is_some() && self.stats.accepted > 0 {
-            MAX_SPARE_KEY_PAIRS - self.spare_key_pairs.len()
-        } else {
-            0
+        let have = self
+            .spare_client_shares
+            .iter()
+            .filter(|s| Some(s.kex()) == self.client_kex)
+            .count();
+        let (client, client_shares) = match self.client_kex {
+            Some(kex) if have <= CLIENT_REFILL_AT => (Some(kex), MAX_SPARE_CLIENT_SHARES - have),
+            _ => (None, 0),
         };
+        let spare = self.spare_key_pairs.len();
+        let server_key_pairs =
+            if self.server.is_some() && self.stats.accepted > 0 && spare <= SERVER_REFILL_AT {
+                MAX_SPARE_KEY_PAIRS - spare
+            } else {
+                0
+            };
         KeyShareDemand {
             client,
+            client_shares,
             server_key_pairs,
         }
     }
 
-    /// Takes keys generated ahead (see [`KeyShareDemand`]). A client share for a group the
-    /// endpoint no longer offers first replaces nothing and is dropped (zeroized), as are
-    /// server key pairs beyond [`MAX_SPARE_KEY_PAIRS`] or on an endpoint that is not a server.
+    /// Takes keys generated ahead (see [`KeyShareDemand`]). Client shares for a group the
+    /// endpoint no longer offers (supplied or kept) are dropped (zeroized), as are client shares
+    /// beyond [`MAX_SPARE_CLIENT_SHARES`] and server key pairs beyond [`MAX_SPARE_KEY_PAIRS`] or
+    /// on an endpoint that is not a server.
     pub fn supply_key_shares(&mut self, shares: KeyShares) {
-        if let Some(share) = shares.client {
-            if Some(share.kex()) == self.client_kex {
-                self.spare_client_share = Some(share);
-            }
-        }
+        let kex = self.client_kex;
+        self.spare_client_shares.retain(|s| Some(s.kex()) == kex);
+        let room = MAX_SPARE_CLIENT_SHARES - self.spare_client_shares.len();
+        self.spare_client_shares.extend(
+            shares
+                .client
+                .into_iter()
+                .filter(|s| Some(s.kex()) == kex)
+                .take(room),
+        );
         if self.server.is_some() {
             let room = MAX_SPARE_KEY_PAIRS - self.spare_key_pairs.len();
             self.spare_key_pairs
@@ -502,7 +541,11 @@ impl Endpoint {
             config
         };
         let kex = crate::session::ClientSession::share_kex(&config);
-        let share = self.spare_client_share.take_if(|s| s.kex() == kex);
+        let share = self
+            .spare_client_shares
+            .iter()
+            .position(|s| s.kex() == kex)
+            .map(|i| self.spare_client_shares.swap_remove(i));
         self.stats.keys_generated_ahead_used += u64::from(share.is_some());
         let mut conn =
             Connection::new_client_with_share(config, remote, local_cid, rng, ticket, share, now)?;
