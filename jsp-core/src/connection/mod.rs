@@ -167,6 +167,8 @@ pub struct Connection {
     ack_outcome: AckOutcome<SentFrames>,
     early_data_sent: u64,
     early_data_received: u64,
+    /// The packet being processed carried the end of a stream (acknowledged at once).
+    fin_in_packet: bool,
     max_early_data: u64,
     /// Client resuming with 0-RTT: the DATAGRAM limit the ticket's parameters gave.
     early_datagram_limit: Option<u64>,
@@ -333,6 +335,7 @@ impl Connection {
             ack_outcome: AckOutcome::default(),
             early_data_sent: 0,
             early_data_received: 0,
+            fin_in_packet: false,
             max_early_data: 0,
             early_datagram_limit: None,
             peer_reset_token: None,

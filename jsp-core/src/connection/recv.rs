@@ -304,13 +304,20 @@ impl Connection {
             return Ok(true);
         }
         // RFC 9000 §13.2.1: acknowledge at once a packet that arrives out of order (below the
-        // largest, or past a gap): the peer's loss detection is waiting for that news.
+        // largest, or past a gap): the peer's loss detection is waiting for that news. So is a
+        // packet that ends a stream: the sender has no later packet on that stream whose ACK
+        // would cover it, and its application waits for the whole stream to be acknowledged.
         let out_of_order = s.largest_received.is_some_and(|(l, _)| pn != l + 1);
+        let ends_stream = core::mem::take(&mut self.fin_in_packet);
         s.on_packet_received(pn, ack_eliciting, now);
         if ack_eliciting {
             let decimate = space == SpaceId::Data && s.eliciting_received > ACK_DECIMATION_AFTER;
             let threshold = if decimate { ACK_DECIMATION_EVERY } else { 2 };
-            if space != SpaceId::Data || out_of_order || s.unacked_eliciting >= threshold {
+            if space != SpaceId::Data
+                || out_of_order
+                || ends_stream
+                || s.unacked_eliciting >= threshold
+            {
                 s.ack_now = true;
             } else if self.timers.get(Timer::Ack).is_none() {
                 let mut delay = self.transport.max_ack_delay;
@@ -456,6 +463,7 @@ impl Connection {
         payload: &Bytes,
     ) -> Result<bool, TransportError> {
         let mut ack_eliciting = false;
+        self.fin_in_packet = false;
         for frame in frame::iter(payload) {
             let frame = frame.map_err(TransportError::from)?;
             let allowed = match kind {
@@ -586,7 +594,8 @@ impl Connection {
                 | Frame::StreamDataBlocked { .. }
                 | Frame::StreamsBlocked { .. }
                 | Frame::StreamSkip { .. } => {
-                    if let Frame::Stream { data, .. } = &frame {
+                    if let Frame::Stream { data, fin, .. } = &frame {
+                        self.fin_in_packet |= *fin;
                         if kind == PacketKind::ZeroRtt {
                             self.count_early_data(data.len())?;
                         }

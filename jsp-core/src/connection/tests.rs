@@ -531,6 +531,37 @@ fn the_server_hello_leaves_before_the_key_agreement_and_the_rest_of_the_flight()
 }
 
 #[test]
+fn a_packet_that_ends_a_stream_is_acknowledged_at_once_and_others_wait_for_the_timer() {
+    let mut pair = Pair::new(&Setup::new(7));
+    pair.handshake();
+    pair.run_for(Duration::from_millis(300));
+    let largest = |p: &mut Pair| {
+        p.server().spaces[SpaceId::Data.index()]
+            .largest_received
+            .map(|(pn, _)| pn)
+    };
+    for fin in [false, true] {
+        let id = pair.client().open_uni().unwrap();
+        pair.client().write(id, b"one packet").unwrap();
+        if fin {
+            pair.client().finish(id).unwrap();
+        }
+        let before = largest(&mut pair);
+        pair.drive_until(20, |p| largest(p) != before);
+        let server = pair.server();
+        let data = &server.spaces[SpaceId::Data.index()];
+        println!(
+            "fin {fin}: ack now {}, ack timer {:?}",
+            data.ack_now,
+            server.timers.get(Timer::Ack)
+        );
+        assert_eq!(data.ack_now, fin);
+        assert_eq!(server.timers.get(Timer::Ack).is_some(), !fin);
+        pair.run_for(Duration::from_millis(300));
+    }
+}
+
+#[test]
 fn a_wrong_pinned_key_fails_the_handshake_with_a_clear_error() {
     let mut setup = Setup::new(4);
     let other = IdentityKey::generate(SignatureScheme::Ed25519, &mut Rng::from_seed([99; 32]));
