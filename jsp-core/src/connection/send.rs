@@ -445,6 +445,14 @@ impl Connection {
             self.write_ack(now, space, w, sent);
         }
         if self.state == State::Closing {
+            if space != SpaceId::Data && self.finished_left_behind() {
+                // A client that completed the handshake and closes before its Finished left:
+                // the Finished goes instead of the close (and no Initial packet carries one),
+                // so the server completes the handshake and then reads the close from the 1-RTT
+                // packet that follows in this datagram, with its code and reason (which the
+                // APPLICATION_ERROR stand-in of the handshake spaces would hide).
+                return space == SpaceId::Handshake && self.write_crypto(space, w, sent);
+            }
             self.write_close(space, w);
             return false;
         }
@@ -480,17 +488,7 @@ impl Connection {
         if !cwnd_open && !eliciting && space == SpaceId::Data {
             return false;
         }
-        if let Some((offset, data)) = s.crypto_out.next(w.remaining().saturating_sub(16)) {
-            let len = data.len();
-            if len > 0
-                && frame::encode_crypto_header(w, offset, len).is_ok()
-                && w.bytes(data).is_ok()
-            {
-                s.crypto_out.mark_sent(offset, len);
-                sent.crypto = Some((offset, len));
-                eliciting = true;
-            }
-        }
+        eliciting |= self.write_crypto(space, w, sent);
         if space != SpaceId::Data {
             return eliciting;
         }
@@ -614,6 +612,32 @@ impl Connection {
                 self.timers.stop(Timer::Ack);
             }
         }
+    }
+
+    /// Writes the next CRYPTO frame of `space`, if any; returns whether it did.
+    fn write_crypto(&mut self, space: SpaceId, w: &mut Writer<'_>, sent: &mut SentFrames) -> bool {
+        let s = &mut self.spaces[space.index()];
+        let Some((offset, data)) = s.crypto_out.next(w.remaining().saturating_sub(16)) else {
+            return false;
+        };
+        let len = data.len();
+        if len > 0 && frame::encode_crypto_header(w, offset, len).is_ok() && w.bytes(data).is_ok() {
+            s.crypto_out.mark_sent(offset, len);
+            sent.crypto = Some((offset, len));
+            return true;
+        }
+        false
+    }
+
+    /// Whether a closing client still has its handshake-completing flight (Finished) unsent,
+    /// with the 1-RTT keys to send the close itself.
+    fn finished_left_behind(&self) -> bool {
+        let handshake = &self.spaces[SpaceId::Handshake.index()];
+        self.side.is_client()
+            && self.one_rtt.is_some()
+            && self.session.is_complete()
+            && !handshake.discarded
+            && handshake.crypto_out.has_pending()
     }
 
     fn write_close(&mut self, space: SpaceId, w: &mut Writer<'_>) {

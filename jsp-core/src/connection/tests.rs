@@ -562,6 +562,34 @@ fn a_packet_that_ends_a_stream_is_acknowledged_at_once_and_others_wait_for_the_t
 }
 
 #[test]
+fn a_client_closing_before_its_finished_left_still_completes_the_servers_handshake() {
+    let mut pair = Pair::new(&Setup::new(8));
+    // Until the client has the server's flight; its Finished is queued, not yet sent.
+    pair.drive_until(50, |p| p.client().is_handshake_complete());
+    assert!(pair.client().spaces[SpaceId::Handshake.index()]
+        .crypto_out
+        .has_pending());
+    let now = pair.now;
+    pair.client().close(now, 42, b"bye now");
+    pair.drive_until(50, |p| {
+        p.server.as_ref().is_some_and(|(_, s)| s.is_closed())
+    });
+    let events = Pair::events(pair.server());
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Connected(_))),
+        "the server completed its handshake: {events:?}"
+    );
+    assert_eq!(
+        lost(&events),
+        Some(&ConnectionError::ApplicationClosed {
+            code: 42,
+            reason: "bye now".into()
+        }),
+        "and then saw the application's close"
+    );
+}
+
+#[test]
 fn a_wrong_pinned_key_fails_the_handshake_with_a_clear_error() {
     let mut setup = Setup::new(4);
     let other = IdentityKey::generate(SignatureScheme::Ed25519, &mut Rng::from_seed([99; 32]));
