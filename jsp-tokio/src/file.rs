@@ -586,10 +586,10 @@ pub async fn send_files(
         }
     };
     report(&sender, true);
-    // Let the writers drain (an Error message for the peer, the last chunk).
     drop(streams);
     if outcome.is_err() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // At once: the close's reason carries the same report as the Error message the writers
+        // may still be sending (`close_after`), so the peer learns why either way.
         close_after(conn, false, sent_report(sender.error()).as_ref());
     }
     outcome?;
