@@ -117,6 +117,8 @@ struct Slot {
     conn: Connection,
     /// Whether it is in `Endpoint::queues`.
     marks: QueueMarks,
+    /// Whether it is in `Endpoint::with_events`.
+    events_queued: bool,
 }
 
 /// One UDP socket's worth of JetStreamProto, for a mio event loop.
@@ -132,7 +134,14 @@ pub struct Endpoint {
     queues: ConnectionQueues,
     /// Every connection's next deadline.
     timers: ConnectionTimers,
-    events: VecDeque<(ConnectionHandle, Event)>,
+    /// Connections that may have events, in the order they changed (each once). Events stay
+    /// in the core's connection, which coalesces them and bounds them by the protocol's limits
+    /// (one `Readable` per stream until it is read, one `DatagramReceived` for any number of
+    /// datagrams), until [`Endpoint::poll_event`] takes them: an application that is slow to
+    /// poll does not make them multiply with every wake-up.
+    with_events: VecDeque<ConnectionHandle>,
+    /// The last events of connections that drained (and are forgotten).
+    final_events: VecDeque<(ConnectionHandle, Event)>,
     recv_buf: Vec<u8>,
     recv_meta: Vec<RecvMeta>,
     send_buf: Vec<u8>,
@@ -181,7 +190,8 @@ impl Endpoint {
             conns: HashMap::new(),
             queues: ConnectionQueues::new(),
             timers: ConnectionTimers::new(),
-            events: VecDeque::new(),
+            with_events: VecDeque::new(),
+            final_events: VecDeque::new(),
             blocked: None,
         })
     }
@@ -234,6 +244,7 @@ impl Endpoint {
         let slot = Slot {
             conn,
             marks: QueueMarks::default(),
+            events_queued: false,
         };
         if self.conns.insert(handle, Box::new(slot)).is_some() {
             self.timers.set(handle, None);
@@ -279,7 +290,26 @@ impl Endpoint {
     /// The next event: `(connection, event)`. A new incoming connection announces itself with
     /// its first event (usually `Connected`); `ConnectionLost` is the last of a connection's.
     pub fn poll_event(&mut self) -> Option<(ConnectionHandle, Event)> {
-        self.events.pop_front()
+        if let Some(e) = self.final_events.pop_front() {
+            return Some(e);
+        }
+        while let Some(&h) = self.with_events.front() {
+            if let Some(slot) = self.conns.get_mut(&h) {
+                if let Some(ev) = slot.conn.poll_event() {
+                    return Some((h, ev));
+                }
+                slot.events_queued = false;
+            }
+            self.with_events.pop_front();
+        }
+        None
+    }
+
+    /// Events and connections waiting for [`Self::poll_event`]: the last events of drained
+    /// connections plus the connections that may have events (each holds its own, coalesced and
+    /// bounded). For metrics, and for tests that check the queue stays bounded.
+    pub fn queued_events(&self) -> usize {
+        self.final_events.len() + self.with_events.len()
     }
 
     /// Does everything due now: reads every datagram the socket has, fires expired timers,
@@ -418,16 +448,20 @@ impl Endpoint {
                 continue;
             };
             slot.marks.settled();
-            while let Some(ev) = slot.conn.poll_event() {
-                self.events.push_back((h, ev));
-            }
             while let Some(ev) = slot.conn.poll_endpoint_event() {
                 self.core.handle_event(h, ev);
             }
             if slot.conn.is_drained() {
+                while let Some(ev) = slot.conn.poll_event() {
+                    self.final_events.push_back((h, ev));
+                }
                 self.timers.set(h, None);
                 self.conns.remove(&h);
             } else {
+                if !slot.events_queued {
+                    slot.events_queued = true;
+                    self.with_events.push_back(h);
+                }
                 self.timers.set(h, slot.conn.poll_timeout());
             }
         }

@@ -29,6 +29,8 @@ struct Loop {
     /// Events seen so far, per side.
     server_events: Vec<(ConnectionHandle, Event)>,
     client_events: Vec<(ConnectionHandle, Event)>,
+    /// Whether each turn takes the server's events (an application that polls them).
+    poll_server_events: bool,
 }
 
 impl Loop {
@@ -54,6 +56,7 @@ impl Loop {
             identity,
             server_events: Vec::new(),
             client_events: Vec::new(),
+            poll_server_events: true,
         }
     }
 
@@ -79,8 +82,10 @@ impl Loop {
         self.poll.poll(&mut self.events, Some(timeout)).unwrap();
         self.server.drive().unwrap();
         self.client.drive().unwrap();
-        self.server_events
-            .extend(std::iter::from_fn(|| self.server.poll_event()));
+        if self.poll_server_events {
+            self.server_events
+                .extend(std::iter::from_fn(|| self.server.poll_event()));
+        }
         self.client_events
             .extend(std::iter::from_fn(|| self.client.poll_event()));
     }
@@ -213,6 +218,41 @@ fn mio_datagrams_travel_both_ways() {
         got.is_some()
     });
     assert_eq!(&got.unwrap()[..], b"ping");
+}
+
+#[test]
+fn mio_events_do_not_pile_up_while_the_application_does_not_poll_them() {
+    let mut l = Loop::new(None);
+    let h = l.connect(None);
+    l.connected(h);
+    l.poll_server_events = false;
+    let mut most_queued = 0;
+    for i in 0..200u8 {
+        l.client
+            .connection(h)
+            .unwrap()
+            .send_datagram(Bytes::from(vec![i; 100]))
+            .unwrap();
+        l.turn();
+        most_queued = most_queued.max(l.server.queued_events());
+    }
+    let events: Vec<_> = std::iter::from_fn(|| l.server.poll_event()).collect();
+    let announced = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::DatagramReceived))
+        .count();
+    let received = std::iter::from_fn(|| l.server_conn().recv_datagram()).count();
+    println!(
+        "200 turns without polling: at most {most_queued} queued, then {} events ({announced} \
+         DatagramReceived) for {received} datagrams",
+        events.len()
+    );
+    assert!(received > 0);
+    assert_eq!(announced, 1, "one event announces any number of datagrams");
+    assert!(
+        most_queued <= 1,
+        "one connection with events: {most_queued}"
+    );
 }
 
 #[test]
