@@ -305,10 +305,12 @@ impl Connection {
         }
         // RFC 9000 §13.2.1: acknowledge at once a packet that arrives out of order (below the
         // largest, or past a gap): the peer's loss detection is waiting for that news. So is a
-        // packet that ends a stream: the sender has no later packet on that stream whose ACK
-        // would cover it, and its application waits for the whole stream to be acknowledged.
+        // packet that ends a stream or completes its data (a retransmission filling its last
+        // gap): the sender has no later packet on that stream whose ACK would cover it, and its
+        // application waits for the whole stream to be acknowledged.
         let out_of_order = s.largest_received.is_some_and(|(l, _)| pn != l + 1);
-        let ends_stream = core::mem::take(&mut self.fin_in_packet);
+        let ends_stream =
+            core::mem::take(&mut self.fin_in_packet) | self.streams.take_data_completed();
         s.on_packet_received(pn, ack_eliciting, now);
         if ack_eliciting {
             let decimate = space == SpaceId::Data && s.eliciting_received > ACK_DECIMATION_AFTER;
@@ -464,6 +466,7 @@ impl Connection {
     ) -> Result<bool, TransportError> {
         let mut ack_eliciting = false;
         self.fin_in_packet = false;
+        self.streams.take_data_completed();
         for frame in frame::iter(payload) {
             let frame = frame.map_err(TransportError::from)?;
             let allowed = match kind {

@@ -561,6 +561,48 @@ fn a_packet_that_ends_a_stream_is_acknowledged_at_once_and_others_wait_for_the_t
     }
 }
 
+/// Reads what `id` has into `out`; returns true at the end of the stream.
+fn drain_stream(c: &mut Connection, id: crate::frame::StreamId, out: &mut Vec<u8>) -> bool {
+    loop {
+        match c.read(id, usize::MAX) {
+            Ok(Some(d)) => out.extend_from_slice(&d),
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn a_retransmission_that_completes_a_stream_is_acknowledged_at_once() {
+    let mut pair = Pair::new(&Setup::new(9));
+    pair.handshake();
+    pair.run_for(Duration::from_millis(300));
+    let id = pair.client().open_uni().unwrap();
+    // The first packet of the stream is lost; the rest, with the FIN, arrives.
+    pair.client().write(id, &[1; 1000]).unwrap();
+    pair.cut = true;
+    pair.step();
+    pair.cut = false;
+    pair.client().write(id, &[2; 1000]).unwrap();
+    pair.client().finish(id).unwrap();
+    let mut got = Vec::new();
+    pair.drive_until(200, |p| {
+        let done = drain_stream(p.server(), id, &mut got);
+        let ack_now = p.server().spaces[SpaceId::Data.index()].ack_now;
+        println!(
+            "{:?}: {} bytes, end {done}, ack now {ack_now}",
+            p.now,
+            got.len()
+        );
+        done
+    });
+    assert_eq!(got.len(), 2000);
+    // The step that delivered the retransmission left an ACK due at once, not on the timer.
+    let server = pair.server();
+    assert!(server.spaces[SpaceId::Data.index()].ack_now);
+    assert!(server.timers.get(Timer::Ack).is_none());
+}
+
 #[test]
 fn a_client_closing_before_its_finished_left_still_completes_the_servers_handshake() {
     let mut pair = Pair::new(&Setup::new(8));

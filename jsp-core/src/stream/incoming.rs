@@ -182,6 +182,7 @@ impl Streams {
             return Ok(());
         };
         recv.early |= early;
+        let had_all_data = recv.has_all_data();
         let other_fragments = total.saturating_sub(recv.fragments());
         let room = Room {
             conn: conn_room,
@@ -189,6 +190,7 @@ impl Streams {
             fragment_limit,
         };
         let received = recv.on_data(offset, data, backing, fin, room)?;
+        self.data_completed |= !had_all_data && recv.has_all_data();
         self.fragments = other_fragments + recv.fragments();
         if recv.is_readable() && !recv.readable_signalled {
             recv.readable_signalled = true;

@@ -448,6 +448,11 @@ impl Recv {
         })
     }
 
+    /// Whether every byte up to the final size has arrived (Data Recvd or Data Read).
+    pub(super) fn has_all_data(&self) -> bool {
+        matches!(self.state, RecvState::DataRecvd | RecvState::DataRead)
+    }
+
     /// Enters Data Recvd once every byte up to the known final size is here.
     fn check_data_recvd(&mut self) {
         if self.state == RecvState::SizeKnown
