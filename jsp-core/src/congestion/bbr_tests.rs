@@ -94,6 +94,7 @@ impl Harness {
                 newly_lost: lost / samples,
                 bytes_in_flight: inflight,
                 rtt: Some(self.path.fixed_rtt.unwrap_or(rtt)),
+                ack_delay: Duration::ZERO,
                 ecn_ce: false,
             };
             self.bbr.on_rate_sample(&rs);
@@ -154,6 +155,110 @@ fn startup_grows_the_window_and_rate_exponentially() {
     assert!(
         rate > 2 * h.bbr.max_bw(),
         "startup paces at ~2.77× the estimate"
+    );
+}
+
+/// One STARTUP round of ten ACKs: each acknowledges a tenth of `acked` with an RTT sample of
+/// `rtt` less `ack_delay` of held ACK, and a delivery rate that lags the sending rate as real
+/// samples do (the rate over the round trip before the packet was sent: half of what this round
+/// delivers, when the window doubles every round).
+fn lagging_startup_round(
+    bbr: &mut Bbr,
+    now: &mut Instant,
+    delivered: &mut u64,
+    acked: u64,
+    rtt: Duration,
+    ack_delay: Duration,
+) {
+    let prior = *delivered;
+    let lagging_rate =
+        u64::try_from(u128::from(acked / 2) * 1_000_000_000 / rtt.as_nanos()).unwrap_or(u64::MAX);
+    for _ in 0..10 {
+        *now += rtt / 10;
+        *delivered += acked / 10;
+        bbr.on_sent(*now, MSS, bbr.window());
+        bbr.on_rate_sample(&RateSample {
+            now: *now,
+            delivery_rate: lagging_rate,
+            delivered: acked,
+            interval: rtt,
+            prior_delivered: prior,
+            total_delivered: *delivered,
+            tx_in_flight: acked,
+            newly_acked: acked / 10,
+            bytes_in_flight: bbr.window(),
+            rtt: Some(rtt + ack_delay),
+            ack_delay,
+            ..RateSample::default()
+        });
+    }
+}
+
+#[test]
+fn startup_doubles_the_window_every_round_until_the_path_queues() {
+    let mut bbr = Bbr::new(BbrConfig::default(), Instant::ZERO, MSS as u16);
+    let (mut now, mut delivered) = (Instant::ZERO, 0);
+    let rtt = Duration::from_millis(50);
+    // The first round: the peer holds its ACKs for up to 25 ms (a delayed ACK, not a queue).
+    let first = bbr.window();
+    lagging_startup_round(
+        &mut bbr,
+        &mut now,
+        &mut delivered,
+        first,
+        rtt,
+        Duration::from_millis(25),
+    );
+    for round in 0..5 {
+        let before = bbr.window();
+        lagging_startup_round(
+            &mut bbr,
+            &mut now,
+            &mut delivered,
+            before,
+            rtt,
+            Duration::ZERO,
+        );
+        // Slow start: everything acknowledged is added, although `2 × max_bw × min_rtt` (with
+        // the lagging samples, the window itself) would stop the growth.
+        assert!(
+            bbr.window() >= 2 * before,
+            "round {round}: window {} from {before}",
+            bbr.window()
+        );
+        assert_eq!(bbr.state(), BbrState::Startup);
+    }
+    // The path queues (RTT 20 ms above its minimum): BBRv3's bound is back, and the window
+    // comes down to it.
+    let before = bbr.window();
+    lagging_startup_round(
+        &mut bbr,
+        &mut now,
+        &mut delivered,
+        before,
+        rtt + Duration::from_millis(20),
+        Duration::ZERO,
+    );
+    let bound = 2 * bbr.max_bw() * 50 / 1000 + bbr.quantum();
+    assert!(
+        bbr.window() <= bound && bbr.window() < before,
+        "window {} from {before}, bound {bound}",
+        bbr.window()
+    );
+    // And it stays bounded for the rest of STARTUP.
+    let bounded = bbr.window();
+    lagging_startup_round(
+        &mut bbr,
+        &mut now,
+        &mut delivered,
+        bounded,
+        rtt,
+        Duration::ZERO,
+    );
+    assert!(
+        bbr.window() <= 2 * bbr.max_bw() * 50 / 1000 + bbr.quantum(),
+        "window {}",
+        bbr.window()
     );
 }
 
@@ -367,6 +472,7 @@ fn ack_train(h: &mut Harness, acks: usize, every: Duration, bytes: u64, rate: u6
             newly_lost: 0,
             bytes_in_flight: inflight,
             rtt: Some(h.path.min_rtt),
+            ack_delay: Duration::ZERO,
             ecn_ce: false,
         });
     }

@@ -62,6 +62,11 @@ pub struct RateSample {
     pub bytes_in_flight: u64,
     /// The RTT sample this ACK produced, if any.
     pub rtt: Option<Duration>,
+    /// The ACK Delay the peer reported with that RTT sample, bounded as for the RTT's
+    /// adjustment (RFC 9002 §5.3: at most the peer's `max_ack_delay`, never taking the sample
+    /// below the minimum RTT); zero without an RTT sample. `rtt − ack_delay` is the round trip
+    /// of the network alone.
+    pub ack_delay: Duration,
     /// Whether the peer reported new ECN-CE marks.
     pub ecn_ce: bool,
 }
@@ -190,6 +195,11 @@ impl DeliveryRate {
             newly_lost: pending.newly_lost,
             bytes_in_flight,
             rtt,
+            ack_delay: if rtt.is_some() {
+                ack_delay
+            } else {
+                Duration::ZERO
+            },
             ecn_ce,
             ..RateSample::default()
         };
