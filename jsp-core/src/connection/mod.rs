@@ -169,6 +169,9 @@ pub struct Connection {
     early_data_received: u64,
     /// The packet being processed carried the end of a stream (acknowledged at once).
     fin_in_packet: bool,
+    /// A client closed before its Finished left: every CLOSE datagram carries the Finished
+    /// ahead of the 1-RTT close (see `Connection::finished_left_behind`).
+    close_with_finished: bool,
     max_early_data: u64,
     /// Client resuming with 0-RTT: the DATAGRAM limit the ticket's parameters gave.
     early_datagram_limit: Option<u64>,
@@ -336,6 +339,7 @@ impl Connection {
             early_data_sent: 0,
             early_data_received: 0,
             fin_in_packet: false,
+            close_with_finished: false,
             max_early_data: 0,
             early_datagram_limit: None,
             peer_reset_token: None,
@@ -781,11 +785,19 @@ impl Connection {
     }
 
     fn start_closing(&mut self, now: Instant, frame: CloseFrame, error: ConnectionError) {
+        self.close_with_finished = self.finished_left_behind();
         self.close = Some(frame);
         self.close_pending = true;
         self.state = State::Closing;
         self.timers.stop_all();
-        self.timers.set(Timer::Close, now + self.pto() * 3);
+        let mut period = self.pto() * 3;
+        if self.close_with_finished {
+            // If the datagram with the Finished is lost, the server hears of this close only
+            // by answering its own probe, which it sends after about three initial RTTs (it
+            // has no RTT sample yet): stay closing until then, with room for one more.
+            period = period.max(crate::recovery::DEFAULT_INITIAL_RTT * 6);
+        }
+        self.timers.set(Timer::Close, now + period);
         self.lose(error);
     }
 

@@ -54,6 +54,13 @@ impl Connection {
         if let Some(t) = self.poll_mtu_probe(now, buf) {
             return Some(t);
         }
+        if self.state == State::Closing && self.close_pending && self.close_with_finished {
+            // Each repeat of the CLOSE carries the Finished again: the first may have been lost.
+            let handshake = &mut self.spaces[SpaceId::Handshake.index()];
+            if !handshake.discarded {
+                handshake.crypto_out.requeue_unacked();
+            }
+        }
         if self.state == State::Established {
             self.fec_poll_close(now);
         }
@@ -445,7 +452,7 @@ impl Connection {
             self.write_ack(now, space, w, sent);
         }
         if self.state == State::Closing {
-            if space != SpaceId::Data && self.finished_left_behind() {
+            if space != SpaceId::Data && self.close_with_finished {
                 // A client that completed the handshake and closes before its Finished left:
                 // the Finished goes instead of the close (and no Initial packet carries one),
                 // so the server completes the handshake and then reads the close from the 1-RTT
@@ -629,9 +636,9 @@ impl Connection {
         false
     }
 
-    /// Whether a closing client still has its handshake-completing flight (Finished) unsent,
-    /// with the 1-RTT keys to send the close itself.
-    fn finished_left_behind(&self) -> bool {
+    /// Whether a client still has its handshake-completing flight (Finished) unsent, with the
+    /// 1-RTT keys to send a close itself.
+    pub(super) fn finished_left_behind(&self) -> bool {
         let handshake = &self.spaces[SpaceId::Handshake.index()];
         self.side.is_client()
             && self.one_rtt.is_some()

@@ -605,6 +605,12 @@ fn a_retransmission_that_completes_a_stream_is_acknowledged_at_once() {
 
 #[test]
 fn a_client_closing_before_its_finished_left_still_completes_the_servers_handshake() {
+    for lose_first_close in [false, true] {
+        client_closes_before_its_finished_left(lose_first_close);
+    }
+}
+
+fn client_closes_before_its_finished_left(lose_first_close: bool) {
     let mut pair = Pair::new(&Setup::new(8));
     // Until the client has the server's flight; its Finished is queued, not yet sent.
     pair.drive_until(50, |p| p.client().is_handshake_complete());
@@ -613,10 +619,21 @@ fn a_client_closing_before_its_finished_left_still_completes_the_servers_handsha
         .has_pending());
     let now = pair.now;
     pair.client().close(now, 42, b"bye now");
+    if lose_first_close {
+        // The server hears nothing, sends its flight again on its probe timeout, and the
+        // closing client answers with its CLOSE (and Finished) again.
+        pair.cut = true;
+        pair.step();
+        pair.cut = false;
+    }
     pair.drive_until(50, |p| {
         p.server.as_ref().is_some_and(|(_, s)| s.is_closed())
     });
     let events = Pair::events(pair.server());
+    println!(
+        "first close lost: {lose_first_close}; server closed at {:?}: {events:?}",
+        pair.now
+    );
     assert!(
         events.iter().any(|e| matches!(e, Event::Connected(_))),
         "the server completed its handshake: {events:?}"
