@@ -167,8 +167,6 @@ pub struct Connection {
     ack_outcome: AckOutcome<SentFrames>,
     early_data_sent: u64,
     early_data_received: u64,
-    /// The packet being processed carried the end of a stream (acknowledged at once).
-    fin_in_packet: bool,
     /// A client closed before its Finished left: every CLOSE datagram carries the Finished
     /// ahead of the 1-RTT close (see `Connection::finished_left_behind`).
     close_with_finished: bool,
@@ -338,7 +336,6 @@ impl Connection {
             ack_outcome: AckOutcome::default(),
             early_data_sent: 0,
             early_data_received: 0,
-            fin_in_packet: false,
             close_with_finished: false,
             max_early_data: 0,
             early_datagram_limit: None,

@@ -309,8 +309,7 @@ impl Connection {
         // gap): the sender has no later packet on that stream whose ACK would cover it, and its
         // application waits for the whole stream to be acknowledged.
         let out_of_order = s.largest_received.is_some_and(|(l, _)| pn != l + 1);
-        let ends_stream =
-            core::mem::take(&mut self.fin_in_packet) | self.streams.take_data_completed();
+        let ends_stream = self.streams.take_stream_end();
         s.on_packet_received(pn, ack_eliciting, now);
         if ack_eliciting {
             let decimate = space == SpaceId::Data && s.eliciting_received > ACK_DECIMATION_AFTER;
@@ -465,8 +464,7 @@ impl Connection {
         payload: &Bytes,
     ) -> Result<bool, TransportError> {
         let mut ack_eliciting = false;
-        self.fin_in_packet = false;
-        self.streams.take_data_completed();
+        self.streams.take_stream_end();
         for frame in frame::iter(payload) {
             let frame = frame.map_err(TransportError::from)?;
             let allowed = match kind {
@@ -597,8 +595,7 @@ impl Connection {
                 | Frame::StreamDataBlocked { .. }
                 | Frame::StreamsBlocked { .. }
                 | Frame::StreamSkip { .. } => {
-                    if let Frame::Stream { data, fin, .. } = &frame {
-                        self.fin_in_packet |= *fin;
+                    if let Frame::Stream { data, .. } = &frame {
                         if kind == PacketKind::ZeroRtt {
                             self.count_early_data(data.len())?;
                         }

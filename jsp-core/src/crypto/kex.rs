@@ -289,7 +289,7 @@ impl ClientKeyShare {
 
 /// An ephemeral X25519 key pair for the server's side of one handshake, generated ahead of it
 /// (off the event loop: [`crate::endpoint::Endpoint::key_share_demand`]). The secret is
-/// zeroized on drop and used at most once ([`server_respond_with`] consumes the pair).
+/// zeroized on drop and used at most once ([`server_share`] consumes the pair).
 pub struct X25519KeyPair {
     secret: StaticSecret,
     public: PublicKey,

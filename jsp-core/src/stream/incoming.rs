@@ -173,6 +173,7 @@ impl Streams {
         (data, backing): (Bytes, usize),
         early: bool,
     ) -> Result<(), TransportError> {
+        self.stream_end |= fin;
         if !self.open_for(id, Half::Recv)? {
             return Ok(());
         }
@@ -190,7 +191,7 @@ impl Streams {
             fragment_limit,
         };
         let received = recv.on_data(offset, data, backing, fin, room)?;
-        self.data_completed |= !had_all_data && recv.has_all_data();
+        self.stream_end |= !had_all_data && recv.has_all_data();
         self.fragments = other_fragments + recv.fragments();
         if recv.is_readable() && !recv.readable_signalled {
             recv.readable_signalled = true;

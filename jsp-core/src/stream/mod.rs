@@ -140,15 +140,17 @@ pub struct Streams {
     now: Instant,
     /// Bytes queued again by last-chance retransmissions (see `message`).
     last_chance_bytes: u64,
-    /// A received STREAM frame completed a stream's data since [`Self::take_data_completed`].
-    data_completed: bool,
+    /// A received STREAM frame carried a FIN or completed a stream's data since
+    /// [`Self::take_stream_end`].
+    stream_end: bool,
 }
 
 impl Streams {
-    /// Whether a STREAM frame handled since the last call completed a stream's data (every byte
-    /// up to its final size is here now): the connection acknowledges such a packet at once.
-    pub fn take_data_completed(&mut self) -> bool {
-        core::mem::take(&mut self.data_completed)
+    /// Whether a STREAM frame handled since the last call carried a FIN or completed a stream's
+    /// data (every byte up to its final size is here now): the connection acknowledges such a
+    /// packet at once.
+    pub fn take_stream_end(&mut self) -> bool {
+        core::mem::take(&mut self.stream_end)
     }
 
     /// No streams yet; the peer's limits are zero until [`Self::set_peer_limits`].
@@ -187,7 +189,7 @@ impl Streams {
             rtt: INITIAL_RTT,
             now: Instant::ZERO,
             last_chance_bytes: 0,
-            data_completed: false,
+            stream_end: false,
         }
     }
 
