@@ -158,108 +158,93 @@ fn startup_grows_the_window_and_rate_exponentially() {
     );
 }
 
-/// One STARTUP round of ten ACKs: each acknowledges a tenth of `acked` with an RTT sample of
-/// `rtt` less `ack_delay` of held ACK, and a delivery rate that lags the sending rate as real
-/// samples do (the rate over the round trip before the packet was sent: half of what this round
-/// delivers, when the window doubles every round).
-fn lagging_startup_round(
-    bbr: &mut Bbr,
-    now: &mut Instant,
-    delivered: &mut u64,
-    acked: u64,
-    rtt: Duration,
-    ack_delay: Duration,
-) {
-    let prior = *delivered;
-    let lagging_rate =
-        u64::try_from(u128::from(acked / 2) * 1_000_000_000 / rtt.as_nanos()).unwrap_or(u64::MAX);
-    for _ in 0..10 {
-        *now += rtt / 10;
-        *delivered += acked / 10;
-        bbr.on_sent(*now, MSS, bbr.window());
-        bbr.on_rate_sample(&RateSample {
-            now: *now,
-            delivery_rate: lagging_rate,
-            delivered: acked,
-            interval: rtt,
-            prior_delivered: prior,
-            total_delivered: *delivered,
-            tx_in_flight: acked,
-            newly_acked: acked / 10,
-            bytes_in_flight: bbr.window(),
-            rtt: Some(rtt + ack_delay),
-            ack_delay,
-            ..RateSample::default()
-        });
+/// A controller in STARTUP fed whole rounds of lagging samples (see [`Self::round`]).
+struct LaggingStartup {
+    bbr: Bbr,
+    now: Instant,
+    delivered: u64,
+}
+
+impl LaggingStartup {
+    /// The path's minimum RTT.
+    const RTT: Duration = Duration::from_millis(50);
+
+    fn new() -> Self {
+        Self {
+            bbr: Bbr::new(BbrConfig::default(), Instant::ZERO, MSS as u16),
+            now: Instant::ZERO,
+            delivered: 0,
+        }
+    }
+
+    /// One STARTUP round of ten ACKs acknowledging the whole window: each acknowledges a tenth
+    /// of it with an RTT sample of [`Self::RTT`] plus `queue`, plus `ack_delay` of held ACK
+    /// (reported), and a delivery rate that lags the sending rate as real samples do (the rate
+    /// over the round trip before the packet was sent: half of what this round delivers, when
+    /// the window doubles every round). Returns the window before the round.
+    fn round(&mut self, queue: Duration, ack_delay: Duration) -> u64 {
+        let acked = self.bbr.window();
+        let rtt = Self::RTT + queue;
+        let prior = self.delivered;
+        let lagging_rate = u64::try_from(u128::from(acked / 2) * 1_000_000_000 / rtt.as_nanos())
+            .unwrap_or(u64::MAX);
+        for _ in 0..10 {
+            self.now += rtt / 10;
+            self.delivered += acked / 10;
+            self.bbr.on_sent(self.now, MSS, self.bbr.window());
+            self.bbr.on_rate_sample(&RateSample {
+                now: self.now,
+                delivery_rate: lagging_rate,
+                delivered: acked,
+                interval: rtt,
+                prior_delivered: prior,
+                total_delivered: self.delivered,
+                tx_in_flight: acked,
+                newly_acked: acked / 10,
+                bytes_in_flight: self.bbr.window(),
+                rtt: Some(rtt + ack_delay),
+                ack_delay,
+                ..RateSample::default()
+            });
+        }
+        acked
+    }
+
+    /// BBRv3's STARTUP window bound: `2 × max_bw × min_rtt` plus the quantum.
+    fn bound(&self) -> u64 {
+        let min_rtt_ms = Self::RTT.as_millis() as u64;
+        2 * self.bbr.max_bw() * min_rtt_ms / 1000 + self.bbr.quantum()
     }
 }
 
 #[test]
 fn startup_doubles_the_window_every_round_until_the_path_queues() {
-    let mut bbr = Bbr::new(BbrConfig::default(), Instant::ZERO, MSS as u16);
-    let (mut now, mut delivered) = (Instant::ZERO, 0);
-    let rtt = Duration::from_millis(50);
+    let mut s = LaggingStartup::new();
     // The first round: the peer holds its ACKs for up to 25 ms (a delayed ACK, not a queue).
-    let first = bbr.window();
-    lagging_startup_round(
-        &mut bbr,
-        &mut now,
-        &mut delivered,
-        first,
-        rtt,
-        Duration::from_millis(25),
-    );
+    s.round(Duration::ZERO, Duration::from_millis(25));
     for round in 0..5 {
-        let before = bbr.window();
-        lagging_startup_round(
-            &mut bbr,
-            &mut now,
-            &mut delivered,
-            before,
-            rtt,
-            Duration::ZERO,
-        );
+        let before = s.round(Duration::ZERO, Duration::ZERO);
         // Slow start: everything acknowledged is added, although `2 × max_bw × min_rtt` (with
         // the lagging samples, the window itself) would stop the growth.
         assert!(
-            bbr.window() >= 2 * before,
+            s.bbr.window() >= 2 * before,
             "round {round}: window {} from {before}",
-            bbr.window()
+            s.bbr.window()
         );
-        assert_eq!(bbr.state(), BbrState::Startup);
+        assert_eq!(s.bbr.state(), BbrState::Startup);
     }
     // The path queues (RTT 20 ms above its minimum): BBRv3's bound is back, and the window
     // comes down to it.
-    let before = bbr.window();
-    lagging_startup_round(
-        &mut bbr,
-        &mut now,
-        &mut delivered,
-        before,
-        rtt + Duration::from_millis(20),
-        Duration::ZERO,
-    );
-    let bound = 2 * bbr.max_bw() * 50 / 1000 + bbr.quantum();
+    let before = s.round(Duration::from_millis(20), Duration::ZERO);
+    let bound = s.bound();
     assert!(
-        bbr.window() <= bound && bbr.window() < before,
+        s.bbr.window() <= bound && s.bbr.window() < before,
         "window {} from {before}, bound {bound}",
-        bbr.window()
+        s.bbr.window()
     );
     // And it stays bounded for the rest of STARTUP.
-    let bounded = bbr.window();
-    lagging_startup_round(
-        &mut bbr,
-        &mut now,
-        &mut delivered,
-        bounded,
-        rtt,
-        Duration::ZERO,
-    );
-    assert!(
-        bbr.window() <= 2 * bbr.max_bw() * 50 / 1000 + bbr.quantum(),
-        "window {}",
-        bbr.window()
-    );
+    s.round(Duration::ZERO, Duration::ZERO);
+    assert!(s.bbr.window() <= s.bound(), "window {}", s.bbr.window());
 }
 
 #[test]
