@@ -110,10 +110,7 @@ impl Pair {
         Result<SendSummary, FileTransferError>,
     ) {
         let (c, s) = self.connect().await;
-        let src = source.clone();
-        let sender = tokio::spawn(async move {
-            send_files(&s, &src, SendOptions::default(), Cancel::new(), None).await
-        });
+        let sender = spawn_sender(s, source);
         let got = receive_files(&c, id, out, options, cancel, progress).await;
         let sent = sender.await.unwrap();
         (got, sent)
@@ -487,16 +484,9 @@ async fn a_decompression_bomb_is_refused_and_ends_the_transfer() {
         }
         reply
     });
-    let got = receive_files(
-        &c,
-        source.transfer_id(),
-        &tmp.path().join("out"),
-        ReceiveOptions::default(),
-        Cancel::new(),
-        None,
-    )
-    .await
-    .unwrap_err();
+    let got = receive_default(&c, &source, &tmp.path().join("out"))
+        .await
+        .unwrap_err();
     println!("receiver: {got}");
     assert!(
         matches!(
@@ -565,10 +555,7 @@ async fn what_arrived_before_the_close_is_read_before_the_close_is_reported() {
     };
     for round in 0..rounds {
         let (c, s) = p.connect().await;
-        let src = source.clone();
-        let sender = tokio::spawn(async move {
-            send_files(&s, &src, SendOptions::default(), Cancel::new(), None).await
-        });
+        let sender = spawn_sender(s, &source);
         let mut ctl = fetch_offer(&c, source.transfer_id()).await;
         let last = if round % 2 == 0 {
             Message::Done.encode()
@@ -604,15 +591,7 @@ async fn what_arrived_before_the_close_is_read_before_the_close_is_reported() {
             s.close(CLOSE_FAILED, b"file transfer failed");
             s.closed().await;
         });
-        let got = receive_files(
-            &c,
-            source.transfer_id(),
-            &tmp.path().join("out"),
-            ReceiveOptions::default(),
-            Cancel::new(),
-            None,
-        )
-        .await;
+        let got = receive_default(&c, &source, &tmp.path().join("out")).await;
         hostile.await.unwrap();
         assert_eq!(
             got.as_ref()
@@ -645,10 +624,7 @@ async fn a_failure_told_only_by_the_close_still_reaches_the_peer() {
 
     // A receiver that fails without an `Error` message: the sender reads the close.
     let (c, s) = p.connect().await;
-    let src = source.clone();
-    let sender = tokio::spawn(async move {
-        send_files(&s, &src, SendOptions::default(), Cancel::new(), None).await
-    });
+    let sender = spawn_sender(s, &source);
     let _ctl = fetch_offer(&c, source.transfer_id()).await;
     c.close(CLOSE_FAILED, &report.to_close_reason());
     let sent = sender.await.unwrap().unwrap_err();
@@ -675,16 +651,9 @@ async fn a_failure_told_only_by_the_close_still_reaches_the_peer() {
         s.close(CLOSE_FAILED, &reason);
         s.closed().await;
     });
-    let got = receive_files(
-        &c,
-        source.transfer_id(),
-        &tmp.path().join("out"),
-        ReceiveOptions::default(),
-        Cancel::new(),
-        None,
-    )
-    .await
-    .unwrap_err();
+    let got = receive_default(&c, &source, &tmp.path().join("out"))
+        .await
+        .unwrap_err();
     hostile.await.unwrap();
     println!("receiver told by the close only: {got}");
     assert_eq!(got.kind_name(), "peer_read_failed");
@@ -692,15 +661,40 @@ async fn a_failure_told_only_by_the_close_still_reaches_the_peer() {
 
     // An older peer's close: no error in the reason, the connection error is kept.
     let (c, s) = p.connect().await;
-    let src = source.clone();
-    let sender = tokio::spawn(async move {
-        send_files(&s, &src, SendOptions::default(), Cancel::new(), None).await
-    });
+    let sender = spawn_sender(s, &source);
     let _ctl = fetch_offer(&c, source.transfer_id()).await;
     c.close(CLOSE_FAILED, b"file transfer over");
     let sent = sender.await.unwrap().unwrap_err();
     println!("sender after an older peer's close: {sent}");
     assert_eq!(sent.kind_name(), "connection");
+}
+
+/// Runs `send_files` with its defaults on `s` for `source`, on a task of its own.
+fn spawn_sender(
+    s: Connection,
+    source: &FileSource,
+) -> tokio::task::JoinHandle<Result<SendSummary, FileTransferError>> {
+    let src = source.clone();
+    tokio::spawn(
+        async move { send_files(&s, &src, SendOptions::default(), Cancel::new(), None).await },
+    )
+}
+
+/// Runs `receive_files` with its defaults on `c` for `source`'s transfer into `out`.
+async fn receive_default(
+    c: &Connection,
+    source: &FileSource,
+    out: &Path,
+) -> Result<ReceiveSummary, FileTransferError> {
+    receive_files(
+        c,
+        source.transfer_id(),
+        out,
+        ReceiveOptions::default(),
+        Cancel::new(),
+        None,
+    )
+    .await
 }
 
 /// The environment variable that tells a re-run of this test binary that it is the child.
