@@ -13,6 +13,12 @@ use crate::rand::Rng;
 use crate::session::{ClientSession, SessionOutput};
 use crate::time::Duration;
 
+/// Generates and supplies what `ep` asks for, as a driver does.
+fn fill(ep: &mut super::Endpoint, rng: &mut Rng) {
+    let demand = ep.key_share_demand();
+    ep.supply_key_shares(KeyShares::generate(&demand, rng));
+}
+
 #[test]
 fn endpoints_ask_for_keys_only_after_a_handshake_and_keep_a_bounded_number() {
     let setup = Setup::new(41);
@@ -71,9 +77,7 @@ fn spare_keys_are_asked_for_in_batches_once_a_pool_runs_low() {
     let mut pair = Pair::new(&setup);
     pair.handshake();
     let mut rng = Rng::from_seed([46; 32]);
-    let full = pair.server_ep.key_share_demand();
-    pair.server_ep
-        .supply_key_shares(KeyShares::generate(&full, &mut rng));
+    fill(&mut pair.server_ep, &mut rng);
     // Used one by one: nothing is asked until half the pool is gone, then a full set.
     for used in 1..=MAX_SPARE_KEY_PAIRS / 2 {
         pair.server_ep.spare_key_pairs.pop();
@@ -84,9 +88,7 @@ fn spare_keys_are_asked_for_in_batches_once_a_pool_runs_low() {
             assert_eq!(demand, used, "refill after {used}");
         }
     }
-    let full = pair.client_ep.key_share_demand();
-    pair.client_ep
-        .supply_key_shares(KeyShares::generate(&full, &mut rng));
+    fill(&mut pair.client_ep, &mut rng);
     for used in 1..MAX_SPARE_CLIENT_SHARES {
         pair.client_ep.spare_client_shares.pop();
         let demand = pair.client_ep.key_share_demand().client_shares;
@@ -101,12 +103,8 @@ fn a_second_connection_takes_one_spare_key_on_each_side_and_completes() {
     let mut pair = Pair::new(&setup);
     pair.handshake();
     let mut rng = Rng::from_seed([44; 32]);
-    let demand = pair.client_ep.key_share_demand();
-    pair.client_ep
-        .supply_key_shares(KeyShares::generate(&demand, &mut rng));
-    let demand = pair.server_ep.key_share_demand();
-    pair.server_ep
-        .supply_key_shares(KeyShares::generate(&demand, &mut rng));
+    fill(&mut pair.client_ep, &mut rng);
+    fill(&mut pair.server_ep, &mut rng);
     pair.run_for(Duration::from_millis(100));
 
     let second = pair
