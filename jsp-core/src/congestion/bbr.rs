@@ -57,7 +57,7 @@ use crate::time::{Duration, Instant};
 /// BBR parameters. The defaults follow the BBRv3 draft where it gives a value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BbrConfig {
-    /// Initial window in datagrams (default 10).
+    /// Initial window in datagrams (default 20).
     pub initial_window_packets: u64,
     /// Window floor in datagrams (default 4, `BBRMinPipeCwnd`).
     pub minimum_window_packets: u64,
