@@ -2,11 +2,12 @@
 //! over a run of `vs_quinn`'s `loss-1%` scenario (or another random-loss rate).
 //!
 //! ```text
-//! cargo run --release -p jsp-sim --example cc_timeline [-- --seed N] [--loss P] [--bin MS] [-v]
+//! cargo run --release -p jsp-sim --example cc_timeline [-- --seed N] [--loss P | --profile NAME] [--bin MS] [-v]
 //! ```
 //!
 //! The network is `vs_quinn`'s `loss-P` link (100 Mbit/s, 25 ms each way, a 625 kB queue,
-//! random loss `P` both ways, default 0.01) carrying 64 MiB on 4 streams, built as
+//! random loss `P` both ways, default 0.01), or with `--profile NAME` a named profile as it is
+//! (for example `bufferbloat`, to watch `max_bw` against the link), carrying 64 MiB on 4 streams, built as
 //! `jsp_sim::scenario::build_jsp` does (same seed, same random draws), except that the client's
 //! controller is a default [`Bbr`] wrapped to record every call. Output:
 //! - the completion time and when each stream's data was all acknowledged; the client's and the
@@ -163,6 +164,7 @@ fn main() {
     let mut loss = 0.01f64;
     let mut bin_ms = 50u64;
     let mut verbose = false;
+    let mut profile: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -170,12 +172,16 @@ fn main() {
             "--loss" => loss = arg(&mut args, "--loss"),
             "--bin" => bin_ms = arg(&mut args, "--bin"),
             "-v" => verbose = true,
+            "--profile" => profile = args.next(),
             _ => panic!("bad arg"),
         }
     }
     let bytes = 64u64 << 20;
     let s = Scenario::new(
-        Profile::random_loss("loss", loss),
+        profile.as_deref().map_or_else(
+            || Profile::random_loss("loss", loss),
+            |n| Profile::named(n).unwrap_or_else(|| panic!("no profile {n}")),
+        ),
         seed,
         Transfer::many(4, bytes / 4),
     );
