@@ -7,9 +7,16 @@
 //! into the waiting tasks' wakers, and sends what the core produced. Invariant: the core's
 //! events are drained under the same lock hold that produced them, so a waiter that registered
 //! its waker under the lock never misses the event that concerns it.
+//!
+//! Wakers are woken after the lock is released, not while it is held ([`StateGuard`]): a task
+//! woken on another worker thread runs at once and locks the state first thing, and finding it
+//! still held it went to sleep on the mutex and had to be woken a second time (on loopback, a
+//! sequential handshake paid for several of these round trips through the kernel).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
 
@@ -41,7 +48,80 @@ impl WakerSet {
 
     pub(crate) fn wake(&mut self) {
         for w in self.0.drain(..) {
-            w.wake();
+            defer_wake(w);
+        }
+    }
+}
+
+thread_local! {
+    /// Per thread: how many [`StateGuard`]s are alive, and the wakers to wake once the last
+    /// of them is dropped (its lock released).
+    static DEFERRED: RefCell<(u32, Vec<Waker>)> = const { RefCell::new((0, Vec::new())) };
+}
+
+/// Wakes `w` once this thread holds no state lock any more (at once if it holds none).
+pub(crate) fn defer_wake(w: Waker) {
+    let now = DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 == 0 {
+            Some(w)
+        } else {
+            d.1.push(w);
+            None
+        }
+    });
+    if let Some(w) = now {
+        w.wake();
+    }
+}
+
+/// The locked state. Dropping it releases the lock, then wakes the wakers deferred while it
+/// (or any other guard of this thread) was held.
+pub(crate) struct StateGuard<'a>(Option<MutexGuard<'a, State>>);
+
+impl Deref for StateGuard<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        match &self.0 {
+            Some(g) => g,
+            None => unreachable!("the guard is only emptied when dropped"),
+        }
+    }
+}
+
+impl DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        match &mut self.0 {
+            Some(g) => g,
+            None => unreachable!("the guard is only emptied when dropped"),
+        }
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.0.take());
+        let ready = DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            d.0 = d.0.saturating_sub(1);
+            if d.0 == 0 && !d.1.is_empty() {
+                Some(std::mem::take(&mut d.1))
+            } else {
+                None
+            }
+        });
+        if let Some(mut wakers) = ready {
+            for w in wakers.drain(..) {
+                w.wake();
+            }
+            // Give the (now empty) buffer back, so steady state does not allocate.
+            DEFERRED.with(|d| {
+                let mut d = d.borrow_mut();
+                if d.1.capacity() == 0 {
+                    d.1 = wakers;
+                }
+            });
         }
     }
 }
@@ -60,8 +140,10 @@ impl Shared {
 
     /// Locks the state. A panic in another holder leaves the state usable (the core keeps its
     /// invariants between calls), so a poisoned lock is entered anyway.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn lock(&self) -> StateGuard<'_> {
+        let guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        DEFERRED.with(|d| d.borrow_mut().0 += 1);
+        StateGuard(Some(guard))
     }
 }
 
@@ -325,7 +407,7 @@ impl State {
     /// Asks the driver to run (something was queued for sending, or a handle went away).
     pub(crate) fn wake_driver(&mut self) {
         if let Some(w) = self.driver.take() {
-            w.wake();
+            defer_wake(w);
         }
     }
 
@@ -437,14 +519,14 @@ impl ConnState {
             set.wake();
         }
         for (_, w) in self.readers.drain() {
-            w.wake();
+            defer_wake(w);
         }
         for (_, w) in self.writers.drain() {
-            w.wake();
+            defer_wake(w);
         }
         for (_, w) in self.awaiting_finish.drain() {
             if let Some(w) = w {
-                w.wake();
+                defer_wake(w);
             }
         }
     }
@@ -497,22 +579,22 @@ impl ConnState {
             StreamEvent::Available { dir: Dir::Uni } => self.open_uni.wake(),
             StreamEvent::Readable { id } | StreamEvent::Reset { id, .. } => {
                 if let Some(w) = self.readers.remove(&id) {
-                    w.wake();
+                    defer_wake(w);
                 }
             }
             StreamEvent::Writable { id } => {
                 if let Some(w) = self.writers.remove(&id) {
-                    w.wake();
+                    defer_wake(w);
                 }
             }
             StreamEvent::Stopped { id, error_code } => {
                 if let Some(w) = self.writers.remove(&id) {
-                    w.wake();
+                    defer_wake(w);
                 }
                 if let Some(w) = self.awaiting_finish.remove(&id) {
                     self.finish_outcome.insert(id, Some(error_code));
                     if let Some(w) = w {
-                        w.wake();
+                        defer_wake(w);
                     }
                 }
             }
@@ -520,7 +602,7 @@ impl ConnState {
                 if let Some(w) = self.awaiting_finish.remove(&id) {
                     self.finish_outcome.insert(id, None);
                     if let Some(w) = w {
-                        w.wake();
+                        defer_wake(w);
                     }
                 }
             }
@@ -537,6 +619,80 @@ mod tests {
     use jsp_core::rand::Rng;
     use jsp_core::Instant;
     use std::sync::Arc;
+
+    /// Counts its wakes, and records whether the state's lock was free at each.
+    struct Probe {
+        shared: Arc<Shared>,
+        wakes: std::sync::atomic::AtomicUsize,
+        woken_while_locked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl std::task::Wake for Probe {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.wakes.fetch_add(1, SeqCst);
+            if self.shared.state.try_lock().is_err() {
+                self.woken_while_locked.fetch_add(1, SeqCst);
+            }
+        }
+    }
+
+    #[test]
+    fn wakers_are_woken_after_the_lock_is_released() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut rng = Rng::from_seed([4; 32]);
+        let endpoint = CoreEndpoint::new(
+            Arc::new(EndpointConfig::default()),
+            None,
+            rng.fork(),
+            Instant::ZERO,
+        )
+        .expect("endpoint");
+        let local: SocketAddr = "127.0.0.1:4433".parse().expect("address");
+        let shared = Arc::new(Shared::new(State::new(endpoint, local)));
+        let other = Shared::new(State::new(
+            CoreEndpoint::new(
+                Arc::new(EndpointConfig::default()),
+                None,
+                rng.fork(),
+                Instant::ZERO,
+            )
+            .expect("endpoint"),
+            local,
+        ));
+        let probe = Arc::new(Probe {
+            shared: shared.clone(),
+            wakes: Default::default(),
+            woken_while_locked: Default::default(),
+        });
+        let waker = Waker::from(probe.clone());
+        let cx = Context::from_waker(&waker);
+        // The driver's waker, and an accept() waiter: both woken from under the lock.
+        {
+            let mut st = shared.lock();
+            st.driver = Some(waker.clone());
+            st.accept_wakers.register(&cx);
+            st.wake_driver();
+            st.accept_wakers.wake();
+            // A nested guard of this thread (another endpoint's, say) defers too, until the
+            // outermost is released.
+            drop(other.lock());
+            assert_eq!(probe.wakes.load(SeqCst), 0, "nothing woken under the lock");
+        }
+        assert_eq!(
+            probe.wakes.load(SeqCst),
+            2,
+            "both woken once the lock is free"
+        );
+        assert_eq!(probe.woken_while_locked.load(SeqCst), 0);
+        // Without a lock held, a wake is immediate.
+        defer_wake(waker.clone());
+        assert_eq!(probe.wakes.load(SeqCst), 3);
+    }
 
     #[test]
     fn a_connection_that_drained_in_the_accept_queue_leaves_it_and_the_map() {
