@@ -620,6 +620,17 @@ mod tests {
     use jsp_core::Instant;
     use std::sync::Arc;
 
+    /// A client-only core endpoint.
+    fn core_endpoint(rng: &mut Rng) -> CoreEndpoint {
+        CoreEndpoint::new(
+            Arc::new(EndpointConfig::default()),
+            None,
+            rng.fork(),
+            Instant::ZERO,
+        )
+        .expect("endpoint")
+    }
+
     /// Counts its wakes, and records whether the state's lock was free at each.
     struct Probe {
         shared: Arc<Shared>,
@@ -645,25 +656,10 @@ mod tests {
     fn wakers_are_woken_after_the_lock_is_released() {
         use std::sync::atomic::Ordering::SeqCst;
         let mut rng = Rng::from_seed([4; 32]);
-        let endpoint = CoreEndpoint::new(
-            Arc::new(EndpointConfig::default()),
-            None,
-            rng.fork(),
-            Instant::ZERO,
-        )
-        .expect("endpoint");
+        let endpoint = core_endpoint(&mut rng);
         let local: SocketAddr = "127.0.0.1:4433".parse().expect("address");
         let shared = Arc::new(Shared::new(State::new(endpoint, local)));
-        let other = Shared::new(State::new(
-            CoreEndpoint::new(
-                Arc::new(EndpointConfig::default()),
-                None,
-                rng.fork(),
-                Instant::ZERO,
-            )
-            .expect("endpoint"),
-            local,
-        ));
+        let other = Shared::new(State::new(core_endpoint(&mut rng), local));
         let probe = Arc::new(Probe {
             shared: shared.clone(),
             wakes: Default::default(),
@@ -699,24 +695,9 @@ mod tests {
         let mut rng = Rng::from_seed([3; 32]);
         let identity = IdentityKey::generate(SignatureScheme::Ed25519, &mut rng);
         let client = Arc::new(ClientConfig::pinned(identity.public()));
-        let mut endpoint = CoreEndpoint::new(
-            Arc::new(EndpointConfig::default()),
-            None,
-            rng.fork(),
-            Instant::ZERO,
-        )
-        .expect("endpoint");
+        let mut endpoint = core_endpoint(&mut rng);
         let remote: SocketAddr = "127.0.0.1:443".parse().expect("address");
-        let mut state = State::new(
-            CoreEndpoint::new(
-                Arc::new(EndpointConfig::default()),
-                None,
-                rng.fork(),
-                Instant::ZERO,
-            )
-            .expect("endpoint"),
-            remote,
-        );
+        let mut state = State::new(core_endpoint(&mut rng), remote);
         // Three queued connections, as `route` queues them (the queue's reference only); the
         // application never calls `accept()`. Two of them end and drain.
         let mut handles = Vec::new();
