@@ -180,7 +180,7 @@ pub(crate) struct State {
     /// The key log, when [`crate::Endpoint::enable_key_log`] turned it on.
     pub(crate) key_log: Option<std::fs::File>,
     /// The generator of keys made ahead of handshakes, seeded from the OS; `None` while a
-    /// blocking task has it ([`State::take_key_share_work`]).
+    /// blocking task has it ([`State::take_server_key_work`]).
     pub(crate) keygen_rng: Option<jsp_core::rand::Rng>,
 }
 
@@ -216,15 +216,42 @@ impl State {
         }
     }
 
-    /// The ephemeral keys the endpoint wants generated ahead of its next handshakes, with the
-    /// generator to make them, when there are any and no blocking task is already at it. The
-    /// caller generates them off the event loop and hands both back with
+    /// The server's ephemeral key pairs the endpoint wants generated ahead of its next
+    /// handshakes, with the generator to make them, when there are any and no blocking task is
+    /// already at it. The caller generates them off the event loop (a server answering many
+    /// handshakes keeps its driver free for them) and hands both back with
     /// [`Self::supply_key_shares`].
-    pub(crate) fn take_key_share_work(&mut self) -> Option<(KeyShareDemand, jsp_core::rand::Rng)> {
+    pub(crate) fn take_server_key_work(&mut self) -> Option<(KeyShareDemand, jsp_core::rand::Rng)> {
+        self.take_key_work(|d| d.client_shares = 0)
+    }
+
+    /// At most `max` of the client key shares the endpoint wants generated ahead of its next
+    /// connects, with the generator, for the driver to make at once (see `Driver::poll`).
+    pub(crate) fn take_client_key_work(
+        &mut self,
+        max: usize,
+    ) -> Option<(KeyShareDemand, jsp_core::rand::Rng)> {
+        self.take_key_work(|d| {
+            d.server_key_pairs = 0;
+            d.client_shares = d.client_shares.min(max);
+        })
+    }
+
+    /// Whether [`Self::take_client_key_work`] would have work.
+    pub(crate) fn wants_client_keys(&self) -> bool {
+        let d = self.endpoint.key_share_demand();
+        !self.closed && self.keygen_rng.is_some() && d.client.is_some() && d.client_shares > 0
+    }
+
+    fn take_key_work(
+        &mut self,
+        limit: impl FnOnce(&mut KeyShareDemand),
+    ) -> Option<(KeyShareDemand, jsp_core::rand::Rng)> {
         if self.keygen_rng.is_none() || self.closed {
             return None;
         }
-        let demand = self.endpoint.key_share_demand();
+        let mut demand = self.endpoint.key_share_demand();
+        limit(&mut demand);
         if demand.is_empty() {
             return None;
         }

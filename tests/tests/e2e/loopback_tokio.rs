@@ -107,8 +107,9 @@ async fn later_handshakes_use_keys_generated_ahead_on_both_sides() {
     let addr = s.server.local_addr();
     spawn_echo(s.server.clone());
     // The first connection on each side generates its keys while the peer waits; the driver
-    // then makes the next ones on a blocking thread. Keep connecting (each connection echoes
-    // once, so the handshake really is used) until both endpoints report using such keys.
+    // then makes the next ones (a client between its passes, a server on a blocking thread).
+    // Keep connecting (each connection echoes once, so the handshake really is used) until
+    // both endpoints report using such keys.
     for round in 0.. {
         let conn = bounded(s.client.connect(addr, s.identity.public()).unwrap())
             .await
