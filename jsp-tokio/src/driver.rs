@@ -271,17 +271,14 @@ impl Future for Driver {
             st.driver = None;
             return Poll::Ready(());
         }
-        if let Some((demand, mut rng)) = st.take_client_key_work(1) {
-            // The next connects' key shares (X25519 and ML-KEM, ~35 µs each), one per pass
-            // here, after this pass's datagrams went out, while the handshakes in flight wait
-            // for the network: handing them to a blocking thread cost a thread wake-up and a
-            // third runnable thread next to the two the handshakes need (sequential loopback
-            // handshakes 2,649 → 2,916/s, medians of three A/B runs of 3,000). If more are
-            // wanted, the driver passes again at once (datagrams that arrived meanwhile first).
-            let shares = jsp_core::endpoint::KeyShares::generate(&demand, &mut rng);
-            st.supply_key_shares(shares, rng);
-            again |= st.wants_client_keys();
-        }
+        // The next connects' key shares (X25519 and ML-KEM, ~35 µs each) are made below, one
+        // per pass, after this pass's datagrams went out and the lock (with the wakes it held
+        // back) was released, while the handshakes in flight wait for the network: handing
+        // them to a blocking thread cost a thread wake-up and a third runnable thread next to
+        // the two the handshakes need (sequential loopback handshakes 2,649 → 2,916/s, medians
+        // of three A/B runs of 3,000). If more are wanted, the driver passes again at once
+        // (datagrams that arrived meanwhile first).
+        let client_keys = st.take_client_key_work(1);
         if let Some((demand, mut rng)) = st.take_server_key_work() {
             // A server's next key pairs, made on another thread (tens of microseconds each):
             // a server answering many handshakes keeps its driver for them, and a machine with
@@ -294,6 +291,12 @@ impl Future for Driver {
         }
         let deadline = st.next_deadline();
         drop(st);
+        if let Some((demand, mut rng)) = client_keys {
+            let shares = jsp_core::endpoint::KeyShares::generate(&demand, &mut rng);
+            let mut st = shared.lock();
+            st.supply_key_shares(shares, rng);
+            again |= st.wants_client_keys();
+        }
         if let Some(deadline) = deadline {
             if this.timer.poll_at(cx, clock::to_std(deadline)).is_ready() {
                 again = true;

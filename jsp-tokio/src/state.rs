@@ -126,6 +126,12 @@ impl Drop for StateGuard<'_> {
     }
 }
 
+/// Narrows a key demand to at most `max` client shares (no server key pairs).
+fn client_part(demand: &mut KeyShareDemand, max: usize) {
+    demand.server_key_pairs = 0;
+    demand.client_shares = demand.client_shares.min(max);
+}
+
 /// The shared state and its lock.
 pub(crate) struct Shared {
     state: Mutex<State>,
@@ -179,8 +185,8 @@ pub(crate) struct State {
     pub(crate) local_addr: SocketAddr,
     /// The key log, when [`crate::Endpoint::enable_key_log`] turned it on.
     pub(crate) key_log: Option<std::fs::File>,
-    /// The generator of keys made ahead of handshakes, seeded from the OS; `None` while a
-    /// blocking task has it ([`State::take_server_key_work`]).
+    /// The generator of keys made ahead of handshakes, seeded from the OS; `None` while keys
+    /// are being made with it ([`State::take_server_key_work`], [`State::take_client_key_work`]).
     pub(crate) keygen_rng: Option<jsp_core::rand::Rng>,
 }
 
@@ -222,7 +228,8 @@ impl State {
     /// handshakes keeps its driver free for them) and hands both back with
     /// [`Self::supply_key_shares`].
     pub(crate) fn take_server_key_work(&mut self) -> Option<(KeyShareDemand, jsp_core::rand::Rng)> {
-        self.take_key_work(|d| d.client_shares = 0)
+        let demand = self.key_work(|d| d.client_shares = 0)?;
+        self.keygen_rng.take().map(|rng| (demand, rng))
     }
 
     /// At most `max` of the client key shares the endpoint wants generated ahead of its next
@@ -231,31 +238,24 @@ impl State {
         &mut self,
         max: usize,
     ) -> Option<(KeyShareDemand, jsp_core::rand::Rng)> {
-        self.take_key_work(|d| {
-            d.server_key_pairs = 0;
-            d.client_shares = d.client_shares.min(max);
-        })
+        let demand = self.key_work(|d| client_part(d, max))?;
+        self.keygen_rng.take().map(|rng| (demand, rng))
     }
 
     /// Whether [`Self::take_client_key_work`] would have work.
     pub(crate) fn wants_client_keys(&self) -> bool {
-        let d = self.endpoint.key_share_demand();
-        !self.closed && self.keygen_rng.is_some() && d.client.is_some() && d.client_shares > 0
+        self.key_work(|d| client_part(d, usize::MAX)).is_some()
     }
 
-    fn take_key_work(
-        &mut self,
-        limit: impl FnOnce(&mut KeyShareDemand),
-    ) -> Option<(KeyShareDemand, jsp_core::rand::Rng)> {
+    /// The endpoint's key demand, narrowed by `part`, when there is any and the generator is
+    /// free.
+    fn key_work(&self, part: impl FnOnce(&mut KeyShareDemand)) -> Option<KeyShareDemand> {
         if self.keygen_rng.is_none() || self.closed {
             return None;
         }
         let mut demand = self.endpoint.key_share_demand();
-        limit(&mut demand);
-        if demand.is_empty() {
-            return None;
-        }
-        self.keygen_rng.take().map(|rng| (demand, rng))
+        part(&mut demand);
+        (!demand.is_empty()).then_some(demand)
     }
 
     /// Takes keys generated for [`Self::take_key_share_work`], and its generator back.
