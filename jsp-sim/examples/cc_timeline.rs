@@ -172,7 +172,7 @@ fn main() {
             "--loss" => loss = arg(&mut args, "--loss"),
             "--bin" => bin_ms = arg(&mut args, "--bin"),
             "-v" => verbose = true,
-            "--profile" => profile = args.next(),
+            "--profile" => profile = Some(arg(&mut args, "--profile")),
             _ => panic!("bad arg"),
         }
     }
