@@ -144,11 +144,38 @@ impl ControllerFactory for Factory {
     }
 }
 
-/// The value after a command-line flag.
-fn arg<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, flag: &str) -> T {
-    args.next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{flag} needs a value"))
+/// Where the time of a bulk upload goes: the client's BBR state and the bottleneck's idle time.
+#[derive(clap::Parser, Debug)]
+struct Args {
+    /// Simulator seed: the same seed replays the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Random loss rate of the `loss` link, both ways, as a fraction (0.01 is 1 %).
+    #[arg(long, default_value_t = 0.01, value_parser = loss_rate, conflicts_with = "profile")]
+    loss: f64,
+    /// A named profile as it is instead of the loss link (`jsp-sim profiles` lists them).
+    #[arg(long, value_parser = profile_named)]
+    profile: Option<Profile>,
+    /// Width of a timeline row, in milliseconds.
+    #[arg(long = "bin", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    bin_ms: u64,
+    /// Also print every rate sample, the last 150 ms of sends and every congestion event.
+    #[arg(short)]
+    verbose: bool,
+}
+
+/// A loss rate in `[0, 1)`.
+fn loss_rate(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(p) if (0.0..1.0).contains(&p) => Ok(p),
+        _ => Err("a fraction below 1 (0.01 for 1 %)".into()),
+    }
+}
+
+/// The profile [`Profile::named`] `v`.
+fn profile_named(v: &str) -> Result<Profile, String> {
+    Profile::named(v)
+        .ok_or_else(|| "no such profile (`cargo run -p jsp-sim -- profiles` lists them)".into())
 }
 
 fn mbit(b: u64) -> f64 {
@@ -160,28 +187,16 @@ fn mbit(b: u64) -> f64 {
 }
 
 fn main() {
-    let mut seed = 1u64;
-    let mut loss = 0.01f64;
-    let mut bin_ms = 50u64;
-    let mut verbose = false;
-    let mut profile: Option<String> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--seed" => seed = arg(&mut args, "--seed"),
-            "--loss" => loss = arg(&mut args, "--loss"),
-            "--bin" => bin_ms = arg(&mut args, "--bin"),
-            "-v" => verbose = true,
-            "--profile" => profile = Some(arg(&mut args, "--profile")),
-            _ => panic!("bad arg"),
-        }
-    }
+    let Args {
+        seed,
+        loss,
+        profile,
+        bin_ms,
+        verbose,
+    } = clap::Parser::parse();
     let bytes = 64u64 << 20;
     let s = Scenario::new(
-        profile.as_deref().map_or_else(
-            || Profile::random_loss("loss", loss),
-            |n| Profile::named(n).unwrap_or_else(|| panic!("no profile {n}")),
-        ),
+        profile.unwrap_or_else(|| Profile::random_loss("loss", loss)),
         seed,
         Transfer::many(4, bytes / 4),
     );
@@ -350,22 +365,25 @@ fn main() {
         .iter()
         .find(|r| r.state != BbrState::Startup)
         .map_or(0.0, |r| r.t);
-    // Decomposition: new data ends at the first gap of over 3 ms between sends in the last 5 %
-    // of the run (from there on only retransmissions leave).
-    let mut t_new_end = 0.0;
-    for w in log.sent.windows(2) {
-        if w[0].0 > done_at.unwrap_or(0.0) * 0.95 && w[1].0 - w[0].0 > 0.003 {
-            t_new_end = w[0].0;
-            break;
-        }
-    }
+    // Decomposition: the handshake ends with the first rate sample; new data ends at the first
+    // gap between sends in the last 5 % of the run longer than 3 ms and four datagrams' time
+    // on the link (from there on only retransmissions leave), or with the last send.
+    let handshake_end = log.recs.first().map_or(0.0, |r| r.t);
+    let gap = (4.0 * 1500.0 * 8.0 / link_bps).max(0.003);
+    let t_new_end = log
+        .sent
+        .windows(2)
+        .find(|w| w[0].0 > done_at.unwrap_or(0.0) * 0.95 && w[1].0 - w[0].0 > gap)
+        .map(|w| w[0].0)
+        .or_else(|| log.sent.last().map(|x| x.0))
+        .unwrap_or(0.0);
     let last_dep = busy_until;
     let done = done_at.unwrap_or(0.0);
     println!(
         "DECOMP total {:.1} ms = handshake idle {:.1} + startup idle {:.1} (to {:.3}) + steady idle {:.1} + tail idle {:.1} + busy {:.1} + last flight {:.1}; new data ends {:.4}, last departure {:.4}",
         done * 1e3,
-        idle_before(0.0502) * 1e3,
-        (idle_before(startup_end) - idle_before(0.0502)) * 1e3,
+        idle_before(handshake_end) * 1e3,
+        (idle_before(startup_end) - idle_before(handshake_end)) * 1e3,
         startup_end,
         (idle_before(t_new_end) - idle_before(startup_end)) * 1e3,
         (idle_before(last_dep) - idle_before(t_new_end)) * 1e3,

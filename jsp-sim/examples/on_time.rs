@@ -99,25 +99,39 @@ impl Total {
     }
 }
 
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// The links, in the order they run (the `--only` names).
+const LINKS: [&str; 4] = ["loss-1%", "loss-5%", "loss-10%", "bursty"];
+
+/// Real-time messages with a deadline: JSP (reliable; partially reliable with FEC) against
+/// quinn on the simulator.
+#[derive(clap::Parser, Debug)]
+struct Args {
+    /// Simulated seconds of messages per seed.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    seconds: u32,
+    /// Seeds per link (the figures are over all of them together).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    first: u64,
+    /// Run one link only.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(LINKS))]
+    only: Option<String>,
+    /// Also run `jsp-pr` (partially reliable, FEC off) and `jsp-reliable-fec` (reliable, FEC on).
+    #[arg(long)]
+    ablation: bool,
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let seconds = arg(&args, "--seconds", 60) as u32;
-    let seeds = arg(&args, "--seeds", 3);
-    let ablation = args.iter().any(|a| a == "--ablation");
-    let only: Option<&String> = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1));
+    let Args {
+        seconds,
+        seeds,
+        first,
+        only,
+        ablation,
+    } = clap::Parser::parse();
     let plan = OnTimePlan::realtime(seconds);
-    let first = arg(&args, "--first", 1);
     let profiles = [
         ("loss-1%", Profile::random_loss("loss-1%", 0.01)),
         ("loss-5%", Profile::random_loss("loss-5%", 0.05)),
@@ -126,7 +140,7 @@ fn main() {
     ];
     let mut rows = Vec::new();
     for (name, profile) in &profiles {
-        if only.is_some_and(|o| o != name) {
+        if only.as_ref().is_some_and(|o| o != name) {
             continue;
         }
         let bench = format!("on_time/{name}");

@@ -466,18 +466,52 @@ fn summary(rows: &[Row], seed: u64, bytes: u64, wall: f64) {
     );
 }
 
-fn main() {
-    let mut args = std::env::args().skip(1);
-    let (mut seed, mut mib, mut only): (u64, u64, Option<Vec<String>>) = (1, 64, None);
-    while let Some(a) = args.next() {
-        let v = args.next().unwrap_or_default();
-        match a.as_str() {
-            "--seed" => seed = v.parse().unwrap_or_else(|_| panic!("--seed {v:?}")),
-            "--mib" => mib = v.parse().unwrap_or_else(|_| panic!("--mib {v:?}")),
-            "--only" => only = Some(v.split(',').map(str::to_owned).collect()),
-            _ => panic!("usage: vs_quinn [--seed N] [--mib N] [--only NAME,…]"),
-        }
+/// The scenarios, in the order they run (the `--only` names).
+const SCENARIOS: [&str; 13] = [
+    "lan",
+    "wifi",
+    "lte",
+    "satellite",
+    "wifi-lossy",
+    "lte-lossy",
+    "satellite-lossy",
+    "lte-steps",
+    "loss-1%",
+    "loss-3%",
+    "bursty",
+    "bufferbloat",
+    "messages",
+];
+
+/// JSP against quinn (Cubic, NewReno, BBR) on identical simulated links and seeds.
+#[derive(clap::Parser, Debug)]
+struct Args {
+    /// Simulator seed: the same seed replays the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// MiB of each bulk upload (on 4 streams of a quarter each).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    mib: u64,
+    /// Run only these scenarios (comma-separated): lan, wifi, lte, satellite, wifi-lossy,
+    /// lte-lossy, satellite-lossy, lte-steps, loss-1%, loss-3%, bursty, bufferbloat, messages.
+    #[arg(long, value_delimiter = ',', value_parser = scenario_name)]
+    only: Option<Vec<String>>,
+}
+
+/// A known scenario name, or an error that lists them.
+fn scenario_name(name: &str) -> Result<String, String> {
+    if SCENARIOS.contains(&name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "unknown scenario; one of: {}",
+            SCENARIOS.join(", ")
+        ))
     }
+}
+
+fn main() {
+    let Args { seed, mib, only } = clap::Parser::parse();
     let bytes = mib << 20;
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
     let bulk_of = |name, profile, target| Bulk {
