@@ -231,8 +231,10 @@ proptest! {
         let mut out = Vec::new();
         for (i, &(start, end)) in segs.iter().enumerate() {
             let fragments = recv.fragments();
+            let predicted = recv.predicted_fragments(start as u64, end as u64);
             recv.on_data(start as u64, payload.slice(start..end), n, end == n, room).unwrap();
             recv.check_invariants();
+            prop_assert_eq!(recv.fragments(), predicted, "the fragment limit's prediction");
             prop_assert!(recv.buffered() as usize + out.len() <= n, "no byte is held twice");
             prop_assert!(recv.fragments() <= fragments + 1, "one segment adds at most one range");
             // Only large pieces keep the payload alive (a read may leave the tail of one).
