@@ -37,7 +37,7 @@ use jsp_sim::jsp_core::crypto::sign::{IdentityKey, SignatureScheme};
 use jsp_sim::jsp_core::recovery::RttEstimator;
 use jsp_sim::jsp_core::session::ServerResumption;
 use jsp_sim::jsp_core::{Duration, Instant};
-use jsp_sim::profile::Profile;
+use jsp_sim::profile::{Fault, Profile};
 use jsp_sim::scenario::{ClientApp, Scenario, ServerApp, Transfer};
 
 #[derive(Clone, Debug)]
@@ -153,9 +153,14 @@ struct Args {
     /// Random loss rate of the `loss` link, both ways, as a fraction (0.01 is 1 %).
     #[arg(long, default_value_t = 0.01, value_parser = loss_rate, conflicts_with = "profile")]
     loss: f64,
-    /// A named profile as it is instead of the loss link (`jsp-sim profiles` lists them).
+    /// A named profile as it is instead of the loss link (`jsp-sim profiles` lists them), or
+    /// `lte-steps` (vs_quinn's bandwidth steps).
     #[arg(long, value_parser = profile_named)]
     profile: Option<Profile>,
+    /// With `--profile`: without its random loss, duplication, reordering and corruption, as
+    /// vs_quinn's clean scenarios (`lan`, `wifi`, `lte`, `satellite`).
+    #[arg(long, requires = "profile")]
+    clean: bool,
     /// Width of a timeline row, in milliseconds.
     #[arg(long = "bin", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     bin_ms: u64,
@@ -172,10 +177,14 @@ fn loss_rate(v: &str) -> Result<f64, String> {
     }
 }
 
-/// The profile [`Profile::named`] `v`.
+/// The profile [`Profile::named`] `v`, or `lte-steps` ([`Profile::lte_steps`]).
 fn profile_named(v: &str) -> Result<Profile, String> {
-    Profile::named(v)
-        .ok_or_else(|| "no such profile (`cargo run -p jsp-sim -- profiles` lists them)".into())
+    if v == "lte-steps" {
+        return Ok(Profile::lte_steps());
+    }
+    Profile::named(v).ok_or_else(|| {
+        "no such profile (`cargo run -p jsp-sim -- profiles` lists them; also lte-steps)".into()
+    })
 }
 
 fn mbit(b: u64) -> f64 {
@@ -193,10 +202,14 @@ fn main() {
         profile,
         bin_ms,
         verbose,
+        clean,
     } = clap::Parser::parse();
     let bytes = 64u64 << 20;
     let s = Scenario::new(
-        profile.unwrap_or_else(|| Profile::random_loss("loss", loss)),
+        profile.map_or_else(
+            || Profile::random_loss("loss", loss),
+            |p| if clean { p.clean() } else { p },
+        ),
         seed,
         Transfer::many(4, bytes / 4),
     );
@@ -243,6 +256,8 @@ fn main() {
     let client_addr = SocketAddr::from(([10, 1, 0, 1], 50_000));
     let id = sim.add_node("client 0", client_addr, Box::new(node));
     let link = sim.connect(id, server, s.profile.up.clone(), s.profile.down.clone());
+    let faults: Vec<Fault> = s.all_faults().cloned().collect();
+    jsp_sim::scenario::schedule_faults(&mut sim, link, id, 0, &faults);
     let _ = server;
 
     let mut acked_at = [None::<f64>; 4];
@@ -311,12 +326,24 @@ fn main() {
     }
     // Bins.
     println!("bin_end  idle_ms cum_idle link_Mbit  sent_Mbit drops | state cwnd_pk inflight_pk pacing bw max_bw ihi_pk ilo_pk lost_pk rtt_max");
-    // The bottleneck's idle time per bin, from the client's sends (FIFO at 100 Mbit/s).
+    // The bottleneck's idle time per bin, from the client's sends (a FIFO at the link's rate).
     let nbins = link_bins.len() + 1;
     let mut idle = vec![0.0f64; nbins];
     let mut busy_until = 0.0f64;
     let queue_limit = s.profile.up.queue_bytes as u64;
-    let link_bps = s.profile.up.bandwidth_bps.unwrap_or(u64::MAX) as f64;
+    // The bottleneck's rate at time `t` (seconds), its bandwidth steps included.
+    let base_bps = s.profile.up.bandwidth_bps.unwrap_or(u64::MAX) as f64;
+    let rate_at = |t: f64| -> f64 {
+        faults
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Bandwidth { at, bps } if at.as_secs_f64() <= t => Some((*at, *bps)),
+                _ => None,
+            })
+            .max_by_key(|&(at, _)| at)
+            .map_or(base_bps, |(_, bps)| bps.map_or(f64::MAX, |b| b as f64))
+    };
+    let mut busy_total = 0.0f64;
     let mut qbytes: std::collections::VecDeque<(f64, u64)> = Default::default();
     let mut queued = 0u64;
     for &(t, b, _) in &log.sent {
@@ -340,7 +367,9 @@ fn main() {
             }
             busy_until = t;
         }
-        busy_until += ip as f64 * 8.0 / link_bps;
+        let service = ip as f64 * 8.0 / rate_at(busy_until);
+        busy_until += service;
+        busy_total += service;
         qbytes.push_back((busy_until, ip));
         queued += ip;
     }
@@ -367,13 +396,13 @@ fn main() {
         .map_or(0.0, |r| r.t);
     // Decomposition: the handshake ends with the first rate sample; new data ends at the first
     // gap between sends in the last 5 % of the run longer than 3 ms and four datagrams' time
-    // on the link (from there on only retransmissions leave), or with the last send.
+    // at the link's rate then (from there on only retransmissions leave), or with the last send.
     let handshake_end = log.recs.first().map_or(0.0, |r| r.t);
-    let gap = (4.0 * 1500.0 * 8.0 / link_bps).max(0.003);
+    let gap = |t: f64| (4.0 * 1500.0 * 8.0 / rate_at(t)).max(0.003);
     let t_new_end = log
         .sent
         .windows(2)
-        .find(|w| w[0].0 > done_at.unwrap_or(0.0) * 0.95 && w[1].0 - w[0].0 > gap)
+        .find(|w| w[0].0 > done_at.unwrap_or(0.0) * 0.95 && w[1].0 - w[0].0 > gap(w[0].0))
         .map(|w| w[0].0)
         .or_else(|| log.sent.last().map(|x| x.0))
         .unwrap_or(0.0);
@@ -387,7 +416,7 @@ fn main() {
         startup_end,
         (idle_before(t_new_end) - idle_before(startup_end)) * 1e3,
         (idle_before(last_dep) - idle_before(t_new_end)) * 1e3,
-        log.sent.iter().map(|x| (x.1 + 28) as f64 * 8.0 / link_bps).sum::<f64>() * 1e3,
+        busy_total * 1e3,
         (done - last_dep) * 1e3,
         t_new_end,
         last_dep,

@@ -41,7 +41,7 @@ use std::time::Instant as WallClock;
 use jsp_sim::jsp_core::fec::FecConfig;
 use jsp_sim::jsp_core::Duration;
 use jsp_sim::link::LinkStats;
-use jsp_sim::profile::{Fault, Profile};
+use jsp_sim::profile::{Profile, LTE_STEPS};
 use jsp_sim::quinn::{self, Controller};
 use jsp_sim::scenario::messages::{self, Messages};
 use jsp_sim::scenario::{Scenario, Transfer};
@@ -74,15 +74,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn clean(name: &str) -> Profile {
-    let mut p = Profile::named(name).unwrap_or_else(|| panic!("no profile {name}"));
-    for l in [&mut p.up, &mut p.down] {
-        l.loss = 0.0;
-        l.burst_loss = None;
-        l.duplicate = 0.0;
-        l.reorder = 0.0;
-        l.corrupt = 0.0;
-    }
-    p
+    named(name).clean()
 }
 
 fn named(name: &str) -> Profile {
@@ -90,18 +82,12 @@ fn named(name: &str) -> Profile {
 }
 
 /// `lte` without random loss, its bottleneck stepping every 10 s through 10, 3, 10 and
-/// 5 Mbit/s (both directions), repeating: a mean of 7 Mbit/s up.
+/// 5 Mbit/s (both directions), repeating, with its mean rate up in Mbit/s (7).
 fn lte_steps() -> (Profile, f64) {
-    const STEPS: [u64; 4] = [10_000_000, 3_000_000, 10_000_000, 5_000_000];
-    let mut p = clean("lte");
-    p.name = "lte-steps".into();
-    p.faults = (1..120u64)
-        .map(|i| Fault::Bandwidth {
-            at: Duration::from_secs(10 * i),
-            bps: Some(STEPS[(i % 4) as usize]),
-        })
-        .collect();
-    (p, STEPS.iter().sum::<u64>() as f64 / 4.0 / 1e6)
+    (
+        Profile::lte_steps(),
+        LTE_STEPS.iter().sum::<u64>() as f64 / LTE_STEPS.len() as f64 / 1e6,
+    )
 }
 
 /// Which way a metric is better.

@@ -122,6 +122,9 @@ pub const PROFILE_NAMES: &[&str] = &[
 
 const MBIT: u64 = 1_000_000;
 
+/// The bottleneck rates [`Profile::lte_steps`] cycles through, 10 s each (bits per second).
+pub const LTE_STEPS: [u64; 4] = [10 * MBIT, 3 * MBIT, 10 * MBIT, 5 * MBIT];
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -168,6 +171,20 @@ impl Profile {
             down: link,
             faults: Vec::new(),
         }
+    }
+
+    /// The benchmarks' mobile link with bandwidth steps: `lte` without its random loss
+    /// ([`Self::clean`]), its bottleneck stepping every 10 s through the rates of
+    /// [`LTE_STEPS`] (10, 3, 10 and 5 Mbit/s, both directions; a mean of 7 Mbit/s up), for
+    /// 20 minutes. Not among the named profiles: a scenario of the benchmarks, not a network
+    /// the soak tests draw.
+    pub fn lte_steps() -> Self {
+        let mut p = Self::named("lte")
+            .unwrap_or_else(|| unreachable!("lte is a built-in profile"))
+            .clean()
+            .with_bandwidth_steps(&LTE_STEPS, Duration::from_secs(10), 119);
+        p.name = "lte-steps".into();
+        p
     }
 
     /// The built-in profile called `name`, or `None`.
@@ -301,6 +318,35 @@ impl Profile {
             .iter()
             .filter_map(|n| Self::named(n))
             .collect()
+    }
+
+    /// This profile with its random and burst loss, duplication, reordering and corruption
+    /// taken out of both directions: its rates, delays, jitter and queues alone.
+    pub fn clean(mut self) -> Self {
+        for l in [&mut self.up, &mut self.down] {
+            l.loss = 0.0;
+            l.burst_loss = None;
+            l.duplicate = 0.0;
+            l.reorder = 0.0;
+            l.corrupt = 0.0;
+        }
+        self
+    }
+
+    /// This profile with its bottleneck (both directions) stepping every `every` through
+    /// `steps` (bits per second), cycling: at `k × every`, for `k` from 1 to `changes`, the rate
+    /// becomes `steps[k % steps.len()]` (so `steps[0]` should be the profile's own rate, which
+    /// holds until the first change). No steps or no changes: the profile as it is.
+    pub fn with_bandwidth_steps(mut self, steps: &[u64], every: Duration, changes: u32) -> Self {
+        if steps.is_empty() {
+            return self;
+        }
+        self.faults
+            .extend((1..=u64::from(changes)).map(|k| Fault::Bandwidth {
+                at: every.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX)),
+                bps: Some(steps[(k % steps.len() as u64) as usize]),
+            }));
+        self
     }
 }
 

@@ -267,7 +267,10 @@ fn at(d: Duration) -> Instant {
     Instant::from_duration(d)
 }
 
-pub(crate) fn schedule_faults(
+/// Schedules `faults` on `link` (both directions) and, for NAT rebindings, on the node
+/// `client` (the scenario's `i`th client, whose address it rebinds), as the scenario runners do:
+/// for a custom build of a scenario's network (the `cc_timeline` example).
+pub fn schedule_faults(
     sim: &mut Simulator,
     link: LinkId,
     client: NodeId,
