@@ -2,12 +2,14 @@
 //! over a run of `vs_quinn`'s `loss-1%` scenario (or another random-loss rate).
 //!
 //! ```text
-//! cargo run --release -p jsp-sim --example cc_timeline [-- --seed N] [--loss P | --profile NAME] [--bin MS] [-v]
+//! cargo run --release -p jsp-sim --example cc_timeline [-- --seed N] [--loss P | --profile NAME [--clean]] [--bin MS] [-v]
 //! ```
 //!
 //! The network is `vs_quinn`'s `loss-P` link (100 Mbit/s, 25 ms each way, a 625 kB queue,
 //! random loss `P` both ways, default 0.01), or with `--profile NAME` a named profile as it is
-//! (for example `bufferbloat`, to watch `max_bw` against the link), carrying 64 MiB on 4 streams, built as
+//! (for example `bufferbloat`, to watch `max_bw` against the link; `--clean` without its random
+//! loss, as `vs_quinn`'s clean scenarios; `lte-steps`, `vs_quinn`'s stepping link, with its
+//! bandwidth steps), carrying 64 MiB on 4 streams, built as
 //! `jsp_sim::scenario::build_jsp` does (same seed, same random draws), except that the client's
 //! controller is a default [`Bbr`] wrapped to record every call. Output:
 //! - the completion time and when each stream's data was all acknowledged; the client's and the
