@@ -341,11 +341,10 @@ impl Profile {
         if steps.is_empty() {
             return self;
         }
-        self.faults
-            .extend((1..=u64::from(changes)).map(|k| Fault::Bandwidth {
-                at: every.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX)),
-                bps: Some(steps[(k % steps.len() as u64) as usize]),
-            }));
+        self.faults.extend((1..=changes).map(|k| Fault::Bandwidth {
+            at: every.saturating_mul(k),
+            bps: Some(steps[k as usize % steps.len()]),
+        }));
         self
     }
 }
@@ -353,6 +352,42 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lte_steps_is_clean_lte_stepping_every_ten_seconds() {
+        let p = Profile::lte_steps();
+        let lte = Profile::named("lte").unwrap();
+        assert_eq!(p.name, "lte-steps");
+        assert_eq!((p.up.loss, p.down.loss), (0.0, 0.0));
+        assert_eq!(p.up.delay, lte.up.delay);
+        assert_eq!(p.up.bandwidth_bps, Some(LTE_STEPS[0]));
+        let steps: Vec<_> = p
+            .faults
+            .iter()
+            .map(|f| match f {
+                Fault::Bandwidth { at, bps } => (at.as_secs(), *bps),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(steps.len(), 119);
+        assert_eq!(
+            &steps[..4],
+            &[
+                (10, Some(3_000_000)),
+                (20, Some(10_000_000)),
+                (30, Some(5_000_000)),
+                (40, Some(10_000_000))
+            ]
+        );
+        assert_eq!(steps[118], (1190, Some(5_000_000)));
+        assert_eq!(
+            Profile::named("wifi")
+                .unwrap()
+                .with_bandwidth_steps(&[], Duration::from_secs(1), 5)
+                .faults,
+            vec![]
+        );
+    }
 
     #[test]
     fn every_named_profile_exists_and_unknown_names_do_not() {
