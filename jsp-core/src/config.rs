@@ -114,6 +114,13 @@ pub struct TransportConfig {
     /// the peer announced it too. Adaptive: no repair bytes on a clean link. Default `None`
     /// (off, neither sent nor announced).
     pub fec: Option<crate::fec::FecConfig>,
+    /// Explicit Congestion Notification (PROTOCOL §12.19): mark sent datagrams ECT(0) while the
+    /// path proves it carries the marks (the peer's ACKs count them), and take the CE marks the
+    /// peer reports as congestion signals, as losses are, without a loss. Received marks are
+    /// counted and reported whatever this says. Needs a driver that sets and reads the IP
+    /// header's ECN bits (`jsp-tokio` does); without one, the first ACKs show no marks and the
+    /// connection stops marking. Default `true`.
+    pub ecn: bool,
 }
 
 /// Settings of path-MTU discovery (see [`TransportConfig::mtu_discovery`]).
@@ -256,6 +263,7 @@ impl Default for TransportConfig {
             padding: PaddingPolicy::None,
             mtu_discovery: Some(MtuDiscoveryConfig::default()),
             fec: None,
+            ecn: true,
         }
     }
 }

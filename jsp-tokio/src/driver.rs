@@ -39,6 +39,28 @@ struct Pending {
     start: usize,
     len: usize,
     segment_size: Option<usize>,
+    /// The ECN codepoint of the datagram (of every datagram of a GSO batch).
+    ecn: Option<jsp_core::connection::EcnCodepoint>,
+}
+
+/// The socket's ECN codepoint for the core's.
+fn to_udp_ecn(ecn: jsp_core::connection::EcnCodepoint) -> quinn_udp::EcnCodepoint {
+    use jsp_core::connection::EcnCodepoint as E;
+    match ecn {
+        E::Ect0 => quinn_udp::EcnCodepoint::Ect0,
+        E::Ect1 => quinn_udp::EcnCodepoint::Ect1,
+        E::Ce => quinn_udp::EcnCodepoint::Ce,
+    }
+}
+
+/// The core's ECN codepoint for the socket's.
+fn from_udp_ecn(ecn: quinn_udp::EcnCodepoint) -> jsp_core::connection::EcnCodepoint {
+    use jsp_core::connection::EcnCodepoint as E;
+    match ecn {
+        quinn_udp::EcnCodepoint::Ect0 => E::Ect0,
+        quinn_udp::EcnCodepoint::Ect1 => E::Ect1,
+        quinn_udp::EcnCodepoint::Ce => E::Ce,
+    }
 }
 
 /// The endpoint's driver future.
@@ -106,9 +128,10 @@ impl Driver {
             for meta in &self.recv_meta[..n] {
                 let mut buf = all.split_to(meta.len);
                 let stride = meta.stride.max(1);
+                let ecn = meta.ecn.map(from_udp_ecn);
                 while !buf.is_empty() {
                     let datagram = buf.split_to(stride.min(buf.len()));
-                    route(st, now, meta.addr, datagram);
+                    route(st, now, meta.addr, ecn, datagram);
                 }
             }
         }
@@ -124,7 +147,7 @@ impl Driver {
             while let Some(p) = self.pending.front().copied() {
                 let transmit = UdpTransmit {
                     destination: p.destination,
-                    ecn: None,
+                    ecn: p.ecn.map(to_udp_ecn),
                     contents: &self.send_buf[p.start..p.start + p.len],
                     segment_size: p.segment_size,
                     src_ip: None,
@@ -163,6 +186,7 @@ impl Driver {
                 start: 0,
                 len: t.size,
                 segment_size: None,
+                ecn: t.ecn,
             });
             return true;
         }
@@ -186,7 +210,11 @@ impl Driver {
     /// whether the connection had nothing more to send.
     fn batch(&mut self, cs: &mut ConnState, now: jsp_core::Instant, start: usize) -> (usize, bool) {
         let mut end = start;
-        let mut first: Option<(SocketAddr, usize)> = None;
+        let mut first: Option<(
+            SocketAddr,
+            usize,
+            Option<jsp_core::connection::EcnCodepoint>,
+        )> = None;
         let mut count = 0;
         let mut exhausted = false;
         while count < self.max_segments && end + MAX_DATAGRAM <= self.send_buf.len() {
@@ -198,15 +226,17 @@ impl Driver {
                 break;
             };
             match first {
-                None => first = Some((t.destination, t.size)),
-                Some((dest, seg)) if dest != t.destination || t.size > seg => {
-                    // Cannot join the batch: the batch goes first, this datagram alone after it.
-                    self.push(start, end, count, dest, seg);
+                None => first = Some((t.destination, t.size, t.ecn)),
+                Some((dest, seg, ecn)) if dest != t.destination || t.size > seg || ecn != t.ecn => {
+                    // Cannot join the batch (one destination, segment size and ECN codepoint
+                    // per batch): the batch goes first, this datagram alone after it.
+                    self.push(start, end, count, (dest, seg, ecn));
                     self.pending.push_back(Pending {
                         destination: t.destination,
                         start: end,
                         len: t.size,
                         segment_size: None,
+                        ecn: t.ecn,
                     });
                     return (end + t.size, false);
                 }
@@ -214,37 +244,57 @@ impl Driver {
             }
             end += t.size;
             count += 1;
-            if first.is_some_and(|(_, seg)| t.size < seg) {
+            if first.is_some_and(|(_, seg, _)| t.size < seg) {
                 break; // a short datagram ends a batch
             }
         }
-        if let Some((dest, seg)) = first {
-            self.push(start, end, count, dest, seg);
+        if let Some(first) = first {
+            self.push(start, end, count, first);
         }
         (end, exhausted)
     }
 
-    fn push(&mut self, start: usize, end: usize, count: usize, dest: SocketAddr, seg: usize) {
+    /// Queues the batch of `count` datagrams in `start..end` with its destination, segment
+    /// size and ECN codepoint.
+    fn push(
+        &mut self,
+        start: usize,
+        end: usize,
+        count: usize,
+        (dest, seg, ecn): (
+            SocketAddr,
+            usize,
+            Option<jsp_core::connection::EcnCodepoint>,
+        ),
+    ) {
         self.pending.push_back(Pending {
             destination: dest,
             start,
             len: end - start,
             segment_size: (count > 1).then_some(seg),
+            ecn,
         });
     }
 }
 
-/// Feeds one datagram to the endpoint and the connection it belongs to.
-fn route(st: &mut State, now: jsp_core::Instant, from: SocketAddr, data: BytesMut) {
+/// Feeds one datagram, with the ECN codepoint it came with, to the endpoint and the
+/// connection it belongs to.
+fn route(
+    st: &mut State,
+    now: jsp_core::Instant,
+    from: SocketAddr,
+    ecn: Option<jsp_core::connection::EcnCodepoint>,
+    data: BytesMut,
+) {
     match st.endpoint.handle_datagram(now, from, data) {
         Some(DatagramEvent::Route(handle, data)) => {
             if let Some(cs) = st.conn_mut(handle) {
-                cs.conn.handle_datagram(now, from, data);
+                cs.conn.handle_datagram_ecn(now, from, ecn, data);
             }
         }
         Some(DatagramEvent::NewConnection(handle, conn, data)) => {
             let mut cs = ConnState::new(*conn, 1);
-            cs.conn.handle_datagram(now, from, data);
+            cs.conn.handle_datagram_ecn(now, from, ecn, data);
             st.insert(handle, cs);
             st.push_incoming(handle);
         }

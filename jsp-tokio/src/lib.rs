@@ -46,7 +46,8 @@
 //! it, call the core, and register a waker when they must wait; the task feeds received datagrams
 //! and expired timers to the core, wakes the tasks whose streams became readable or writable, and
 //! sends what the core produced. Socket I/O goes through `quinn-udp`: batched receives with GRO,
-//! and GSO sends that glue consecutive equal-size datagrams to one peer into one syscall.
+//! and GSO sends that glue consecutive equal-size datagrams to one peer, with one ECN codepoint,
+//! into one syscall; each datagram's ECN bits are passed to and from the core (PROTOCOL §12.19).
 //!
 //! ## File transfer
 //!

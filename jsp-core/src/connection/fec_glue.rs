@@ -242,6 +242,11 @@ impl Connection {
             }
             let s = &mut self.spaces[SpaceId::Data.index()];
             s.on_packet_received(rec.pn, ack_eliciting, now);
+            // A rebuilt packet counts with the codepoint of the datagram whose repair symbol
+            // rebuilt it: its sender marked it, and ECN validation counts it as acknowledged.
+            if s.count_ecn(self.rx_ecn) {
+                s.ack_now = true;
+            }
             if ack_eliciting {
                 // A rebuilt packet fills a gap: acknowledge at once, so the sender learns it
                 // before declaring the packet lost.

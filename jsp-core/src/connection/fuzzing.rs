@@ -94,6 +94,7 @@ impl Connection {
             destination: self.remote,
             size: total,
             segment_size: None,
+            ecn: None,
         })
     }
 

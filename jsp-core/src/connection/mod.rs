@@ -11,6 +11,7 @@
 //! advances the state machine.
 
 mod cids;
+mod ecn;
 #[cfg(feature = "fuzzing")]
 mod fuzzing;
 mod keys;
@@ -26,7 +27,7 @@ mod types;
 #[cfg(feature = "fuzzing")]
 pub use fuzzing::Footprint;
 pub use types::{
-    ConnectionError, ConnectionStats, EndpointEvent, Event, Incoming, KeyLogEntry,
+    ConnectionError, ConnectionStats, EcnCodepoint, EndpointEvent, Event, Incoming, KeyLogEntry,
     SendDatagramError, Transmit,
 };
 
@@ -107,6 +108,8 @@ pub(crate) struct SentFrames {
     retired_cids: Vec<u64>,
     /// A path-MTU probe (PING and PADDING only): its loss is no congestion signal.
     mtu_probe: bool,
+    /// Sent in a datagram marked ECT(0): the peer's ECN counts must account for it.
+    ecn_marked: bool,
 }
 
 /// Datagram queues, both bounded in bytes.
@@ -176,7 +179,7 @@ pub struct Connection {
     peer_reset_token: Option<[u8; 16]>,
     /// 0-RTT packets that arrived before the ClientHello completed (bounded), retried once the
     /// early keys exist.
-    early_buffer: Vec<(PartialDecode, BytesMut)>,
+    early_buffer: Vec<(PartialDecode, BytesMut, Option<EcnCodepoint>)>,
     decrypt_failures: u64,
     /// Key generation of the 1-RTT packet being processed.
     rx_packet_generation: u64,
@@ -208,6 +211,12 @@ pub struct Connection {
     fec_peer_repaired: u64,
     /// Packet number of the 1-RTT packet being processed (the carrier of its repair symbols).
     rx_pn: u64,
+    /// The ECN codepoint of the datagram being processed.
+    rx_ecn: Option<EcnCodepoint>,
+    /// The ECN codepoint of the datagram being built.
+    tx_ecn: Option<EcnCodepoint>,
+    /// Whether we mark our datagrams, and the peer's ECN counts (PROTOCOL §12.19).
+    ecn: ecn::EcnSender,
     /// Client: the token its Initial packets carry (from a Retry, or a NEW_TOKEN of an earlier
     /// connection); empty for none.
     initial_token: Vec<u8>,
@@ -285,6 +294,7 @@ impl Connection {
         });
         let cc = transport.congestion_controller.build(now, mtu);
         let mtud = mtud::Mtud::new(transport.mtu_discovery.clone());
+        let ecn_enabled = transport.ecn;
         let spaces = [
             PacketSpace::new(transport.max_handshake_buffer),
             PacketSpace::new(transport.max_handshake_buffer),
@@ -357,6 +367,9 @@ impl Connection {
             fec_recovered_repeat: 0,
             fec_peer_repaired: 0,
             rx_pn: 0,
+            rx_ecn: None,
+            tx_ecn: None,
+            ecn: ecn::EcnSender::new(ecn_enabled),
             initial_token: Vec::new(),
             retry_scid: None,
             new_token: None,
@@ -601,6 +614,15 @@ impl Connection {
         s.connection_id_retirements_outstanding = self.peer_cids.outstanding();
         s.datagrams_dropped = self.datagrams.dropped_incoming + self.datagrams.dropped_outgoing;
         s.path_mtu = self.mtu;
+        s.ecn_capable = self.ecn.state() == ecn::EcnState::Capable;
+        s.ecn_marked_received = self
+            .spaces
+            .iter()
+            .map(|sp| {
+                let c = sp.ecn_received;
+                c.ect0.saturating_add(c.ect1).saturating_add(c.ce)
+            })
+            .fold(0u64, u64::saturating_add);
         s.mtu_probes_sent = self.mtud.probes_sent;
         s.mtu_probes_lost = self.mtud.probes_lost;
         s.mtu_black_holes = self.mtud.black_holes;
@@ -1014,7 +1036,9 @@ impl Connection {
         let mut largest_sent: Option<Instant> = None;
         let mut largest_large_lost: Option<u64> = None;
         let mut data_lost = 0u64;
+        let mut marked_lost = 0u32;
         for (space, pn, packet) in out.lost.drain(..) {
+            marked_lost += u32::from(packet.frames.ecn_marked);
             if packet.frames.mtu_probe {
                 // RFC 8899 §3: a lost probe says the path is too narrow, not congested.
                 self.mtud.on_probe_lost(now, pn);
@@ -1033,6 +1057,9 @@ impl Connection {
             self.requeue(space, packet.frames);
         }
         self.fec_outcome(0, data_lost, 0);
+        if marked_lost > 0 {
+            self.ecn.on_marked_lost(marked_lost);
+        }
         if let Some(sent) = largest_sent {
             self.delivery.on_lost(lost_bytes);
             self.congestion_events += 1;

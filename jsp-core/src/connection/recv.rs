@@ -13,7 +13,8 @@ use bytes::{Bytes, BytesMut};
 use super::keys::RxChoice;
 use super::timers::Timer;
 use super::{
-    Connection, ConnectionError, Event, State, ACK_DECIMATION_AFTER, ACK_DECIMATION_EVERY,
+    Connection, ConnectionError, EcnCodepoint, Event, State, ACK_DECIMATION_AFTER,
+    ACK_DECIMATION_EVERY,
 };
 use crate::crypto::schedule::{directional_keys, initial_secrets, INITIAL_SUITE};
 use crate::error::{TransportError, TransportErrorCode};
@@ -30,8 +31,25 @@ const MAX_PATH_RESPONSES: usize = 4;
 const MAX_EARLY_BUFFER: usize = 16;
 
 impl Connection {
-    /// Feeds a datagram received from `remote` at `now`. The buffer is decrypted in place and
-    /// received stream and datagram data are handed to the application as slices of it.
+    /// Feeds a datagram received from `remote` at `now`, with the ECN codepoint of its IP
+    /// header (`None`: not ECN-capable, or a driver that cannot read it): the packets it
+    /// carries are counted by codepoint and the counts reported in our ACKs (PROTOCOL §12.19).
+    /// Otherwise as [`Self::handle_datagram`].
+    pub fn handle_datagram_ecn(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        ecn: Option<EcnCodepoint>,
+        data: BytesMut,
+    ) {
+        self.rx_ecn = ecn;
+        self.handle_datagram(now, remote, data);
+        self.rx_ecn = None;
+    }
+
+    /// Feeds a datagram received from `remote` at `now` (as not ECN-capable; see
+    /// [`Self::handle_datagram_ecn`]). The buffer is decrypted in place and received stream
+    /// and datagram data are handed to the application as slices of it.
     pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, mut data: BytesMut) {
         if matches!(self.state, State::Drained | State::Draining) {
             return;
@@ -83,8 +101,13 @@ impl Connection {
         }
         if !self.early_buffer.is_empty() && (self.zero_rtt.is_some() || self.session.is_complete())
         {
-            for (partial, packet) in core::mem::take(&mut self.early_buffer) {
-                match self.handle_packet(now, remote, partial, packet) {
+            let current = self.rx_ecn;
+            for (partial, packet, ecn) in core::mem::take(&mut self.early_buffer) {
+                // Counted by the codepoint of the datagram it came in.
+                self.rx_ecn = ecn;
+                let result = self.handle_packet(now, remote, partial, packet);
+                self.rx_ecn = current;
+                match result {
                     Ok(true) => processed = true,
                     Ok(false) => self.stats.packets_dropped += 1,
                     Err(error) => {
@@ -150,7 +173,7 @@ impl Connection {
             kind == PacketKind::Short && self.side.is_server() && !self.session.is_complete();
         if early_1rtt {
             if self.early_buffer.len() < MAX_EARLY_BUFFER {
-                self.early_buffer.push((partial, packet));
+                self.early_buffer.push((partial, packet, self.rx_ecn));
                 return Ok(true);
             }
             return Ok(false);
@@ -162,7 +185,7 @@ impl Connection {
         {
             // The rest of the ClientHello may still be on its way: keep the packet briefly.
             if self.early_buffer.len() < MAX_EARLY_BUFFER {
-                self.early_buffer.push((partial, packet));
+                self.early_buffer.push((partial, packet, self.rx_ecn));
                 return Ok(true);
             }
             return Ok(false);
@@ -311,6 +334,10 @@ impl Connection {
         let out_of_order = s.largest_received.is_some_and(|(l, _)| pn != l + 1);
         let ends_stream = self.streams.take_stream_end();
         s.on_packet_received(pn, ack_eliciting, now);
+        if s.count_ecn(self.rx_ecn) {
+            // RFC 9000 §13.2.1: a CE mark is acknowledged at once.
+            s.ack_now = true;
+        }
         if ack_eliciting {
             let decimate = space == SpaceId::Data && s.eliciting_received > ACK_DECIMATION_AFTER;
             let threshold = if decimate { ACK_DECIMATION_EVERY } else { 2 };
@@ -360,6 +387,8 @@ impl Connection {
         self.address_validated = false;
         // RFC 9000 §14.3 / RFC 8899 §5.2: a new path starts over at the base size.
         self.mtud.reset();
+        // The new path may treat ECN bits differently: test it again.
+        self.ecn.on_new_path();
         self.set_mtu(crate::config::MIN_UDP_PAYLOAD);
         self.amplification_received = len as u64;
         self.amplification_sent = 0;
@@ -690,6 +719,7 @@ impl Connection {
         );
         let mut out = core::mem::take(&mut self.ack_outcome);
         out.clear();
+        let largest_before = self.recovery.largest_acked(space);
         let result = self.recovery.on_ack_received(
             space,
             ack.largest,
@@ -710,10 +740,14 @@ impl Connection {
         let app_limited =
             self.recovery.bytes_in_flight() < self.cc.window() / 2 && !self.has_pending_data();
         let mut data_acked = 0u64;
+        let mut marked_acked = 0u64;
+        let mut largest_acked_sent = None;
         for (space, pn, packet) in out.acked.drain(..) {
             if space == SpaceId::Data && packet.in_flight {
                 data_acked += 1;
             }
+            marked_acked += u64::from(packet.frames.ecn_marked);
+            largest_acked_sent = largest_acked_sent.max(Some(packet.time_sent));
             if space == SpaceId::Data {
                 if packet.frames.mtu_probe {
                     if let Some(mtu) = self.mtud.on_probe_acked(now, pn, packet.size) {
@@ -762,6 +796,21 @@ impl Connection {
             self.recovery.set_anti_deadlock(None);
         }
         self.process_lost(&mut out, now);
+        let raised_largest = self.recovery.largest_acked(space) > largest_before;
+        let ce = self
+            .ecn
+            .on_ack(space, ack.ecn, marked_acked, raised_largest);
+        if ce > 0 {
+            // RFC 9002 §7.1: new CE marks are a congestion event, dated by the largest packet
+            // this ACK newly acknowledged; BBR also sees them in the rate sample.
+            self.stats.ecn_ce_reported += ce;
+            let peer_ce = ack.ecn.map_or(0, |c| c.ce);
+            self.recovery.on_ecn_ce_count(space, peer_ce, &mut out);
+            if let Some(sent) = largest_acked_sent {
+                self.congestion_events += 1;
+                self.cc.on_congestion_event(now, sent, false, 0);
+            }
+        }
         // As for the RTT (RFC 9002 §5.3), an Initial ACK's delay is not used.
         let sample_delay = if space == SpaceId::Initial {
             Duration::ZERO

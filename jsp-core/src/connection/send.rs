@@ -51,9 +51,12 @@ impl Connection {
                 .saturating_sub(self.amplification_sent);
             max = max.min(usize::try_from(budget).unwrap_or(usize::MAX));
         }
+        // Path-MTU probes go unmarked: a path that drops marked datagrams must not look narrow.
+        self.tx_ecn = None;
         if let Some(t) = self.poll_mtu_probe(now, buf) {
             return Some(t);
         }
+        self.tx_ecn = self.ecn.codepoint();
         if self.state == State::Closing && self.close_pending && self.close_with_finished {
             // Each repeat of the CLOSE carries the Finished again: the first may have been lost.
             let handshake = &mut self.spaces[SpaceId::Handshake.index()];
@@ -132,10 +135,14 @@ impl Connection {
             self.amplification_sent += len as u64;
         }
         self.update_loss_timer(now);
+        if self.tx_ecn.is_some() {
+            self.ecn.on_marked_sent();
+        }
         Some(Transmit {
             destination: self.remote,
             size: len,
             segment_size: None,
+            ecn: self.tx_ecn,
         })
     }
 
@@ -180,6 +187,7 @@ impl Connection {
             destination: self.remote,
             size: n,
             segment_size: None,
+            ecn: None,
         })
     }
 
@@ -308,6 +316,7 @@ impl Connection {
         }
         let mut sent = SentFrames {
             streams: self.take_records(),
+            ecn_marked: self.tx_ecn.is_some(),
             ..SentFrames::default()
         };
         let (payload_len, ack_eliciting) = {
@@ -607,9 +616,16 @@ impl Connection {
             (now.saturating_duration_since(at).as_micros() as u64) >> ack_exponent
         });
         let before = w.position();
-        let written =
-            frame::encode_ack(w, &s.ack_ranges, delay, None, super::spaces::MAX_ACK_RANGES).is_ok()
-                && w.position() > before;
+        let ecn = s.ecn_report();
+        let written = frame::encode_ack(
+            w,
+            &s.ack_ranges,
+            delay,
+            ecn.as_ref(),
+            super::spaces::MAX_ACK_RANGES,
+        )
+        .is_ok()
+            && w.position() > before;
         if written {
             sent.largest_ack = s.ack_ranges.max();
             s.ack_now = false;

@@ -133,6 +133,9 @@ pub(crate) struct PacketSpace {
     pub(crate) ping_pending: u8,
     /// The space's keys were discarded: nothing more is sent or accepted.
     pub(crate) discarded: bool,
+    /// Packets received in this space by the ECN codepoint of their datagram (RFC 9000
+    /// §13.4.1), reported in our ACKs once any is non-zero.
+    pub(crate) ecn_received: crate::frame::EcnCounts,
 }
 
 impl PacketSpace {
@@ -152,7 +155,29 @@ impl PacketSpace {
             crypto_out: CryptoSend::default(),
             ping_pending: 0,
             discarded: false,
+            ecn_received: crate::frame::EcnCounts::default(),
         }
+    }
+
+    /// Counts a processed packet by the ECN codepoint of its datagram; returns whether it was
+    /// CE, which is acknowledged at once (RFC 9000 §13.2.1).
+    pub(crate) fn count_ecn(&mut self, ecn: Option<super::EcnCodepoint>) -> bool {
+        let c = &mut self.ecn_received;
+        match ecn {
+            Some(super::EcnCodepoint::Ect0) => c.ect0 = c.ect0.saturating_add(1),
+            Some(super::EcnCodepoint::Ect1) => c.ect1 = c.ect1.saturating_add(1),
+            Some(super::EcnCodepoint::Ce) => {
+                c.ce = c.ce.saturating_add(1);
+                return true;
+            }
+            None => {}
+        }
+        false
+    }
+
+    /// The counts our ACKs report, once any packet came marked.
+    pub(crate) fn ecn_report(&self) -> Option<crate::frame::EcnCounts> {
+        (self.ecn_received != crate::frame::EcnCounts::default()).then_some(self.ecn_received)
     }
 
     /// Whether `pn` was already processed or lies below the replay window (a cheap test before

@@ -13,6 +13,7 @@ use crate::crypto::CipherSuite;
 use crate::endpoint::{ConnectionHandle, DatagramEvent, Endpoint};
 use crate::session::ServerResumption;
 
+mod ecn;
 mod mtud;
 mod security;
 
@@ -70,6 +71,18 @@ struct InFlight {
     from: SocketAddr,
     to: SocketAddr,
     data: Vec<u8>,
+    ecn: Option<EcnCodepoint>,
+}
+
+/// What the link does with the ECN bits of the datagrams it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EcnPath {
+    /// Clears them (a path or driver without ECN): the default.
+    Bleach,
+    /// Delivers them as sent.
+    Carry,
+    /// Delivers them, turning every `every`th marked datagram into CE (a congested AQM).
+    MarkCe { every: u32, seen: u32 },
 }
 
 /// Two endpoints, their connections, and a link with a fixed delay.
@@ -95,6 +108,8 @@ pub(crate) struct Pair {
     /// The path's largest UDP payload: larger datagrams vanish (none: no limit).
     pub(crate) max_size: Option<usize>,
     pub(crate) server_config: Arc<ServerConfig>,
+    /// What the link does with ECN bits, both ways.
+    pub(crate) ecn: EcnPath,
 }
 
 pub(crate) struct Setup {
@@ -171,6 +186,7 @@ impl Pair {
             cut: false,
             max_size: None,
             server_config,
+            ecn: EcnPath::Bleach,
         }
     }
 
@@ -182,7 +198,19 @@ impl Pair {
         &mut self.server.as_mut().unwrap().1
     }
 
-    fn send(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>, ecn: Option<EcnCodepoint>) {
+        let ecn = match &mut self.ecn {
+            EcnPath::Bleach => None,
+            EcnPath::Carry => ecn,
+            EcnPath::MarkCe { every, seen } => ecn.map(|e| {
+                *seen += 1;
+                if *seen % (*every).max(1) == 0 {
+                    EcnCodepoint::Ce
+                } else {
+                    e
+                }
+            }),
+        };
         let from = if from == client_addr() {
             self.client_sent.push(data.clone());
             self.client_from
@@ -210,6 +238,7 @@ impl Pair {
                 from,
                 to,
                 data: data.clone(),
+                ecn,
             });
         }
     }
@@ -222,6 +251,7 @@ impl Pair {
             from,
             to,
             data,
+            ecn: None,
         });
     }
 
@@ -233,21 +263,21 @@ impl Pair {
             if let Some((_, c)) = &mut self.client {
                 if let Some(t) = c.poll_transmit(self.now, &mut buf) {
                     let d = buf[..t.size].to_vec();
-                    self.send(client_addr(), t.destination, d);
+                    self.send(client_addr(), t.destination, d, t.ecn);
                     sent = true;
                 }
             }
             let mut server_out = Vec::new();
             for (_, s) in self.server.iter_mut().chain(self.extra_servers.iter_mut()) {
                 if let Some(t) = s.poll_transmit(self.now, &mut buf) {
-                    server_out.push((t.destination, buf[..t.size].to_vec()));
+                    server_out.push((t.destination, buf[..t.size].to_vec(), t.ecn));
                 }
             }
             while let Some(t) = self.server_ep.poll_transmit(&mut buf) {
-                server_out.push((t.destination, buf[..t.size].to_vec()));
+                server_out.push((t.destination, buf[..t.size].to_vec(), t.ecn));
             }
-            for (to, d) in server_out {
-                self.send(server_addr(), to, d);
+            for (to, d, ecn) in server_out {
+                self.send(server_addr(), to, d, ecn);
                 sent = true;
             }
             if !sent {
@@ -261,7 +291,7 @@ impl Pair {
         if d.to == server_addr() {
             match self.server_ep.handle_datagram(self.now, d.from, data) {
                 Some(DatagramEvent::NewConnection(h, mut conn, data)) => {
-                    conn.handle_datagram(self.now, d.from, data);
+                    conn.handle_datagram_ecn(self.now, d.from, d.ecn, data);
                     if self.server.is_none() {
                         self.server = Some((h, *conn));
                     } else {
@@ -273,7 +303,7 @@ impl Pair {
                         self.server.iter_mut().chain(self.extra_servers.iter_mut())
                     {
                         if *handle == h {
-                            conn.handle_datagram(self.now, d.from, data);
+                            conn.handle_datagram_ecn(self.now, d.from, d.ecn, data);
                             break;
                         }
                     }
@@ -286,7 +316,7 @@ impl Pair {
             .map(|_| self.client_ep.handle_datagram(self.now, d.from, data))
         {
             if let Some((_, c)) = &mut self.client {
-                c.handle_datagram(self.now, d.from, data);
+                c.handle_datagram_ecn(self.now, d.from, d.ecn, data);
             }
         }
     }
@@ -523,7 +553,7 @@ fn the_server_hello_leaves_before_the_key_agreement_and_the_rest_of_the_flight()
     );
     // The handshake completes from there.
     for d in first.into_iter().chain(rest) {
-        pair.send(server_addr(), client_addr(), d);
+        pair.send(server_addr(), client_addr(), d, None);
     }
     pair.server = Some((handle, s));
     pair.handshake();

@@ -21,6 +21,45 @@ pub struct Transmit {
     pub size: usize,
     /// Segment size for GSO batches (`None`: one datagram).
     pub segment_size: Option<usize>,
+    /// The ECN codepoint to set in the datagram's IP header (`None`: not ECN-capable). A
+    /// driver that cannot set it sends the datagram without: the connection then sees no
+    /// ECN feedback and stops marking (PROTOCOL §12.19).
+    pub ecn: Option<EcnCodepoint>,
+}
+
+/// An Explicit Congestion Notification codepoint of an IP header (RFC 3168): the two low bits
+/// of the IPv4 TOS or IPv6 Traffic Class byte. "Not ECN-capable" (0b00) is `None` where an
+/// `Option<EcnCodepoint>` is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EcnCodepoint {
+    /// ECT(0), 0b10: ECN-capable transport. What JSP marks its datagrams with.
+    Ect0,
+    /// ECT(1), 0b01: ECN-capable transport (L4S).
+    Ect1,
+    /// CE, 0b11: congestion experienced, set by a router instead of dropping the datagram.
+    Ce,
+}
+
+impl EcnCodepoint {
+    /// The codepoint of the two low bits of `bits` (a TOS or Traffic Class byte); `None` for
+    /// "not ECN-capable".
+    pub fn from_bits(bits: u8) -> Option<Self> {
+        match bits & 0b11 {
+            0b10 => Some(Self::Ect0),
+            0b01 => Some(Self::Ect1),
+            0b11 => Some(Self::Ce),
+            _ => None,
+        }
+    }
+
+    /// The codepoint's two bits.
+    pub fn bits(self) -> u8 {
+        match self {
+            Self::Ect0 => 0b10,
+            Self::Ect1 => 0b01,
+            Self::Ce => 0b11,
+        }
+    }
 }
 
 /// Why a connection ended.
@@ -165,6 +204,13 @@ pub struct ConnectionStats {
     pub mtu_black_holes: u64,
     /// Loss events reported to the congestion controller.
     pub congestion_events: u64,
+    /// Whether this connection marks its datagrams ECT(0): the path and the peer proved they
+    /// carry and count the marks (PROTOCOL §12.19).
+    pub ecn_capable: bool,
+    /// CE marks the peer reported on our packets (each increase was a congestion event).
+    pub ecn_ce_reported: u64,
+    /// Packets we received in datagrams with an ECN codepoint (ECT(0), ECT(1) or CE).
+    pub ecn_marked_received: u64,
     /// FEC repair symbols sent.
     pub fec_repair_symbols_sent: u64,
     /// Bytes of the packets carrying FEC repair symbols (headers and tags included).

@@ -990,6 +990,7 @@ impl Endpoint {
             destination,
             size: bytes.len(),
             segment_size: None,
+            ecn: None,
         })
     }
 }

@@ -12,6 +12,7 @@ fn deliver_to_server(pair: &mut Pair, data: Vec<u8>) {
         from: client_addr(),
         to: server_addr(),
         data,
+        ecn: None,
     };
     pair.deliver(d);
 }
