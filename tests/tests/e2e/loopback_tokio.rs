@@ -286,7 +286,13 @@ async fn a_large_transfer_on_one_stream_arrives_intact() {
     let conn = bounded(s.client.connect(addr, s.identity.public()).unwrap())
         .await
         .unwrap();
-    let msg: Vec<u8> = (0..4_000_000u32).map(|j| (j % 251) as u8).collect();
+    echo_bulk(&conn, 4_000_000, 251).await;
+}
+
+/// Sends `len` bytes (`j % modulus` for byte `j`) on a bidirectional stream of `conn` to the
+/// echo server and checks that they come back intact.
+async fn echo_bulk(conn: &jsp_tokio::Connection, len: u32, modulus: u32) {
+    let msg: Vec<u8> = (0..len).map(|j| (j % modulus) as u8).collect();
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     let writer = tokio::spawn({
         let msg = msg.clone();
@@ -300,7 +306,7 @@ async fn a_large_transfer_on_one_stream_arrives_intact() {
         .await
         .unwrap();
     bounded(writer).await.unwrap();
-    assert!(echoed == msg, "4 MB echoed intact");
+    assert!(echoed == msg, "{len} bytes echoed intact");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,21 +493,7 @@ async fn a_transfer_with_ecn_on_arrives_intact_and_sees_no_congestion_on_loopbac
     let conn = bounded(s.client.connect(addr, s.identity.public()).unwrap())
         .await
         .unwrap();
-    let msg: Vec<u8> = (0..1_000_000u32).map(|j| (j % 253) as u8).collect();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    let writer = tokio::spawn({
-        let msg = msg.clone();
-        async move {
-            send.write_all(&msg).await.unwrap();
-            send.shutdown().await.unwrap();
-        }
-    });
-    let mut echoed = Vec::new();
-    bounded(tokio::io::AsyncReadExt::read_to_end(&mut recv, &mut echoed))
-        .await
-        .unwrap();
-    bounded(writer).await.unwrap();
-    assert!(echoed == msg, "1 MB echoed intact");
+    echo_bulk(&conn, 1_000_000, 253).await;
     let stats = conn.stats();
     assert_eq!(
         stats.ecn_ce_reported, 0,
