@@ -803,7 +803,7 @@ impl Connection {
         if ce > 0 {
             // RFC 9002 §7.1: new CE marks are a congestion event, dated by the largest packet
             // this ACK newly acknowledged; BBR also sees them in the rate sample.
-            self.stats.ecn_ce_reported += ce;
+            self.stats.ecn_ce_reported = self.stats.ecn_ce_reported.saturating_add(ce);
             let peer_ce = ack.ecn.map_or(0, |c| c.ce);
             self.recovery.on_ecn_ce_count(space, peer_ce, &mut out);
             if let Some(sent) = largest_acked_sent {
