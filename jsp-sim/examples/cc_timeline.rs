@@ -179,11 +179,8 @@ fn loss_rate(v: &str) -> Result<f64, String> {
     }
 }
 
-/// The profile [`Profile::named`] `v`, or `lte-steps` ([`Profile::lte_steps`]).
+/// The profile [`Profile::named`] `v`.
 fn profile_named(v: &str) -> Result<Profile, String> {
-    if v == "lte-steps" {
-        return Ok(Profile::lte_steps());
-    }
     Profile::named(v).ok_or_else(|| {
         "no such profile (`cargo run -p jsp-sim -- profiles` lists them; also lte-steps)".into()
     })

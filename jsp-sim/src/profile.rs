@@ -176,8 +176,8 @@ impl Profile {
     /// The benchmarks' mobile link with bandwidth steps: `lte` without its random loss
     /// ([`Self::clean`]), its bottleneck stepping every 10 s through the rates of
     /// [`LTE_STEPS`] (10, 3, 10 and 5 Mbit/s, both directions; a mean of 7 Mbit/s up), for
-    /// 20 minutes. Not among the named profiles: a scenario of the benchmarks, not a network
-    /// the soak tests draw.
+    /// 20 minutes. [`Self::named`] knows it, but it is not in [`PROFILE_NAMES`]: a scenario of
+    /// the benchmarks, not a network the soak tests draw.
     pub fn lte_steps() -> Self {
         let mut p = Self::named("lte")
             .unwrap_or_else(|| unreachable!("lte is a built-in profile"))
@@ -187,9 +187,11 @@ impl Profile {
         p
     }
 
-    /// The built-in profile called `name`, or `None`.
+    /// The built-in profile called `name` (one of [`PROFILE_NAMES`], or `lte-steps`:
+    /// [`Self::lte_steps`]), or `None`.
     pub fn named(name: &str) -> Option<Self> {
         let p = match name {
+            "lte-steps" => return Some(Self::lte_steps()),
             "lan" => both(
                 name,
                 LinkConfig {
@@ -358,6 +360,11 @@ mod tests {
         let p = Profile::lte_steps();
         let lte = Profile::named("lte").unwrap();
         assert_eq!(p.name, "lte-steps");
+        assert_eq!(Profile::named("lte-steps"), Some(p.clone()));
+        assert!(
+            !PROFILE_NAMES.contains(&"lte-steps"),
+            "not drawn by the soak tests"
+        );
         assert_eq!((p.up.loss, p.down.loss), (0.0, 0.0));
         assert_eq!(p.up.delay, lte.up.delay);
         assert_eq!(p.up.bandwidth_bps, Some(LTE_STEPS[0]));

@@ -77,6 +77,15 @@ fn spawn_echo(server: Endpoint) {
     });
 }
 
+/// Starts the echo server of `s` and connects its client to it.
+async fn connect_to_echo(s: &Setup) -> jsp_tokio::Connection {
+    let addr = s.server.local_addr();
+    spawn_echo(s.server.clone());
+    bounded(s.client.connect(addr, s.identity.public()).unwrap())
+        .await
+        .unwrap()
+}
+
 async fn echo_once(conn: &jsp_tokio::Connection, msg: &[u8]) -> Vec<u8> {
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     send.write_all(msg).await.unwrap();
@@ -87,11 +96,7 @@ async fn echo_once(conn: &jsp_tokio::Connection, msg: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hybrid_handshake_completes_over_loopback_and_reports_the_server_identity() {
     let s = setup();
-    let addr = s.server.local_addr();
-    spawn_echo(s.server.clone());
-    let conn = bounded(s.client.connect(addr, s.identity.public()).unwrap())
-        .await
-        .unwrap();
+    let conn = connect_to_echo(&s).await;
     let info = conn.handshake_info().unwrap();
     assert_eq!(info.key_exchange, KeyExchange::X25519MlKem768);
     assert_eq!(info.peer_identity, Some(s.identity.public()));
@@ -259,11 +264,7 @@ async fn zero_rtt_data_arrives_before_the_handshake_completes_on_resumption() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_streams_each_deliver_their_own_bytes() {
     let s = setup();
-    let addr = s.server.local_addr();
-    spawn_echo(s.server.clone());
-    let conn = bounded(s.client.connect(addr, s.identity.public()).unwrap())
-        .await
-        .unwrap();
+    let conn = connect_to_echo(&s).await;
     let mut tasks = Vec::new();
     for i in 0..50u8 {
         let conn = conn.clone();
@@ -281,11 +282,7 @@ async fn many_concurrent_streams_each_deliver_their_own_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_transfer_on_one_stream_arrives_intact() {
     let s = setup();
-    let addr = s.server.local_addr();
-    spawn_echo(s.server.clone());
-    let conn = bounded(s.client.connect(addr, s.identity.public()).unwrap())
-        .await
-        .unwrap();
+    let conn = connect_to_echo(&s).await;
     echo_bulk(&conn, 4_000_000, 251).await;
 }
 
@@ -312,11 +309,7 @@ async fn echo_bulk(conn: &jsp_tokio::Connection, len: u32, modulus: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datagrams_travel_both_ways_within_the_advertised_size() {
     let s = setup();
-    let addr = s.server.local_addr();
-    spawn_echo(s.server.clone());
-    let conn = bounded(s.client.connect(addr, s.identity.public()).unwrap())
-        .await
-        .unwrap();
+    let conn = connect_to_echo(&s).await;
     let max = conn.max_datagram_size();
     assert!(max >= 1000, "{max}");
     assert!(matches!(
@@ -441,11 +434,7 @@ async fn the_opt_in_key_log_writes_the_same_secrets_on_both_sides() {
     let (client_log, server_log) = (dir.join("client.keys"), dir.join("server.keys"));
     s.client.enable_key_log(&client_log).unwrap();
     s.server.enable_key_log(&server_log).unwrap();
-    let addr = s.server.local_addr();
-    spawn_echo(s.server.clone());
-    let conn = bounded(s.client.connect(addr, s.identity.public()).unwrap())
-        .await
-        .unwrap();
+    let conn = connect_to_echo(&s).await;
     assert_eq!(bounded(echo_once(&conn, b"hello")).await, b"hello");
     let read = |p: &std::path::Path| -> Vec<String> {
         let mut lines: Vec<String> = std::fs::read_to_string(p)
@@ -488,11 +477,7 @@ async fn a_transfer_with_ecn_on_arrives_intact_and_sees_no_congestion_on_loopbac
     // validation fails at the first batch and both ends stop marking: whichever way it goes,
     // the data arrives and nothing on loopback reads as congestion.
     let s = setup();
-    let addr = s.server.local_addr();
-    spawn_echo(s.server.clone());
-    let conn = bounded(s.client.connect(addr, s.identity.public()).unwrap())
-        .await
-        .unwrap();
+    let conn = connect_to_echo(&s).await;
     echo_bulk(&conn, 1_000_000, 253).await;
     let stats = conn.stats();
     assert_eq!(
